@@ -1,0 +1,137 @@
+//! One error type (错误) for the whole platform. Domain code returns `AppError`; the web
+//! layer renders it as the contract's JSON under `/api/v1` or as a Chinese HTML page.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Field name → message in Chinese.
+pub type FieldErrors = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("未找到该记录")]
+    NotFound,
+    #[error("请先登录")]
+    Unauthenticated,
+    #[error("用户名或密码错误")]
+    InvalidCredentials,
+    #[error("您没有执行此操作的权限")]
+    Forbidden { code: &'static str },
+    #[error("页面已过期或请求来源不可信，请刷新页面后重试")]
+    Csrf,
+    #[error("{message}")]
+    Validation {
+        message: String,
+        fields: FieldErrors,
+    },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("{message}")]
+    TooManyRequests { message: String },
+    #[error("请求格式不正确：{0}")]
+    BadRequest(String),
+    #[error("数据库错误")]
+    Database(#[from] sqlx::Error),
+    #[error("服务器内部错误")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn forbidden() -> Self {
+        AppError::Forbidden { code: "forbidden" }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A validation error for one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut fields = FieldErrors::new();
+        fields.insert(field.to_string(), message.clone());
+        AppError::Validation { message, fields }
+    }
+
+    /// A validation error for several fields; `None` when there are none.
+    pub fn fields(fields: FieldErrors) -> Option<Self> {
+        if fields.is_empty() {
+            return None;
+        }
+        Some(AppError::Validation {
+            message: "提交的信息有误，请按提示修改".into(),
+            fields,
+        })
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Validation { .. } | AppError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's snake_case error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "not_found",
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::Forbidden { code } => code,
+            AppError::Csrf => "csrf_failed",
+            AppError::Validation { .. } => "validation_failed",
+            AppError::Conflict { code, .. } | AppError::Unprocessable { code, .. } => code,
+            AppError::TooManyRequests { .. } => "too_many_requests",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Database(_) | AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn field_errors(&self) -> Option<&FieldErrors> {
+        match self {
+            AppError::Validation { fields, .. } => Some(fields),
+            _ => None,
+        }
+    }
+
+    /// Log server-side failures with their cause; client errors are not logged as errors.
+    pub fn log(&self) {
+        match self {
+            AppError::Database(e) => tracing::error!(error = %e, "database error"),
+            AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+    }
+}
+
+/// Map a unique-constraint violation to a field error, anything else to a database error.
+pub fn on_unique(err: sqlx::Error, field: &str, message: &str) -> AppError {
+    if crate::store::is_unique_violation(&err) {
+        AppError::field(field, message)
+    } else {
+        AppError::Database(err)
+    }
+}

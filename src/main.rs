@@ -1,0 +1,132 @@
+//! The `labshare` command line (命令行): serve, migrate, demo data and user accounts.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use labshare::{auth, config::Config, server};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "labshare", version, about = "科研设施与仪器共享服务平台")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database if needed, then serve HTTP.
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Load the Chinese demo data set (idempotent).
+    DemoData,
+    /// User accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create an account with a role.
+    Add {
+        name: String,
+        #[arg(long)]
+        password: String,
+        /// system_admin, platform_admin, unit_manager, expert or user.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("LABSHARE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Serve => {
+            let bind = config.bind;
+            let demo = config.demo_on_empty;
+            let state = server::prepare(config).await?;
+            if demo && labshare::demo::is_empty(&state.db).await? {
+                tracing::info!("empty database: loading the demo data set");
+                labshare::demo::load(&state.db, &state.clock).await?;
+            }
+            let listener = tokio::net::TcpListener::bind(bind).await?;
+            tracing::info!(address = %listener.local_addr()?, public_url = %state.config.public_url, "labshare is serving");
+            server::serve(state, listener, server::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            server::prepare(config).await?;
+            println!("数据库迁移完成");
+            Ok(())
+        }
+        Command::DemoData => {
+            let state = server::prepare(config).await?;
+            let report = labshare::demo::load(&state.db, &state.clock).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Users {
+            command:
+                UsersCommand::Add {
+                    name,
+                    password,
+                    role,
+                    email,
+                },
+        } => {
+            if auth::builtin_role(&role).is_none() {
+                anyhow::bail!(
+                    "未知角色 {role}：应为 system_admin、platform_admin、unit_manager、expert 或 user"
+                );
+            }
+            let state = server::prepare(config).await?;
+            let new = auth::NewUser {
+                username: name.clone(),
+                password,
+                display_name: name.clone(),
+                email,
+                phone: None,
+            };
+            match auth::create_user(&state.db, new, &[role.as_str()], state.now()).await {
+                Ok(id) => {
+                    println!("已创建用户 {name}（id {id}，角色 {role}）");
+                    Ok(())
+                }
+                Err(e) => {
+                    let detail = e
+                        .field_errors()
+                        .map(|f| {
+                            f.iter()
+                                .map(|(k, v)| format!("{k}: {v}"))
+                                .collect::<Vec<_>>()
+                                .join("；")
+                        })
+                        .unwrap_or_default();
+                    anyhow::bail!("{e}{}{detail}", if detail.is_empty() { "" } else { "：" })
+                }
+            }
+        }
+    }
+}

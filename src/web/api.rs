@@ -1,0 +1,181 @@
+//! JSON API v1 (`/api/v1`), exactly as `api-contract.md` says. Bearer tokens only: a browser
+//! cookie never authorises an API call, so the API needs no CSRF token.
+
+use axum::{
+    Json, Router,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AppState,
+    extract::{ApiJson, ApiPath, ClientIp},
+    session::{ApiUser, Auth},
+};
+use crate::{
+    auth::{self, NewUser, Permission},
+    error::AppError,
+    units::{self, NewUnit},
+};
+
+/// An error rendered as the contract's JSON.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.into_json_response()
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Every API route and the permission it needs (`None`: any signed-in user; the handler
+/// may narrow further, e.g. to members of the unit).
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("POST", "/api/v1/users", None),
+    ("POST", "/api/v1/session", None),
+    ("DELETE", "/api/v1/session", None),
+    ("GET", "/api/v1/me", None),
+    ("GET", "/api/v1/roles", Some(Permission::RoleManage)),
+    ("POST", "/api/v1/units", Some(Permission::UnitManage)),
+    ("GET", "/api/v1/units/{id}", None),
+    ("PATCH", "/api/v1/units/{id}", Some(Permission::UnitManage)),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(register))
+        .route("/session", post(login).delete(logout))
+        .route("/me", get(me))
+        .route("/roles", get(roles))
+        .route("/units", post(create_unit))
+        .route("/units/{id}", get(get_unit).patch(update_unit))
+}
+
+async fn register(
+    state: axum::extract::State<AppState>,
+    ApiJson(new): ApiJson<NewUser>,
+) -> ApiResult {
+    let id = auth::create_user(&state.db, new.clone(), &["user"], state.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "username": new.username.trim()})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    state: axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult {
+    let now = state.now();
+    let user_id = auth::authenticate(&state.db, &body.username, &body.password, &ip, now).await?;
+    let token = auth::create_api_token(&state.db, user_id, "api-session", now).await?;
+    let user = auth::load_user(&state.db, user_id)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": crate::clock::rfc3339(now + auth::API_TOKEN_SECS),
+        "user": {"id": user.id, "username": user.username, "roles": user.roles},
+    }))
+    .into_response())
+}
+
+async fn logout(
+    state: axum::extract::State<AppState>,
+    auth: Auth,
+    ApiUser(_): ApiUser,
+) -> ApiResult {
+    if let Some(token) = &auth.token {
+        auth::delete_api_token(&state.db, token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn me(ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "roles": user.roles,
+        "permissions": user.permissions,
+        "units": user.units.iter().map(|u| json!({"id": u.id, "name": u.name, "kind": u.kind, "role": u.role})).collect::<Vec<_>>(),
+    })))
+}
+
+async fn roles(
+    state: axum::extract::State<AppState>,
+    ApiUser(user): ApiUser,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::RoleManage)?;
+    let roles = super::console::list_roles(&state.db).await?;
+    Ok(Json(json!({ "items": roles })))
+}
+
+async fn create_unit(
+    state: axum::extract::State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(new): ApiJson<NewUnit>,
+) -> ApiResult {
+    user.require(Permission::UnitManage)?;
+    let id = units::create(&state.db, new, user.id, state.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "certification_status": "draft"})),
+    )
+        .into_response())
+}
+
+/// A unit is visible to its members and to platform reviewers; certified managing units
+/// are public anyway.
+async fn get_unit(
+    state: axum::extract::State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let unit = units::get(&state.db, id).await?;
+    let public = unit.kind == "managing" && unit.certification_status == "certified";
+    if !(public || user.acts_for(id, false) || user.can(Permission::UnitReview)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    Ok(Json(
+        serde_json::to_value(unit).map_err(anyhow::Error::from)?,
+    ))
+}
+
+async fn update_unit(
+    state: axum::extract::State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(upd): ApiJson<units::ContactUpdate>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::UnitManage)?;
+    units::get(&state.db, id).await?;
+    user.require_unit(id)?;
+    units::update_contact(&state.db, id, upd, state.now()).await?;
+    let unit = units::get(&state.db, id).await?;
+    Ok(Json(
+        serde_json::to_value(unit).map_err(anyhow::Error::from)?,
+    ))
+}

@@ -1,0 +1,611 @@
+//! The console (后台): the signed-in area. Its sidebar comes from the user's permissions;
+//! every handler checks the permission it needs on the server.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{
+    AppState,
+    extract::{CsrfForm, PagePath, PageQuery},
+    page::{Page, PageResult, redirect_with_flash},
+    session::SignedIn,
+};
+use crate::{
+    auth::{Permission, builtin_role},
+    error::{AppError, FieldErrors, Result},
+    store::Db,
+    units::{self, ENTERPRISE_TYPES, KINDS, NATURES, NewUnit},
+};
+
+/// Console pages and the permission each needs (`None`: any signed-in user).
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/console", Some(Permission::ConsoleAccess)),
+    ("GET", "/console/units", Some(Permission::UnitManage)),
+    ("GET", "/console/units/new", Some(Permission::UnitManage)),
+    ("GET", "/console/users", Some(Permission::UserManage)),
+    ("GET", "/console/roles", Some(Permission::RoleManage)),
+    ("GET", "/console/roles/new", Some(Permission::RoleManage)),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(dashboard))
+        .route("/console/units", get(my_units).post(create_unit))
+        .route("/console/units/new", get(new_unit_page))
+        .route("/console/units/{id}", get(unit_page).post(update_unit))
+        .route("/console/units/{id}/members", post(add_member))
+        .route("/console/users", get(users_page))
+        .route("/console/users/{id}/roles", post(set_user_roles))
+        .route("/console/roles", get(roles_page).post(create_role))
+        .route("/console/roles/new", get(new_role_page))
+        .route("/console/roles/{id}", get(role_page).post(update_role))
+        .route("/console/roles/{id}/delete", post(delete_role))
+}
+
+async fn dashboard(SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::ConsoleAccess)?;
+    Ok(Page::new("console/dashboard.html", crate::ctx! {}).into_response())
+}
+
+// ---- units -------------------------------------------------------------------------------
+
+fn unit_form_options() -> minijinja::Value {
+    crate::ctx! { kinds => KINDS, enterprise_types => ENTERPRISE_TYPES, natures => NATURES }
+}
+
+async fn my_units(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::UnitManage)?;
+    let units = units::for_user(&state.db, user.id).await?;
+    Ok(Page::new("console/units.html", crate::ctx! { units => units }).into_response())
+}
+
+async fn new_unit_page(SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::UnitManage)?;
+    Ok(Page::new(
+        "console/unit_new.html",
+        crate::ctx! { form => crate::ctx!{ kind => if user.has_role("unit_manager") { "managing" } else { "user" } },
+                   errors => crate::ctx!{}, options => unit_form_options() },
+    )
+    .into_response())
+}
+
+async fn create_unit(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(form): CsrfForm<NewUnit>,
+) -> PageResult {
+    user.require(Permission::UnitManage)?;
+    match units::create(&state.db, form.clone(), user.id, state.now()).await {
+        Ok(id) => Ok(redirect_with_flash(
+            &format!("/console/units/{id}"),
+            "单位信息已保存（未提交认证）",
+        )),
+        Err(AppError::Validation { fields, .. }) => Ok(Page::new(
+            "console/unit_new.html",
+            crate::ctx! { form => form, errors => fields, options => unit_form_options() },
+        )
+        .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn unit_members(db: &Db, unit_id: i64) -> Result<Vec<serde_json::Value>> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.username, u.display_name, u.email, m.role FROM unit_members m \
+         JOIN users u ON u.id = m.user_id WHERE m.unit_id = $1 ORDER BY m.created_at, u.id",
+    )
+    .bind(unit_id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.get::<i64, _>("id"), "username": r.get::<String, _>("username"),
+                "display_name": r.get::<String, _>("display_name"),
+                "email": r.get::<Option<String>, _>("email"), "role": r.get::<String, _>("role"),
+            })
+        })
+        .collect())
+}
+
+/// Load a unit the user may see in the console: members, or unit reviewers.
+async fn visible_unit(db: &Db, user: &crate::auth::CurrentUser, id: i64) -> Result<units::Unit> {
+    let unit = units::get(db, id).await?;
+    if !(user.acts_for(id, false) || user.can(Permission::UnitReview)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    Ok(unit)
+}
+
+async fn unit_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    let unit = visible_unit(&state.db, &user, id).await?;
+    let members = unit_members(&state.db, id).await?;
+    Ok(Page::new(
+        "console/unit.html",
+        crate::ctx! { unit => unit, members => members, can_manage => user.acts_for(id, true),
+        errors => crate::ctx!{}, form => crate::ctx!{} },
+    )
+    .into_response())
+}
+
+async fn update_unit(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<units::ContactUpdate>,
+) -> PageResult {
+    user.require(Permission::UnitManage)?;
+    let unit = visible_unit(&state.db, &user, id).await?;
+    user.require_unit(id)?;
+    match units::update_contact(&state.db, id, form.clone(), state.now()).await {
+        Ok(()) => Ok(redirect_with_flash(
+            &format!("/console/units/{id}"),
+            "联系信息已更新",
+        )),
+        Err(AppError::Validation { fields, .. }) => {
+            let members = unit_members(&state.db, id).await?;
+            Ok(Page::new(
+                "console/unit.html",
+                crate::ctx! { unit => unit, members => members, can_manage => true, errors => fields,
+                           form => crate::ctx!{ contact_name => form.contact_name, contact_mobile => form.contact_mobile } },
+            )
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<MemberForm>,
+) -> PageResult {
+    user.require(Permission::UnitManage)?;
+    units::get(&state.db, id).await?;
+    user.require_unit(id)?;
+    let role = if form.role == "manager" {
+        "manager"
+    } else {
+        "member"
+    };
+    let target: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(form.username.trim())
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let Some(target) = target else {
+        return Ok(redirect_with_flash(
+            &format!("/console/units/{id}"),
+            &format!("未找到用户“{}”，请让对方先注册账号", form.username.trim()),
+        ));
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    match units::add_member(&mut conn, id, target, role, state.now()).await {
+        Ok(()) => Ok(redirect_with_flash(
+            &format!("/console/units/{id}"),
+            "已添加单位成员",
+        )),
+        Err(AppError::Validation { message, .. }) => Ok(redirect_with_flash(
+            &format!("/console/units/{id}"),
+            &message,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- users and roles ---------------------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct RoleRow {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+    pub user_count: i64,
+}
+
+pub async fn list_roles(db: &Db) -> Result<Vec<RoleRow>> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.key, r.name, r.description, r.builtin, \
+         (SELECT COUNT(*) FROM user_roles ur WHERE ur.role_id = r.id) AS user_count \
+         FROM roles r ORDER BY r.builtin DESC, r.id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.get("id");
+        let permissions: Vec<String> = sqlx::query_scalar(
+            "SELECT permission FROM role_permissions WHERE role_id = $1 ORDER BY permission",
+        )
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+        out.push(RoleRow {
+            id,
+            key: r.get("key"),
+            name: r.get("name"),
+            description: r.get("description"),
+            builtin: r.get::<i64, _>("builtin") != 0,
+            permissions,
+            user_count: r.get("user_count"),
+        });
+    }
+    Ok(out)
+}
+
+fn permission_options() -> Vec<serde_json::Value> {
+    Permission::ALL
+        .iter()
+        .map(|p| serde_json::json!({"key": p.key(), "label": p.label()}))
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default = "one")]
+    page: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+const PER_PAGE: i64 = 20;
+
+async fn users_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<UsersQuery>,
+) -> PageResult {
+    user.require(Permission::UserManage)?;
+    let page = q.page.max(1);
+    let pattern = format!("%{}%", q.q.trim());
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE username LIKE $1 OR display_name LIKE $1",
+    )
+    .bind(&pattern)
+    .fetch_one(&state.db.pool)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, username, display_name, email, is_active, created_at FROM users \
+         WHERE username LIKE $1 OR display_name LIKE $1 ORDER BY id LIMIT $2 OFFSET $3",
+    )
+    .bind(&pattern)
+    .bind(PER_PAGE)
+    .bind((page - 1) * PER_PAGE)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut users = Vec::new();
+    for r in rows {
+        let id: i64 = r.get("id");
+        let role_keys: Vec<String> = sqlx::query_scalar(
+            "SELECT r.key FROM roles r JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&state.db.pool)
+        .await?;
+        users.push(serde_json::json!({
+            "id": id, "username": r.get::<String, _>("username"),
+            "display_name": r.get::<String, _>("display_name"),
+            "email": r.get::<Option<String>, _>("email"),
+            "is_active": r.get::<i64, _>("is_active") != 0,
+            "created_at": r.get::<i64, _>("created_at"),
+            "roles": role_keys,
+        }));
+    }
+    let roles = list_roles(&state.db).await?;
+    Ok(Page::new(
+        "console/users.html",
+        crate::ctx! { users => users, roles => roles, total => total, page => page,
+        pages => (total + PER_PAGE - 1) / PER_PAGE, query => crate::ctx!{ q => q.q } },
+    )
+    .into_response())
+}
+
+async fn set_user_roles(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(target): PagePath<i64>,
+    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    user.require(Permission::UserManage)?;
+    let wanted: Vec<String> = form
+        .into_iter()
+        .filter(|(k, _)| k == "roles")
+        .map(|(_, v)| v)
+        .collect();
+    if target == user.id
+        && user.has_role("system_admin")
+        && !wanted.iter().any(|r| r == "system_admin")
+    {
+        return Ok(redirect_with_flash(
+            "/console/users",
+            "不能移除自己的系统管理员角色",
+        ));
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        .bind(target)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    if exists.is_none() {
+        return Err(AppError::NotFound.into());
+    }
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(target)
+        .execute(&mut *tx)
+        .await?;
+    for key in &wanted {
+        let role_id: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(role_id) = role_id {
+            sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
+                .bind(target)
+                .bind(role_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(redirect_with_flash("/console/users", "用户角色已更新"))
+}
+
+async fn roles_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    let roles = list_roles(&state.db).await?;
+    Ok(Page::new(
+        "console/roles.html",
+        crate::ctx! { roles => roles, permissions => permission_options() },
+    )
+    .into_response())
+}
+
+async fn new_role_page(SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    Ok(Page::new(
+        "console/role_form.html",
+        crate::ctx! { role => crate::ctx!{ permissions => Vec::<String>::new() }, permissions => permission_options(),
+                   errors => crate::ctx!{}, is_new => true },
+    )
+    .into_response())
+}
+
+/// A custom role as submitted: repeated `permissions` fields.
+struct RoleForm {
+    key: String,
+    name: String,
+    description: String,
+    permissions: Vec<String>,
+}
+
+impl RoleForm {
+    fn from_pairs(pairs: Vec<(String, String)>) -> RoleForm {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        RoleForm {
+            key: get("key"),
+            name: get("name"),
+            description: get("description"),
+            permissions: pairs
+                .iter()
+                .filter(|(k, _)| k == "permissions")
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
+
+    fn validate(&self, is_new: bool) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        if is_new {
+            let ok = self.key.len() >= 2
+                && self.key.len() <= 40
+                && self
+                    .key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                errors.insert(
+                    "key".into(),
+                    "角色标识为 2–40 位小写字母、数字或下划线".into(),
+                );
+            } else if builtin_role(&self.key).is_some() {
+                errors.insert("key".into(), "不能使用内置角色的标识".into());
+            }
+        }
+        if self.name.is_empty() || self.name.chars().count() > 30 {
+            errors.insert("name".into(), "请填写角色名称（不超过 30 字）".into());
+        }
+        if self.permissions.is_empty() {
+            errors.insert("permissions".into(), "请至少选择一项权限".into());
+        }
+        if self
+            .permissions
+            .iter()
+            .any(|p| Permission::from_key(p).is_none())
+        {
+            errors.insert("permissions".into(), "包含未知的权限".into());
+        }
+        errors
+    }
+
+    fn context(&self) -> minijinja::Value {
+        crate::ctx! { key => self.key, name => self.name, description => self.description,
+        permissions => self.permissions }
+    }
+}
+
+async fn save_permissions(
+    conn: &mut sqlx::AnyConnection,
+    role_id: i64,
+    perms: &[String],
+) -> Result<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role_id)
+        .execute(&mut *conn)
+        .await?;
+    for p in perms {
+        sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
+            .bind(role_id)
+            .bind(p)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_role(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    let form = RoleForm::from_pairs(pairs);
+    let mut errors = form.validate(true);
+    if errors.is_empty() {
+        let mut tx = state.db.pool.begin().await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO roles (key, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&form.key)
+        .bind(&form.name)
+        .bind(&form.description)
+        .bind(0i64)
+        .bind(state.now())
+        .fetch_one(&mut *tx)
+        .await;
+        match inserted {
+            Ok(id) => {
+                save_permissions(&mut tx, id, &form.permissions).await?;
+                tx.commit().await?;
+                return Ok(redirect_with_flash("/console/roles", "自定义角色已创建"));
+            }
+            Err(e) if crate::store::is_unique_violation(&e) => {
+                errors.insert("key".into(), "该角色标识已存在".into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Page::new(
+        "console/role_form.html",
+        crate::ctx! { role => form.context(), permissions => permission_options(), errors => errors, is_new => true },
+    )
+    .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+    .into_response())
+}
+
+async fn find_role(db: &Db, id: i64) -> Result<RoleRow> {
+    list_roles(db)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or(AppError::NotFound)
+}
+
+async fn role_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    let role = find_role(&state.db, id).await?;
+    Ok(Page::new(
+        "console/role_form.html",
+        crate::ctx! { role => role, permissions => permission_options(), errors => crate::ctx!{}, is_new => false },
+    )
+    .into_response())
+}
+
+async fn update_role(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    let role = find_role(&state.db, id).await?;
+    if role.builtin {
+        return Ok(redirect_with_flash(
+            "/console/roles",
+            "内置角色的权限由系统维护，不能修改",
+        ));
+    }
+    let mut form = RoleForm::from_pairs(pairs);
+    form.key = role.key.clone();
+    let errors = form.validate(false);
+    if !errors.is_empty() {
+        return Ok(Page::new(
+            "console/role_form.html",
+            crate::ctx! { role => minijinja::context!{ id => id, ..form.context() }, permissions => permission_options(),
+                       errors => errors, is_new => false },
+        )
+        .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .into_response());
+    }
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query("UPDATE roles SET name = $1, description = $2 WHERE id = $3")
+        .bind(&form.name)
+        .bind(&form.description)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    save_permissions(&mut tx, id, &form.permissions).await?;
+    tx.commit().await?;
+    Ok(redirect_with_flash("/console/roles", "角色已保存"))
+}
+
+async fn delete_role(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    user.require(Permission::RoleManage)?;
+    let role = find_role(&state.db, id).await?;
+    if role.builtin {
+        return Ok(redirect_with_flash("/console/roles", "内置角色不能删除"));
+    }
+    sqlx::query("DELETE FROM roles WHERE id = $1")
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(redirect_with_flash(
+        "/console/roles",
+        &format!("已删除角色“{}”", role.name),
+    ))
+}

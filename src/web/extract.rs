@@ -1,0 +1,135 @@
+//! Our own extractors: rejections become our error format (JSON for the API, a Chinese page
+//! for pages), and every page form is checked for its CSRF token.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::*},
+    http::request::Parts,
+};
+use serde::de::DeserializeOwned;
+
+use super::{api::ApiError, page::PageError, session::Auth};
+use crate::error::AppError;
+
+/// JSON body for the API.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError(AppError::Unprocessable {
+                code: "invalid_body",
+                message: format!("请求字段不正确：{}", e.body_text()),
+            })),
+            Err(e) => Err(ApiError(AppError::BadRequest(e.body_text()))),
+        }
+    }
+}
+
+/// Path parameters for the API; a malformed id is "not found".
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError(AppError::NotFound)
+    }
+}
+
+/// Query string for the API.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError(AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// Path parameters for pages; a malformed id is a 404 page.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(PageError))]
+pub struct PagePath<T>(pub T);
+
+impl From<PathRejection> for PageError {
+    fn from(_: PathRejection) -> Self {
+        PageError(AppError::NotFound)
+    }
+}
+
+/// Query string for pages; unparsable parts are a 400 page.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(PageError))]
+pub struct PageQuery<T>(pub T);
+
+impl From<QueryRejection> for PageError {
+    fn from(e: QueryRejection) -> Self {
+        PageError(AppError::BadRequest(e.body_text()))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A url-encoded page form whose `csrf_token` field must match the session's token.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let auth = Auth::from_request_parts(&mut parts, state)
+            .await
+            .unwrap_or_default();
+        let req = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| PageError(AppError::BadRequest(e.body_text())))?;
+        check_csrf(&auth, &bytes)?;
+        serde_urlencoded::from_bytes::<T>(&bytes)
+            .map(CsrfForm)
+            .map_err(|e| PageError(AppError::BadRequest(format!("表单内容无法解析（{e}）"))))
+    }
+}
+
+fn check_csrf(auth: &Auth, body: &[u8]) -> Result<(), PageError> {
+    let field: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or(CsrfField {
+        csrf_token: String::new(),
+    });
+    if auth.csrf_token.is_empty()
+        || field.csrf_token.is_empty()
+        || !constant_time_eq(field.csrf_token.as_bytes(), auth.csrf_token.as_bytes())
+    {
+        return Err(PageError(AppError::Csrf));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parts for handlers that need the request's client address.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientIp(ip))
+    }
+}

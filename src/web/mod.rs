@@ -1,0 +1,130 @@
+//! The web layer (网页与接口): axum routers, extractors, pages and the JSON API. It calls the
+//! domain modules and the store; nothing below it knows about HTTP.
+
+pub mod account;
+pub mod api;
+pub mod console;
+pub mod extract;
+pub mod page;
+pub mod portal;
+pub mod session;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer, compression::CompressionLayer, services::ServeDir,
+    set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
+
+use crate::{clock::Clock, config::Config, error::AppError, store::Db};
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub templates: Arc<minijinja::Environment<'static>>,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.clock.now_ts()
+    }
+}
+
+/// Build the whole application.
+pub fn app(state: AppState) -> Router {
+    let static_files = Router::new()
+        .fallback_service(ServeDir::new(&state.config.static_dir))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ));
+    Router::new()
+        .merge(portal::router())
+        .merge(account::router())
+        .merge(console::router())
+        .nest("/api/v1", api::router())
+        .route("/healthz", get(healthz))
+        .nest_service("/static", static_files)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            page::render_pages,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::load_auth,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| "<unmatched>".into());
+            tracing::info_span!("http", method = %req.method(), route = %route)
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal(anyhow::anyhow!("handler panicked")).into_json_response()
+        }))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let ok = tokio::time::timeout(Duration::from_secs(3), state.db.ping())
+        .await
+        .unwrap_or(false);
+    let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "database": ok});
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        AppError::NotFound.into_json_response()
+    } else {
+        page::PageError(AppError::NotFound).into_response()
+    }
+}
+
+impl AppError {
+    /// The contract's JSON error body with the right status.
+    pub fn into_json_response(self) -> Response {
+        self.log();
+        let mut error = serde_json::json!({"code": self.code(), "message": self.to_string()});
+        if let Some(fields) = self.field_errors() {
+            error["fields"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        (
+            self.status(),
+            axum::Json(serde_json::json!({ "error": error })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,412 @@
+//! Server-rendered pages (页面). A handler returns a `Page` (template + context); the
+//! `render_pages` middleware renders it with the shared context: the signed-in user, the
+//! CSRF token, the console sidebar and a one-shot flash message.
+
+use std::{path::Path, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use minijinja::{Environment, Value, context};
+
+use super::{
+    AppState,
+    session::{Auth, set_cookie},
+};
+use crate::{auth::Permission, error::AppError};
+
+const FLASH_COOKIE: &str = "labshare_flash";
+
+/// Build a template context from `key => value` pairs; any `Serialize` value will do.
+#[macro_export]
+macro_rules! ctx {
+    ($($key:ident => $value:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut map = std::collections::BTreeMap::<String, minijinja::Value>::new();
+        $( map.insert(stringify!($key).to_string(), minijinja::Value::from(minijinja::value::Serde(&$value))); )*
+        minijinja::Value::from(minijinja::value::Serde(&map))
+    }};
+}
+
+/// A page to render: its template, its own context and its status.
+#[derive(Clone)]
+pub struct Page {
+    pub template: &'static str,
+    pub context: Value,
+    pub status: StatusCode,
+}
+
+impl Page {
+    pub fn new(template: &'static str, context: Value) -> Page {
+        Page {
+            template,
+            context,
+            status: StatusCode::OK,
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Page {
+        self.status = status;
+        self
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(Arc::new(self));
+        res
+    }
+}
+
+/// An error shown as a Chinese HTML page (or a login redirect when not signed in).
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.into())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PendingError {
+    code: &'static str,
+    message: String,
+    status: StatusCode,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let pending = PendingError {
+            code: self.0.code(),
+            message: self.0.to_string(),
+            status: self.0.status(),
+        };
+        let mut res = pending.status.into_response();
+        res.extensions_mut().insert(pending);
+        res
+    }
+}
+
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// Redirect after a successful POST, with a message shown once on the next page.
+pub fn redirect_with_flash(to: &str, message: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    let value = urlencode(message);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+    )) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Only local paths are acceptable `next=` targets: `/x` but never `//host` or `/\host`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.contains(['\r', '\n'])
+                && !n.contains("://") =>
+        {
+            n.to_string()
+        }
+        _ => "/console".to_string(),
+    }
+}
+
+/// A console sidebar entry.
+#[derive(serde::Serialize)]
+struct NavItem {
+    label: &'static str,
+    href: &'static str,
+    open: bool,
+}
+
+/// The console sidebar, built from the user's permissions. Entries whose module has not
+/// opened yet are shown as text marked 尚未开放, never as links to fake pages.
+fn console_nav(auth: &Auth) -> Vec<NavItem> {
+    let Some(user) = &auth.user else {
+        return vec![];
+    };
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 19] = [
+        ("工作台", "/console", None, true),
+        (
+            "我的单位",
+            "/console/units",
+            Some(Permission::UnitManage),
+            true,
+        ),
+        (
+            "仪器管理",
+            "/console/instruments",
+            Some(Permission::InstrumentManage),
+            false,
+        ),
+        (
+            "预约管理",
+            "/console/bookings",
+            Some(Permission::BookingHandle),
+            false,
+        ),
+        (
+            "我的预约",
+            "/console/my-bookings",
+            Some(Permission::BookingCreate),
+            false,
+        ),
+        (
+            "创新券",
+            "/console/vouchers",
+            Some(Permission::VoucherApply),
+            false,
+        ),
+        (
+            "绩效评价申报",
+            "/console/evaluations",
+            Some(Permission::EvaluationDeclare),
+            false,
+        ),
+        ("待办任务", "/console/tasks", None, false),
+        (
+            "单位认证审核",
+            "/console/review/units",
+            Some(Permission::UnitReview),
+            false,
+        ),
+        (
+            "仪器入网审核",
+            "/console/review/instruments",
+            Some(Permission::InstrumentReview),
+            false,
+        ),
+        (
+            "资讯发布",
+            "/console/content",
+            Some(Permission::ContentManage),
+            false,
+        ),
+        (
+            "创新券管理",
+            "/console/voucher-admin",
+            Some(Permission::VoucherManage),
+            false,
+        ),
+        (
+            "补贴结算",
+            "/console/subsidies",
+            Some(Permission::SubsidyManage),
+            false,
+        ),
+        (
+            "绩效评审",
+            "/console/expert-reviews",
+            Some(Permission::EvaluationReview),
+            false,
+        ),
+        (
+            "用户管理",
+            "/console/users",
+            Some(Permission::UserManage),
+            true,
+        ),
+        (
+            "角色与权限",
+            "/console/roles",
+            Some(Permission::RoleManage),
+            true,
+        ),
+        (
+            "流程定义",
+            "/console/workflows",
+            Some(Permission::WorkflowEdit),
+            false,
+        ),
+        (
+            "定时任务",
+            "/console/jobs",
+            Some(Permission::JobManage),
+            false,
+        ),
+        ("修改密码", "/console/password", None, true),
+    ];
+    entries
+        .into_iter()
+        .filter(|(_, _, p, _)| p.is_none_or(|p| user.can(p)))
+        .map(|(label, href, _, open)| NavItem { label, href, open })
+        .collect()
+}
+
+/// Render pending pages and error pages with the shared context.
+pub async fn render_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let auth = req.extensions().get::<Auth>().cloned().unwrap_or_default();
+    let flash = read_cookie(&req, FLASH_COOKIE).map(|v| {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
+    let mut res = next.run(req).await;
+
+    if let Some(err) = res.extensions_mut().remove::<PendingError>() {
+        if err.status == StatusCode::UNAUTHORIZED && err.code == "unauthenticated" {
+            return Redirect::to(&format!("/login?next={}", urlencode(&path_and_query)))
+                .into_response();
+        }
+        let page = Page::new(
+            "error.html",
+            crate::ctx! { code => err.code, message => err.message, status => err.status.as_u16() },
+        )
+        .with_status(err.status);
+        return render(&state, &page, &auth, &path, flash.as_deref(), true);
+    }
+    if let Some(page) = res.extensions_mut().remove::<Arc<Page>>() {
+        let mut out = render(
+            &state,
+            &page,
+            &auth,
+            &path,
+            flash.as_deref(),
+            flash.is_some(),
+        );
+        for cookie in res.headers().get_all(header::SET_COOKIE) {
+            out.headers_mut().append(header::SET_COOKIE, cookie.clone());
+        }
+        return out;
+    }
+    res
+}
+
+fn render(
+    state: &AppState,
+    page: &Page,
+    auth: &Auth,
+    path: &str,
+    flash: Option<&str>,
+    clear_flash: bool,
+) -> Response {
+    let base = crate::ctx! {
+        current_user => auth.user.as_deref(),
+        csrf_token => &auth.csrf_token,
+        path => path,
+        flash => flash,
+        console_nav => console_nav(auth),
+        site_name => "许昌市科研设施与仪器共享服务平台",
+    };
+    let ctx = context! { ..page.context.clone(), ..base };
+    let html = state
+        .templates
+        .get_template(page.template)
+        .and_then(|t| t.render(ctx));
+    let mut res = match html {
+        Ok(html) => (page.status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(template = page.template, error = %e, detail = ?e, "template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><meta charset=utf-8><title>服务器错误</title><h1>服务器内部错误</h1><p>页面暂时无法显示，请稍后再试。</p>".to_string()),
+            )
+                .into_response()
+        }
+    };
+    if clear_flash {
+        set_cookie(
+            &mut res,
+            &format!("{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        );
+    }
+    if let Some(cookie) = &auth.set_csrf_cookie {
+        set_cookie(&mut res, cookie);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn read_cookie(req: &Request, name: &str) -> Option<String> {
+    read_cookie_headers(req.headers(), name)
+}
+
+pub fn read_cookie_headers(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The template environment: files under `dir`, Chinese-friendly filters.
+pub fn template_env(dir: &Path) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_loader(minijinja::path_loader(dir));
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.add_filter("datetime", |ts: i64| crate::clock::display(ts));
+    env.add_filter("date", |ts: i64| {
+        crate::clock::display(ts)
+            .chars()
+            .take(10)
+            .collect::<String>()
+    });
+    env.add_filter("wan", |fen: i64| crate::domain::Yuan::from_fen(fen).wan());
+    env.add_filter("yuan", |fen: i64| {
+        crate::domain::Yuan::from_fen(fen).to_string()
+    });
+    env.add_function("page_url", |path: String, query: Value, page: i64| {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Ok(iter) = query.try_iter() {
+            for k in iter {
+                let key = k.to_string();
+                if key == "page" {
+                    continue;
+                }
+                if let Ok(v) = query.get_item(&k)
+                    && !v.is_undefined()
+                    && !v.is_none()
+                    && !v.to_string().is_empty()
+                {
+                    pairs.push((key, v.to_string()));
+                }
+            }
+        }
+        pairs.push(("page".into(), page.to_string()));
+        let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        format!("{path}?{qs}")
+    });
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_redirects_only_to_local_paths() {
+        assert_eq!(safe_next(Some("/console/units")), "/console/units");
+        assert_eq!(safe_next(Some("//evil.example")), "/console");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/console");
+        assert_eq!(safe_next(Some("https://evil.example")), "/console");
+        assert_eq!(safe_next(Some("/x?u=https://a")), "/console");
+        assert_eq!(safe_next(None), "/console");
+    }
+}

@@ -1,0 +1,285 @@
+//! The public portal (门户): home, list and detail pages for instruments, platforms, services,
+//! service organisations, achievements and articles, and the search page.
+
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+
+use super::{
+    AppState,
+    extract::{PagePath, PageQuery},
+    page::{Page, PageResult},
+};
+use crate::{
+    catalog, content,
+    error::AppError,
+    instruments::{self, Filter},
+    resources::{self, Kind},
+    units,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/instruments", get(instrument_list))
+        .route("/instruments/{id}", get(instrument_detail))
+        .route("/platforms", get(platform_list))
+        .route("/platforms/{id}", get(platform_detail))
+        .route("/services", get(service_list))
+        .route("/services/{id}", get(service_detail))
+        .route("/achievements", get(achievement_list))
+        .route("/achievements/{id}", get(achievement_detail))
+        .route("/orgs", get(org_list))
+        .route("/orgs/{id}", get(org_detail))
+        .route("/search", get(search))
+        .route("/news", get(news_list))
+        .route("/notices", get(notice_list))
+        .route("/policies", get(policy_list))
+        .route("/news/{id}", get(news_detail))
+        .route("/notices/{id}", get(notice_detail))
+        .route("/policies/{id}", get(policy_detail))
+}
+
+const PER_PAGE: i64 = 20;
+
+#[derive(Deserialize, Default)]
+struct PageNo {
+    page: Option<String>,
+}
+
+/// A page number from the query; anything odd is page 1.
+fn page_no(raw: Option<&str>) -> i64 {
+    raw.and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| *p >= 1 && *p <= 10_000)
+        .unwrap_or(1)
+}
+
+fn pager(page: i64, total: i64) -> minijinja::Value {
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    crate::ctx! { page => page, pages => pages, total => total,
+    has_prev => page > 1, has_next => page < pages }
+}
+
+async fn home(State(state): State<AppState>) -> PageResult {
+    let (count, value_fen, units, services) = instruments::figures(&state.db).await?;
+    let (featured, _) = instruments::list_public(
+        &state.db,
+        &Filter {
+            sort: "value".into(),
+            open: "1".into(),
+            ..Default::default()
+        },
+        0,
+        8,
+    )
+    .await?;
+    let (notices, _) = content::list_published(&state.db, "notice", 0, 6).await?;
+    let (news, _) = content::list_published(&state.db, "news", 0, 6).await?;
+    let (policies, _) = content::list_published(&state.db, "policy", 0, 5).await?;
+    let classes = instruments::counts_by_class(&state.db).await?;
+    Ok(Page::new(
+        "portal/home.html",
+        crate::ctx! {
+            figures => crate::ctx!{ instruments => count, value_wan => crate::domain::Yuan::from_fen(value_fen).wan(),
+                                 units => units, services => services },
+            featured => featured, notices => notices, news => news, policies => policies,
+            classes => classes,
+        },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct InstrumentQuery {
+    #[serde(flatten)]
+    filter: Filter,
+    page: Option<String>,
+}
+
+async fn instrument_list(
+    State(state): State<AppState>,
+    PageQuery(q): PageQuery<InstrumentQuery>,
+) -> PageResult {
+    let page = page_no(q.page.as_deref());
+    let (items, total) =
+        instruments::list_public(&state.db, &q.filter, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    let cities = instruments::cities(&state.db).await?;
+    Ok(Page::new(
+        "portal/instruments.html",
+        crate::ctx! { items => items, pager => pager(page, total), filter => q.filter,
+        classes => catalog::classes(), cities => cities },
+    )
+    .into_response())
+}
+
+async fn instrument_detail(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    let item = instruments::get(&state.db, id).await?;
+    if item.review_status != "approved" {
+        return Err(AppError::NotFound.into());
+    }
+    Ok(Page::new("portal/instrument.html", crate::ctx! { item => item }).into_response())
+}
+
+async fn resource_list(state: &AppState, kind: Kind, page: Option<&str>) -> PageResult {
+    let page = page_no(page);
+    let (items, total) =
+        resources::list_public(&state.db, kind, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    Ok(Page::new(
+        "portal/resources.html",
+        crate::ctx! { items => items, pager => pager(page, total), title => kind.label(), base => kind.path() },
+    )
+    .into_response())
+}
+
+async fn resource_detail(state: &AppState, kind: Kind, id: i64) -> PageResult {
+    let item = resources::get_public(&state.db, kind, id).await?;
+    Ok(Page::new(
+        "portal/resource.html",
+        crate::ctx! { item => item, title => kind.label(), base => kind.path() },
+    )
+    .into_response())
+}
+
+async fn platform_list(State(s): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    resource_list(&s, Kind::Platform, q.page.as_deref()).await
+}
+async fn platform_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    resource_detail(&s, Kind::Platform, id).await
+}
+async fn service_list(State(s): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    resource_list(&s, Kind::Service, q.page.as_deref()).await
+}
+async fn service_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    resource_detail(&s, Kind::Service, id).await
+}
+async fn achievement_list(
+    State(s): State<AppState>,
+    PageQuery(q): PageQuery<PageNo>,
+) -> PageResult {
+    resource_list(&s, Kind::Achievement, q.page.as_deref()).await
+}
+async fn achievement_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    resource_detail(&s, Kind::Achievement, id).await
+}
+
+async fn org_list(State(state): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    let page = page_no(q.page.as_deref());
+    let (items, total) =
+        units::list_service_orgs(&state.db, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    Ok(Page::new(
+        "portal/orgs.html",
+        crate::ctx! { items => items, pager => pager(page, total) },
+    )
+    .into_response())
+}
+
+async fn org_detail(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<i64>,
+    PageQuery(q): PageQuery<PageNo>,
+) -> PageResult {
+    let unit = units::get(&state.db, id).await?;
+    if unit.kind != "managing" || unit.certification_status != "certified" {
+        return Err(AppError::NotFound.into());
+    }
+    let page = page_no(q.page.as_deref());
+    let filter = Filter {
+        unit: Some(id),
+        ..Default::default()
+    };
+    let (items, total) =
+        instruments::list_public(&state.db, &filter, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    Ok(Page::new(
+        "portal/org.html",
+        crate::ctx! { unit => unit, items => items, pager => pager(page, total) },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    page: Option<String>,
+}
+
+/// Search: instruments by name, model, manufacturer or unit. (The full-text engine replaces
+/// this simple matcher; the URL and parameters stay.)
+async fn search(State(state): State<AppState>, PageQuery(q): PageQuery<SearchQuery>) -> PageResult {
+    let page = page_no(q.page.as_deref());
+    let query: String = q.q.chars().take(200).collect();
+    let (items, total) = if query.trim().is_empty() {
+        (vec![], 0)
+    } else {
+        let f = Filter {
+            q: query.clone(),
+            ..Default::default()
+        };
+        instruments::list_public(&state.db, &f, (page - 1) * PER_PAGE, PER_PAGE).await?
+    };
+    Ok(Page::new(
+        "portal/search.html",
+        crate::ctx! { q => query, items => items, pager => pager(page, total) },
+    )
+    .into_response())
+}
+
+async fn article_list(state: &AppState, kind: &'static str, page: Option<&str>) -> PageResult {
+    let page = page_no(page);
+    let (items, total) =
+        content::list_published(&state.db, kind, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    let base = match kind {
+        "news" => "/news",
+        "notice" => "/notices",
+        _ => "/policies",
+    };
+    Ok(Page::new(
+        "portal/articles.html",
+        crate::ctx! { items => items, pager => pager(page, total), title => content::kind_label(kind), base => base },
+    )
+    .into_response())
+}
+
+async fn article_detail(
+    state: &AppState,
+    kind: &'static str,
+    id: i64,
+) -> Result<Response, super::page::PageError> {
+    let item = content::get_published(&state.db, kind, id).await?;
+    let base = match kind {
+        "news" => "/news",
+        "notice" => "/notices",
+        _ => "/policies",
+    };
+    Ok(Page::new(
+        "portal/article.html",
+        crate::ctx! { item => item, title => content::kind_label(kind), base => base },
+    )
+    .into_response())
+}
+
+async fn news_list(State(s): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    article_list(&s, "news", q.page.as_deref()).await
+}
+async fn notice_list(State(s): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    article_list(&s, "notice", q.page.as_deref()).await
+}
+async fn policy_list(State(s): State<AppState>, PageQuery(q): PageQuery<PageNo>) -> PageResult {
+    article_list(&s, "policy", q.page.as_deref()).await
+}
+async fn news_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    article_detail(&s, "news", id).await
+}
+async fn notice_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    article_detail(&s, "notice", id).await
+}
+async fn policy_detail(State(s): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    article_detail(&s, "policy", id).await
+}

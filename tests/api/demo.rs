@@ -1,0 +1,68 @@
+use crate::common::{new_client, spawn_app};
+use labshare::demo;
+
+#[tokio::test]
+async fn demo_data_loads_once_and_fills_the_portal() {
+    let app = spawn_app().await;
+    assert!(demo::is_empty(&app.db).await.unwrap());
+    let first = demo::load(&app.db, &app.state.clock).await.unwrap();
+    assert!(first.units >= 12, "{first}");
+    assert!(first.instruments >= 300, "{first}");
+    assert_eq!(first.users, 8);
+    let second = demo::load(&app.db, &app.state.clock).await.unwrap();
+    assert_eq!(
+        (
+            second.units,
+            second.users,
+            second.instruments,
+            second.articles
+        ),
+        (0, 0, 0, 0)
+    );
+
+    let classes: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT SUBSTR(category_code, 1, 2)) FROM instruments")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(classes, 15);
+
+    // One demo account per role can sign in.
+    for (user, role) in [
+        ("admin", "system_admin"),
+        ("bureau", "platform_admin"),
+        ("xcu_lab", "unit_manager"),
+        ("expert_zhang", "expert"),
+        ("senyuan", "user"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/session"))
+            .json(&serde_json::json!({"username": user, "password": demo::DEMO_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{user}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["roles"][0], role);
+    }
+
+    let (status, html) = app.get_page(&new_client(), "/").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("场发射扫描电子显微镜")
+            || html.contains("核磁共振波谱仪")
+            || html.contains("透射电子显微镜")
+    );
+    let (status, html) = app
+        .get_page(&new_client(), "/instruments?category=010000")
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("分析仪器"));
+    let (status, html) = app.get_page(&new_client(), "/search?q=7890B").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("7890B-5977B"));
+    let (status, html) = app.get_page(&new_client(), "/notices").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("创新券"));
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real app on port 0 against a fresh database (SQLite by default,
+//! PostgreSQL when `LABSHARE_TEST_DATABASE_URL` is set). One binary keeps link time down.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod accounts;
+mod demo;
+mod pages;
+mod permissions;

@@ -3,6 +3,7 @@
 //! Layers, one direction: `web` → domain modules (`units`, `instruments`, …) → `store`.
 
 pub mod auth;
+pub mod calendar;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,9 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod instruments;
+pub mod jobs;
+pub mod mail;
+pub mod notify;
 pub mod resources;
 pub mod server;
 pub mod store;

@@ -26,6 +26,22 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Scheduled jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run a job now (yearly-close, mail-outbox, daily-digest); a period already done is skipped.
+    Run {
+        name: String,
+        /// The date to run it as of (YYYY-MM-DD, Asia/Shanghai); default: now.
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -72,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("empty database: loading the demo data set");
                 labshare::demo::load(&state.db, &state.clock).await?;
             }
+            let _scheduler = labshare::jobs::start_scheduler(state.clone()).await?;
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, public_url = %state.config.public_url, "labshare is serving");
             server::serve(state, listener, server::shutdown_signal()).await
@@ -85,6 +102,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = server::prepare(config).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Jobs {
+            command: JobsCommand::Run { name, as_of },
+        } => {
+            let state = server::prepare(config).await?;
+            let at = match as_of {
+                Some(d) => labshare::jobs::as_of_date(d),
+                None => state.clock.now(),
+            };
+            let period = labshare::jobs::period(&name, at)?;
+            match labshare::jobs::run(&state, &name, at).await? {
+                labshare::jobs::Outcome::Done(text) => {
+                    println!("任务 {name}（周期 {period}）已执行：{text}")
+                }
+                labshare::jobs::Outcome::AlreadyDone => {
+                    println!("任务 {name}（周期 {period}）此前已执行，本次未做任何改动")
+                }
+            }
+            if name == "mail-outbox" || name == "yearly-close" || name == "daily-digest" {
+                // Deliver what the run queued before the process exits.
+                let d = labshare::mail::deliver_due(&state.db, &state.mailer, state.now(), 1000)
+                    .await?;
+                if d.sent + d.retried + d.failed > 0 {
+                    println!(
+                        "邮件：已发送 {}，待重试 {}，失败 {}",
+                        d.sent, d.retried, d.failed
+                    );
+                }
+            }
             Ok(())
         }
         Command::Users {

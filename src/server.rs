@@ -23,11 +23,13 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
     db.migrate().await?;
     crate::auth::sync_builtin_roles(&db, clock.now_ts()).await?;
     let templates = Arc::new(web::page::template_env(&config.templates_dir));
+    let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
     Ok(web::AppState {
         db,
         config: Arc::new(config),
         clock,
         templates,
+        mailer,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod console;
 pub mod extract;
+pub mod notifications;
 pub mod page;
 pub mod portal;
 pub mod session;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub templates: Arc<minijinja::Environment<'static>>,
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(account::router())
         .merge(console::router())
+        .merge(notifications::router())
         .nest("/api/v1", api::router())
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 19] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 20] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -180,6 +180,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             false,
         ),
         ("待办任务", "/console/tasks", None, false),
+        ("消息通知", "/console/notifications", None, true),
         (
             "单位认证审核",
             "/console/review/units",
@@ -235,10 +236,10 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             false,
         ),
         (
-            "定时任务",
+            "定时任务与邮件",
             "/console/jobs",
             Some(Permission::JobManage),
-            false,
+            true,
         ),
         ("修改密码", "/console/password", None, true),
     ];
@@ -305,6 +306,7 @@ fn render(
 ) -> Response {
     let base = crate::ctx! {
         current_user => auth.user.as_deref(),
+        unread => auth.unread,
         csrf_token => &auth.csrf_token,
         path => path,
         flash => flash,

@@ -38,6 +38,8 @@ pub struct Auth {
     pub csrf_token: String,
     /// A `Set-Cookie` value for a fresh anonymous CSRF cookie.
     pub set_csrf_cookie: Option<String>,
+    /// Unread notifications (the bell), for signed-in browser users.
+    pub unread: i64,
 }
 
 pub fn set_cookie(res: &mut Response, cookie: &str) {
@@ -96,6 +98,13 @@ pub async fn load_auth(State(state): State<AppState>, mut req: Request, next: Ne
         }
         if auth.user.is_none() {
             auth.via = Via::Anonymous;
+        } else if auth.via == Via::Cookie {
+            match crate::notify::unread_count(&state.db, id).await {
+                Ok(n) => auth.unread = n,
+                Err(e) => {
+                    return axum::response::IntoResponse::into_response(super::page::PageError(e));
+                }
+            }
         }
     }
     if auth.csrf_token.is_empty() {

@@ -6,5 +6,6 @@ mod common;
 
 mod accounts;
 mod demo;
+mod jobs;
 mod pages;
 mod permissions;

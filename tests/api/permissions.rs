@@ -37,7 +37,10 @@ async fn each_role_gets_403_exactly_on_routes_it_lacks_the_permission_for() {
             );
             checked += 1;
         }
-        for (method, path, perm) in labshare::web::console::ROUTES {
+        for (method, path, perm) in labshare::web::console::ROUTES
+            .iter()
+            .chain(labshare::web::notifications::ROUTES)
+        {
             let Some(perm) = perm else { continue };
             assert_eq!(*method, "GET");
             let (status, _) = app.get_page(&browser, path).await;

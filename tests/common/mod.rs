@@ -4,6 +4,8 @@
 //! when the test ends.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
 use labshare::{auth, config::Config, server, store::Db, web::AppState};

@@ -1,0 +1,274 @@
+//! Scheduled jobs (定时任务). A job is a plain function of the platform state and an
+//! "as of" date; each run is recorded in `job_runs` keyed by job and period, so a second
+//! run for the same period does nothing — and with several nodes only one runs it (the
+//! unique key is the lease). The scheduler in `serve` only decides when.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use chrono_tz::Asia::Shanghai;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{
+    error::{AppError, Result},
+    mail, notify,
+    web::AppState,
+};
+
+/// The jobs: name, cron schedule (sec min hour day month weekday, Asia/Shanghai), label.
+pub const JOBS: &[(&str, &str, &str)] = &[
+    (
+        "yearly-close",
+        "0 5 0 1 1 *",
+        "年度结转：关闭上一年度额度、开启新年度、启动年度绩效评价",
+    ),
+    (
+        "mail-outbox",
+        "0 */10 * * * *",
+        "邮件发送（补发到期重试的邮件）",
+    ),
+    ("daily-digest", "0 0 8 * * *", "每日通知汇总邮件"),
+];
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job ran for this period; the text says what it did.
+    Done(String),
+    /// The period was already handled (by this node or another).
+    AlreadyDone,
+}
+
+/// The period key of a job for an instant.
+pub fn period(job: &str, at: DateTime<Utc>) -> Result<String> {
+    let local = at.with_timezone(&Shanghai);
+    Ok(match job {
+        "yearly-close" => (local.year() - 1).to_string(),
+        "mail-outbox" => format!(
+            "{}-{:02}",
+            local.format("%Y-%m-%dT%H"),
+            local.minute() / 10 * 10
+        ),
+        "daily-digest" => local.format("%Y-%m-%d").to_string(),
+        _ => return Err(unknown(job)),
+    })
+}
+
+fn unknown(job: &str) -> AppError {
+    let names: Vec<_> = JOBS.iter().map(|(n, _, _)| *n).collect();
+    AppError::BadRequest(format!("未知任务 {job}，可用：{}", names.join("、")))
+}
+
+/// The instant a `--as-of YYYY-MM-DD` date stands for: 00:05 that day in Shanghai.
+pub fn as_of_date(date: NaiveDate) -> DateTime<Utc> {
+    date.and_hms_opt(0, 5, 0)
+        .and_then(|t| t.and_local_timezone(Shanghai).single())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Claim the (job, period) lease; false when it is taken or done.
+async fn claim(state: &AppState, job: &str, period: &str) -> Result<bool> {
+    let now = state.now();
+    let inserted = sqlx::query(
+        "INSERT INTO job_runs (job, period, status, started_at) VALUES ($1, $2, 'running', $3)",
+    )
+    .bind(job)
+    .bind(period)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if crate::store::is_unique_violation(&e) => {
+            // Retry a failed run, or take over one whose node died an hour ago.
+            let n = sqlx::query(
+                "UPDATE job_runs SET status = 'running', started_at = $1, outcome = '' \
+                 WHERE job = $2 AND period = $3 AND (status = 'failed' OR (status = 'running' AND started_at < $4))",
+            )
+            .bind(now)
+            .bind(job)
+            .bind(period)
+            .bind(now - 3600)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Run a job for the period containing `as_of`.
+pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Outcome> {
+    let period = period(job, as_of)?;
+    if !claim(state, job, &period).await? {
+        return Ok(Outcome::AlreadyDone);
+    }
+    let result = match job {
+        "yearly-close" => yearly_close(state, &period).await,
+        "mail-outbox" => mail::deliver_due(&state.db, &state.mailer, state.now(), 500)
+            .await
+            .map(|d| {
+                format!(
+                    "已发送 {} 封，待重试 {} 封，失败 {} 封",
+                    d.sent, d.retried, d.failed
+                )
+            }),
+        "daily-digest" => notify::send_digests(
+            &state.db,
+            &state.templates,
+            &state.config.public_url,
+            state.now(),
+        )
+        .await
+        .map(|n| format!("已生成 {n} 封汇总邮件")),
+        _ => Err(unknown(job)),
+    };
+    let (status, text) = match &result {
+        Ok(text) => ("succeeded", text.clone()),
+        Err(e) => ("failed", e.to_string()),
+    };
+    sqlx::query("UPDATE job_runs SET status = $1, outcome = $2, finished_at = $3 WHERE job = $4 AND period = $5")
+        .bind(status)
+        .bind(&text)
+        .bind(state.now())
+        .bind(job)
+        .bind(&period)
+        .execute(&state.db.pool)
+        .await?;
+    result.map(Outcome::Done)
+}
+
+/// Close year `period` (the year before `as_of`): mark it closed, open the next, and start
+/// the annual performance-evaluation round by notifying every certified managing unit.
+async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
+    let year: i64 = period
+        .parse()
+        .map_err(|_| AppError::BadRequest(period.into()))?;
+    let now = state.now();
+    let mut tx = state.db.pool.begin().await?;
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = $1")
+            .bind(year)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match existing {
+        Some(_) => {
+            sqlx::query(
+                "UPDATE fiscal_years SET status = 'closed', closed_at = $1 WHERE year = $2",
+            )
+            .bind(now)
+            .bind(year)
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {
+            sqlx::query("INSERT INTO fiscal_years (year, status, opened_at, closed_at) VALUES ($1, 'closed', $2, $2)")
+                .bind(year)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let next_exists: Option<String> =
+        sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = $1")
+            .bind(year + 1)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if next_exists.is_none() {
+        sqlx::query("INSERT INTO fiscal_years (year, status, opened_at) VALUES ($1, 'open', $2)")
+            .bind(year + 1)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let managers = sqlx::query(
+        "SELECT DISTINCT m.user_id FROM unit_members m JOIN units u ON u.id = m.unit_id \
+         WHERE u.kind = 'managing' AND u.certification_status = 'certified' AND m.role = 'manager'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &managers {
+        notify::notify(
+            &mut tx,
+            &state.templates,
+            &state.config.public_url,
+            r.get("user_id"),
+            &notify::Notice {
+                kind: "published",
+                title: format!("{year} 年度大型科研仪器开放共享绩效评价申报已开始"),
+                body: format!(
+                    "{year} 年度已结转。请在规定时间内提交本单位 {year} 年度绩效评价申报（自评报告与服务数据），评价结果将作为后补助的依据。"
+                ),
+                link: "/console".into(),
+            },
+            None,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(format!(
+        "{year} 年度已关闭，{} 年度已开启，已通知 {} 位管理单位用户开展年度绩效评价申报",
+        year + 1,
+        managers.len()
+    ))
+}
+
+/// Recent runs for the console.
+pub async fn recent_runs(state: &AppState, limit: i64) -> Result<Vec<serde_json::Value>> {
+    let rows = sqlx::query(
+        "SELECT job, period, status, outcome, started_at, finished_at FROM job_runs ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| serde_json::json!({
+            "job": r.get::<String, _>("job"), "period": r.get::<String, _>("period"),
+            "status": r.get::<String, _>("status"), "outcome": r.get::<String, _>("outcome"),
+            "started_at": r.get::<i64, _>("started_at"), "finished_at": r.get::<Option<i64>, _>("finished_at"),
+        }))
+        .collect())
+}
+
+/// Start the cron scheduler (Asia/Shanghai) and the mail sender loop for `serve`.
+pub async fn start_scheduler(
+    state: AppState,
+) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let sched = JobScheduler::new().await?;
+    let state = Arc::new(state);
+    for (name, cron, _) in JOBS {
+        let st = state.clone();
+        let job = Job::new_async_tz(*cron, Shanghai, move |_id, _lock| {
+            let st = st.clone();
+            Box::pin(async move {
+                let at = st.clock.now();
+                match run(&st, name, at).await {
+                    Ok(Outcome::Done(text)) => tracing::info!(job = name, %text, "job ran"),
+                    Ok(Outcome::AlreadyDone) => {
+                        tracing::debug!(job = name, "job period already done")
+                    }
+                    Err(e) => tracing::error!(job = name, error = %e, "job failed"),
+                }
+            })
+        })?;
+        sched.add(job).await?;
+    }
+    sched.start().await?;
+    // Deliver queued mail within seconds of a decision; the cron job is the safety net.
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = mail::deliver_due(&st.db, &st.mailer, st.now(), 100).await {
+                tracing::warn!(error = %e, "mail sender pass failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+    });
+    Ok(sched)
+}

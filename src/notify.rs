@@ -1,0 +1,178 @@
+//! Notifications (通知): every event becomes an in-app notification (the bell) and, by the
+//! user's preference per kind, an immediate mail, a line in the daily digest, or nothing.
+//! Mandatory kinds (tasks to act on) always mail immediately.
+
+use minijinja::Environment;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{error::Result, mail, store::Db};
+
+/// Kinds of event, their Chinese names, and whether the mail can be turned off.
+pub const KINDS: [(&str, &str, bool); 10] = [
+    ("submitted", "申请已提交", false),
+    ("assigned", "待办任务", true),
+    ("decided", "审批结果", false),
+    ("returned", "退回修改", true),
+    ("withdrawn", "申请已撤回", false),
+    ("due_soon", "任务即将到期", false),
+    ("overdue", "任务已逾期", true),
+    ("escalated", "任务已升级", false),
+    ("certified", "认证结果", false),
+    ("published", "发布通知", false),
+];
+
+pub fn kind_label(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map(|(_, l, _)| *l)
+        .unwrap_or("通知")
+}
+
+fn mandatory(kind: &str) -> bool {
+    KINDS.iter().any(|(k, _, m)| *k == kind && *m)
+}
+
+/// What to tell one user.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice<'a> {
+    pub kind: &'a str,
+    pub title: String,
+    pub body: String,
+    /// A path on the platform (`/console/tasks/12`); mails turn it into a full URL.
+    pub link: String,
+}
+
+/// The user's mail mode for a kind: `immediate` (default), `digest` or `off`.
+pub async fn mode(conn: &mut sqlx::AnyConnection, user_id: i64, kind: &str) -> Result<String> {
+    if mandatory(kind) {
+        return Ok("immediate".into());
+    }
+    let m: Option<String> =
+        sqlx::query_scalar("SELECT mode FROM notification_prefs WHERE user_id = $1 AND kind = $2")
+            .bind(user_id)
+            .bind(kind)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(m.unwrap_or_else(|| "immediate".into()))
+}
+
+/// Record the notification and queue its mail, inside the caller's transaction.
+/// `extra_mail` is an already-rendered mail to send instead of the generic one (task mails
+/// with action links).
+pub async fn notify(
+    conn: &mut sqlx::AnyConnection,
+    env: &Environment<'static>,
+    public_url: &str,
+    user_id: i64,
+    notice: &Notice<'_>,
+    extra_mail: Option<mail::Rendered>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO notifications (user_id, kind, title, body, link, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user_id)
+    .bind(notice.kind)
+    .bind(&notice.title)
+    .bind(&notice.body)
+    .bind(&notice.link)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let m = mode(conn, user_id, notice.kind).await?;
+    let row = sqlx::query("SELECT email, display_name FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let email: Option<String> = row.get("email");
+    let (Some(email), "immediate") = (email, m.as_str()) else {
+        return Ok(());
+    };
+    let rendered = match extra_mail {
+        Some(r) => r,
+        None => mail::render(
+            env,
+            "notice",
+            &crate::ctx! {
+                name => row.get::<String, _>("display_name"), kind_label => kind_label(notice.kind),
+                title => notice.title, body => notice.body,
+                link => format!("{public_url}{}", notice.link), public_url => public_url,
+            },
+        )?,
+    };
+    mail::enqueue(conn, &email, Some(user_id), notice.kind, &rendered, now).await?;
+    Ok(())
+}
+
+/// Unread count for the bell.
+pub async fn unread_count(db: &Db, user_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// Send each user who chose `digest` one mail with their undigested notifications.
+pub async fn send_digests(
+    db: &Db,
+    env: &Environment<'static>,
+    public_url: &str,
+    now: i64,
+) -> Result<u64> {
+    let users: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT n.user_id FROM notifications n JOIN notification_prefs p \
+         ON p.user_id = n.user_id AND p.kind = n.kind AND p.mode = 'digest' \
+         WHERE n.digest_sent_at IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut sent = 0;
+    for user_id in users {
+        let mut tx = db.pool.begin().await?;
+        let items = sqlx::query(
+            "SELECT n.id, n.kind, n.title, n.link FROM notifications n JOIN notification_prefs p \
+             ON p.user_id = n.user_id AND p.kind = n.kind AND p.mode = 'digest' \
+             WHERE n.user_id = $1 AND n.digest_sent_at IS NULL ORDER BY n.id",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT email, display_name FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let lines: Vec<serde_json::Value> = items
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kind_label": kind_label(&r.get::<String, _>("kind")),
+                    "title": r.get::<String, _>("title"),
+                    "link": format!("{public_url}{}", r.get::<String, _>("link")),
+                })
+            })
+            .collect();
+        if let Some(email) = row.get::<Option<String>, _>("email") {
+            let rendered = mail::render(
+                env,
+                "digest",
+                &crate::ctx! { name => row.get::<String, _>("display_name"), items => lines, public_url => public_url },
+            )?;
+            mail::enqueue(&mut tx, &email, Some(user_id), "digest", &rendered, now).await?;
+            sent += 1;
+        }
+        for r in &items {
+            sqlx::query("UPDATE notifications SET digest_sent_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(r.get::<i64, _>("id"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(sent)
+}

@@ -1,0 +1,243 @@
+//! The notification centre (消息通知), notification settings, and the operator's view of
+//! scheduled jobs and the mail outbox (定时任务与邮件).
+
+use axum::{
+    Router,
+    extract::State,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::{
+    AppState,
+    extract::{CsrfForm, PagePath, PageQuery},
+    page::{Page, PageResult, redirect_with_flash, safe_next},
+    session::SignedIn,
+};
+use crate::{
+    auth::Permission,
+    error::AppError,
+    jobs::{self, JOBS, Outcome},
+    mail, notify,
+};
+
+/// Pages and the permission each needs (`None`: any signed-in user).
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/console/notifications", None),
+    ("GET", "/console/notifications/settings", None),
+    ("GET", "/console/jobs", Some(Permission::JobManage)),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/notifications", get(list))
+        .route("/console/notifications/read-all", post(read_all))
+        .route("/console/notifications/{id}/open", post(open))
+        .route(
+            "/console/notifications/settings",
+            get(settings).post(save_settings),
+        )
+        .route("/console/jobs", get(jobs_page))
+        .route("/console/jobs/{name}/run", post(run_job))
+        .route("/console/mail/{id}/resend", post(resend_mail))
+}
+
+const PER_PAGE: i64 = 20;
+
+#[derive(Deserialize)]
+struct PageNo {
+    page: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<PageNo>,
+) -> PageResult {
+    let page = q.page.unwrap_or(1).clamp(1, 10_000);
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1")
+        .bind(user.id)
+        .fetch_one(&state.db.pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT id, kind, title, body, link, read_at, created_at FROM notifications WHERE user_id = $1 \
+         ORDER BY id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(user.id)
+    .bind(PER_PAGE)
+    .bind((page - 1) * PER_PAGE)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| serde_json::json!({
+            "id": r.get::<i64, _>("id"), "kind_label": notify::kind_label(&r.get::<String, _>("kind")),
+            "title": r.get::<String, _>("title"), "body": r.get::<String, _>("body"),
+            "link": r.get::<String, _>("link"), "unread": r.get::<Option<i64>, _>("read_at").is_none(),
+            "created_at": r.get::<i64, _>("created_at"),
+        }))
+        .collect();
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    Ok(Page::new(
+        "console/notifications.html",
+        crate::ctx! { items => items, pager => crate::ctx!{ page => page, pages => pages, total => total,
+                      has_prev => page > 1, has_next => page < pages } },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn read_all(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> PageResult {
+    sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+        .bind(state.now())
+        .bind(user.id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(redirect_with_flash(
+        "/console/notifications",
+        "已全部标记为已读",
+    ))
+}
+
+async fn open(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> PageResult {
+    let link: Option<String> =
+        sqlx::query_scalar("SELECT link FROM notifications WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user.id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+    let link = link.ok_or(AppError::NotFound)?;
+    sqlx::query("UPDATE notifications SET read_at = $1 WHERE id = $2 AND read_at IS NULL")
+        .bind(state.now())
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(axum::response::Redirect::to(&safe_next(Some(&link))).into_response())
+}
+
+async fn settings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    let mut kinds = Vec::new();
+    let mut conn = state.db.pool.acquire().await?;
+    for (key, label, mandatory) in notify::KINDS {
+        let mode = notify::mode(&mut conn, user.id, key).await?;
+        kinds.push(
+            serde_json::json!({"key": key, "label": label, "mandatory": mandatory, "mode": mode}),
+        );
+    }
+    Ok(Page::new(
+        "console/notification_settings.html",
+        crate::ctx! { kinds => kinds },
+    )
+    .into_response())
+}
+
+async fn save_settings(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    let mut tx = state.db.pool.begin().await?;
+    for (key, _, mandatory) in notify::KINDS {
+        if mandatory {
+            continue;
+        }
+        let Some((_, mode)) = pairs.iter().find(|(k, _)| k == key) else {
+            continue;
+        };
+        if !matches!(mode.as_str(), "immediate" | "digest" | "off") {
+            return Err(AppError::field(key, "请选择：立即发送、每日汇总或不发送").into());
+        }
+        sqlx::query("DELETE FROM notification_prefs WHERE user_id = $1 AND kind = $2")
+            .bind(user.id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO notification_prefs (user_id, kind, mode) VALUES ($1, $2, $3)")
+            .bind(user.id)
+            .bind(key)
+            .bind(mode)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(redirect_with_flash(
+        "/console/notifications/settings",
+        "通知设置已保存",
+    ))
+}
+
+async fn jobs_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::JobManage)?;
+    let runs = jobs::recent_runs(&state, 50).await?;
+    let mails = sqlx::query(
+        "SELECT id, to_addr, kind, subject, status, attempts, last_error, created_at, next_attempt_at FROM mail_outbox \
+         WHERE status <> 'sent' ORDER BY id DESC LIMIT 100",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mails: Vec<_> = mails
+        .iter()
+        .map(|r| serde_json::json!({
+            "id": r.get::<i64, _>("id"), "to_addr": r.get::<String, _>("to_addr"),
+            "subject": r.get::<String, _>("subject"), "status": r.get::<String, _>("status"),
+            "attempts": r.get::<i64, _>("attempts"), "last_error": r.get::<String, _>("last_error"),
+            "created_at": r.get::<i64, _>("created_at"), "next_attempt_at": r.get::<i64, _>("next_attempt_at"),
+        }))
+        .collect();
+    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
+        .fetch_one(&state.db.pool)
+        .await?;
+    let jobs: Vec<_> = JOBS
+        .iter()
+        .map(|(n, c, l)| serde_json::json!({"name": n, "cron": c, "label": l}))
+        .collect();
+    Ok(Page::new(
+        "console/jobs.html",
+        crate::ctx! { jobs => jobs, runs => runs, mails => mails, sent => sent },
+    )
+    .into_response())
+}
+
+async fn run_job(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(name): PagePath<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> PageResult {
+    user.require(Permission::JobManage)?;
+    if !JOBS.iter().any(|(n, _, _)| *n == name) {
+        return Err(AppError::NotFound.into());
+    }
+    let msg = match jobs::run(&state, &name, state.clock.now()).await? {
+        Outcome::Done(text) => format!("任务 {name} 已执行：{text}"),
+        Outcome::AlreadyDone => format!("任务 {name} 本周期已执行过，未重复执行"),
+    };
+    Ok(redirect_with_flash("/console/jobs", &msg))
+}
+
+async fn resend_mail(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> PageResult {
+    user.require(Permission::JobManage)?;
+    mail::resend(&state.db, id, state.now()).await?;
+    Ok(redirect_with_flash(
+        "/console/jobs",
+        "邮件已重新加入发送队列",
+    ))
+}

@@ -1,0 +1,203 @@
+use labshare::{
+    jobs::{self, Outcome},
+    mail, notify,
+};
+
+use crate::common::{
+    smtp::{SmtpServer, decoded},
+    spawn_app, spawn_app_with, unit_body,
+};
+
+/// A certified managing unit with a manager who has an email address.
+async fn certified_unit_manager(app: &crate::common::TestApp, username: &str, n: u32) -> i64 {
+    let uid = app.create_user(username, "unit_manager").await;
+    let token = app.token(username).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            "/api/v1/units",
+            Some(&token),
+            Some(unit_body(&format!("测试大学{n}"), n, "managing")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
+        .bind(body["id"].as_i64().unwrap())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    uid
+}
+
+#[tokio::test]
+async fn yearly_close_closes_2026_exactly_once() {
+    let app = spawn_app().await;
+    let manager = certified_unit_manager(&app, "mgr_close", 11).await;
+    let as_of = jobs::as_of_date(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap());
+    assert_eq!(jobs::period("yearly-close", as_of).unwrap(), "2026");
+
+    let first = jobs::run(&app.state, "yearly-close", as_of).await.unwrap();
+    let Outcome::Done(text) = first else {
+        panic!("first run should act")
+    };
+    assert!(text.contains("2026 年度已关闭"), "{text}");
+    let second = jobs::run(&app.state, "yearly-close", as_of).await.unwrap();
+    assert_eq!(second, Outcome::AlreadyDone);
+
+    let status: String = sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = 2026")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "closed");
+    let next: String = sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = 2027")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(next, "open");
+    let notices: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1")
+        .bind(manager)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(notices, 1, "the evaluation round is announced once");
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_runs WHERE job = 'yearly-close'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 1);
+}
+
+#[tokio::test]
+async fn mail_goes_to_a_real_smtp_server_and_survives_an_outage() {
+    // Reserve a port with nothing listening: the SMTP server is "down".
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let app = spawn_app_with(&[("LABSHARE_SMTP_URL", &format!("smtp://{addr}"))]).await;
+    certified_unit_manager(&app, "mgr_mail", 12).await;
+    let as_of = jobs::as_of_date(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap());
+    assert!(matches!(
+        jobs::run(&app.state, "yearly-close", as_of).await.unwrap(),
+        Outcome::Done(_)
+    ));
+
+    // Delivery fails; the decision (the year closed, the notification) stands.
+    let now = app.now();
+    let d = mail::deliver_due(&app.db, &app.state.mailer, now, 10)
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.retried), (0, 1));
+    let status: String = sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = 2026")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "closed");
+    let (pending, err): (String, String) = {
+        let r: (String, String) = sqlx::query_as("SELECT status, last_error FROM mail_outbox")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        r
+    };
+    assert_eq!(pending, "pending");
+    assert!(!err.is_empty());
+
+    // The server comes back; the retry after the backoff delivers it.
+    let server = SmtpServer::start_on(std::net::TcpListener::bind(addr).unwrap());
+    let d = mail::deliver_due(&app.db, &app.state.mailer, now + mail::backoff_secs(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 1);
+    let msgs = server.wait_for(1).await;
+    assert_eq!(msgs.len(), 1);
+    let text = decoded(&msgs[0]);
+    assert!(
+        text.contains("2026 年度大型科研仪器开放共享绩效评价申报已开始"),
+        "{text}"
+    );
+    assert!(msgs[0].contains("mgr_mail@test.example"));
+    // Nothing is sent twice.
+    let d = mail::deliver_due(&app.db, &app.state.mailer, now + 7200, 10)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 0);
+}
+
+#[tokio::test]
+async fn without_smtp_mails_are_written_as_eml_files() {
+    let app = spawn_app().await;
+    certified_unit_manager(&app, "mgr_file", 13).await;
+    let as_of = jobs::as_of_date(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap());
+    jobs::run(&app.state, "yearly-close", as_of).await.unwrap();
+    let d = mail::deliver_due(&app.db, &app.state.mailer, app.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 1);
+    let dir = app.state.config.data_dir.join("outbox");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(eml.contains("To: mgr_file@test.example"));
+}
+
+#[tokio::test]
+async fn a_digest_preference_turns_immediate_mail_into_one_daily_digest() {
+    let app = spawn_app().await;
+    let uid = certified_unit_manager(&app, "mgr_digest", 14).await;
+    sqlx::query(
+        "INSERT INTO notification_prefs (user_id, kind, mode) VALUES ($1, 'published', 'digest')",
+    )
+    .bind(uid)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let as_of = jobs::as_of_date(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap());
+    jobs::run(&app.state, "yearly-close", as_of).await.unwrap();
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "digest users get no immediate mail");
+    let sent = notify::send_digests(&app.db, &app.state.templates, "http://x", app.now())
+        .await
+        .unwrap();
+    assert_eq!(sent, 1);
+    let subject: String = sqlx::query_scalar("SELECT subject FROM mail_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(subject.contains("每日汇总"));
+    assert_eq!(
+        notify::send_digests(&app.db, &app.state.templates, "http://x", app.now())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn operators_run_jobs_and_see_failed_mail_in_the_console() {
+    let app = spawn_app().await;
+    app.create_user("ops_admin", "system_admin").await;
+    let admin = app.browser_login("ops_admin").await;
+    let res = app
+        .post_form(
+            &admin,
+            "/console/jobs",
+            "/console/jobs/mail-outbox/run",
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (status, html) = app.get_page(&admin, "/console/jobs").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("mail-outbox"));
+    assert!(html.contains("已执行") || html.contains("成功"));
+    app.create_user("plain_user", "user").await;
+    let user = app.browser_login("plain_user").await;
+    let (status, _) = app.get_page(&user, "/console/jobs").await;
+    assert_eq!(status, 403);
+    let (status, html) = app.get_page(&user, "/console/notifications/settings").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("每日汇总"));
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod instruments;
 pub mod jobs;
 pub mod mail;
+pub mod money;
 pub mod notify;
 pub mod resources;
 pub mod server;

@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod console;
 pub mod extract;
+pub mod money_api;
 pub mod notifications;
 pub mod page;
 pub mod portal;
@@ -56,7 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(console::router())
         .merge(notifications::router())
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router().merge(money_api::router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

@@ -7,5 +7,6 @@ mod common;
 mod accounts;
 mod demo;
 mod jobs;
+mod money;
 mod pages;
 mod permissions;

@@ -1,0 +1,521 @@
+//! Bookings (预约): request → quote (议价) → confirm with vouchers → complete (service record)
+//! or cancel. No double booking, ever: on SQLite the overlap check and the insert are one
+//! statement under the write lock; on PostgreSQL an exclusion constraint backs it.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Asia::Shanghai;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Policy, vouchers};
+use crate::{
+    auth::CurrentUser,
+    calendar,
+    domain::Yuan,
+    error::{AppError, FieldErrors, Result},
+    store::Db,
+};
+
+/// Opening hours in Asia/Shanghai (contract default for new instruments).
+const OPEN_HOUR: u32 = 8;
+const CLOSE_HOUR: u32 = 18;
+
+pub const RATINGS: [&str; 5] = ["非常满意", "基本满意", "一般", "不满意", "极差"];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewBooking {
+    pub instrument_id: i64,
+    pub unit_id: i64,
+    pub start: String,
+    pub end: String,
+    #[serde(default)]
+    pub purpose: String,
+    #[serde(default)]
+    pub sample_info: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Booking {
+    pub id: i64,
+    pub instrument_id: i64,
+    pub instrument_name: String,
+    pub managing_unit_id: i64,
+    pub unit_id: i64,
+    pub start: String,
+    pub end: String,
+    pub purpose: String,
+    pub status: String,
+    pub price: Option<Yuan>,
+    pub voucher_amount: Yuan,
+    pub cancel_reason: String,
+}
+
+fn parse_time(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(raw.trim()) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            errors.insert(
+                field.into(),
+                "时间格式应为 RFC 3339，例如 2026-12-01T09:00:00+08:00".into(),
+            );
+            None
+        }
+    }
+}
+
+struct InstrumentRules {
+    unit_id: i64,
+    approved: bool,
+    open: bool,
+    slot_minutes: i64,
+    min_lead_hours: i64,
+    max_days_ahead: i64,
+    max_duration_hours: i64,
+    customs_supervised: bool,
+}
+
+async fn instrument_rules(conn: &mut sqlx::AnyConnection, id: i64) -> Result<InstrumentRules> {
+    let r = sqlx::query(
+        "SELECT unit_id, review_status, open_to_public, slot_minutes, min_lead_hours, max_days_ahead, \
+         max_duration_hours, customs_supervised FROM instruments WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| AppError::field("instrument_id", "仪器不存在"))?;
+    Ok(InstrumentRules {
+        unit_id: r.get("unit_id"),
+        approved: r.get::<String, _>("review_status") == "approved",
+        open: r.get::<i64, _>("open_to_public") != 0,
+        slot_minutes: r.get("slot_minutes"),
+        min_lead_hours: r.get("min_lead_hours"),
+        max_days_ahead: r.get("max_days_ahead"),
+        max_duration_hours: r.get("max_duration_hours"),
+        customs_supervised: r.get::<i64, _>("customs_supervised") != 0,
+    })
+}
+
+/// Check the time slot against the instrument's booking rules; Chinese messages per field.
+fn check_slot(
+    rules: &InstrumentRules,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> FieldErrors {
+    let mut e = FieldErrors::new();
+    let (ls, le) = (start.with_timezone(&Shanghai), end.with_timezone(&Shanghai));
+    if end <= start {
+        e.insert("end".into(), "结束时间必须晚于开始时间".into());
+        return e;
+    }
+    let step = rules.slot_minutes.max(1);
+    if (ls.minute() as i64) % step != 0
+        || ls.second() != 0
+        || (le.minute() as i64) % step != 0
+        || le.second() != 0
+    {
+        e.insert("start".into(), format!("预约时间需按 {step} 分钟为单位"));
+    }
+    if start < now + chrono::Duration::hours(rules.min_lead_hours) {
+        e.insert(
+            "start".into(),
+            format!("需至少提前 {} 小时预约", rules.min_lead_hours),
+        );
+    }
+    if start > now + chrono::Duration::days(rules.max_days_ahead) {
+        e.insert(
+            "start".into(),
+            format!("最多可预约 {} 天内的时段", rules.max_days_ahead),
+        );
+    }
+    if end - start > chrono::Duration::hours(rules.max_duration_hours) {
+        e.insert(
+            "end".into(),
+            format!("单次预约不能超过 {} 小时", rules.max_duration_hours),
+        );
+    }
+    if ls.date_naive() != le.date_naive()
+        || ls.hour() < OPEN_HOUR
+        || (le.hour() > CLOSE_HOUR || (le.hour() == CLOSE_HOUR && le.minute() > 0))
+    {
+        e.insert(
+            "start".into(),
+            format!("开放时间为工作日 {OPEN_HOUR:02}:00–{CLOSE_HOUR:02}:00（北京时间），不可跨日"),
+        );
+    } else if !calendar::is_working_day(ls.date_naive()) {
+        e.insert(
+            "start".into(),
+            "所选日期为周末或法定节假日，不开放预约".into(),
+        );
+    }
+    e
+}
+
+/// Request a booking.
+pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -> Result<i64> {
+    let mut errors = FieldErrors::new();
+    if !user.acts_for(new.unit_id, false) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    let start = parse_time(&new.start, "start", &mut errors);
+    let end = parse_time(&new.end, "end", &mut errors);
+    let purpose = new.purpose.trim().to_string();
+    if purpose.is_empty() {
+        errors.insert("purpose".into(), "请填写使用目的".into());
+    }
+    let mut conn = db.pool.acquire().await?;
+    let rules = instrument_rules(&mut conn, new.instrument_id).await?;
+    if !rules.approved {
+        return Err(AppError::field(
+            "instrument_id",
+            "该仪器尚未通过入网审核，不能预约",
+        ));
+    }
+    if !rules.open && rules.unit_id != new.unit_id {
+        return Err(AppError::field("instrument_id", "该仪器暂不对外开放"));
+    }
+    let cert: Option<String> =
+        sqlx::query_scalar("SELECT certification_status FROM units WHERE id = $1")
+            .bind(new.unit_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if cert.as_deref() != Some("certified") {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "预约单位尚未通过认证，认证通过后才能预约",
+        ));
+    }
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(AppError::fields(errors).unwrap_or(AppError::BadRequest("时间".into())));
+    };
+    let now = DateTime::from_timestamp(now_ts, 0).unwrap_or_default();
+    errors.extend(check_slot(&rules, start, end, now));
+    if let Some(e) = AppError::fields(errors) {
+        return Err(e);
+    }
+    let (s, e) = (start.timestamp(), end.timestamp());
+    let inserted: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, sample_info, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 WHERE NOT EXISTS (SELECT 1 FROM bookings \
+         WHERE instrument_id = $1 AND live = 1 AND start_at < $5 AND end_at > $4) RETURNING id",
+    )
+    .bind(new.instrument_id)
+    .bind(new.unit_id)
+    .bind(user.id)
+    .bind(s)
+    .bind(e)
+    .bind(&purpose)
+    .bind(new.sample_info.trim())
+    .bind(now_ts)
+    .fetch_optional(&mut *conn)
+    .await;
+    match inserted {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(slot_taken()),
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23P01") => Err(slot_taken()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn slot_taken() -> AppError {
+    AppError::conflict("slot_taken", "该时段已被预约，请选择其他时间")
+}
+
+struct Row_ {
+    unit_id: i64,
+    instrument_id: i64,
+    managing_unit_id: i64,
+    status: String,
+    start_at: i64,
+    end_at: i64,
+    price_fen: Option<i64>,
+    voucher_fen: i64,
+    voucher_year: Option<i64>,
+    user_id: i64,
+}
+
+/// Lock the booking row for the transaction before reading it: a no-op write takes the row
+/// lock on PostgreSQL and the write lock on SQLite (so no stale snapshot can be upgraded).
+async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
+    sqlx::query("UPDATE bookings SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let r = sqlx::query(
+        "SELECT b.unit_id, b.instrument_id, i.unit_id AS managing_unit_id, b.status, b.start_at, b.end_at, \
+         b.price_fen, b.voucher_fen, b.voucher_year, b.user_id FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(Row_ {
+        unit_id: r.get("unit_id"),
+        instrument_id: r.get("instrument_id"),
+        managing_unit_id: r.get("managing_unit_id"),
+        status: r.get("status"),
+        start_at: r.get("start_at"),
+        end_at: r.get("end_at"),
+        price_fen: r.get("price_fen"),
+        voucher_fen: r.get("voucher_fen"),
+        voucher_year: r.get("voucher_year"),
+        user_id: r.get("user_id"),
+    })
+}
+
+fn wrong_state(status: &str, wanted: &str) -> AppError {
+    AppError::conflict(
+        "invalid_state",
+        format!("预约当前状态为“{}”，不能{wanted}", status_label(status)),
+    )
+}
+
+pub fn status_label(s: &str) -> &'static str {
+    match s {
+        "requested" => "待议价",
+        "quoted" => "待确认",
+        "confirmed" => "已确认",
+        "completed" => "已完成",
+        "cancelled" => "已取消",
+        _ => "未知",
+    }
+}
+
+/// Compare-and-swap the status; false when someone else changed it first.
+async fn transition(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    from: &str,
+    to: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE bookings SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The managing unit quotes a negotiated price.
+pub async fn quote(db: &Db, user: &CurrentUser, id: i64, price: Yuan, now: i64) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    let b = load(&mut tx, id).await?;
+    user.require_unit(b.managing_unit_id)?;
+    if price == Yuan::ZERO {
+        return Err(AppError::field("price", "议定价格必须大于 0"));
+    }
+    if !transition(&mut tx, id, "requested", "quoted", now).await? {
+        return Err(wrong_state(&b.status, "报价"));
+    }
+    sqlx::query("UPDATE bookings SET price_fen = $1 WHERE id = $2")
+        .bind(price.fen())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The booking unit confirms, paying up to the policy's ratio with vouchers.
+pub async fn confirm(
+    db: &Db,
+    policy: &Policy,
+    user: &CurrentUser,
+    id: i64,
+    voucher: Yuan,
+    customs_notice_no: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    let b = load(&mut tx, id).await?;
+    if !user.acts_for(b.unit_id, false) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    // Lock the booking first: concurrent confirmations of it serialise here.
+    if !transition(&mut tx, id, "quoted", "confirmed", now).await? {
+        return Err(wrong_state(&b.status, "确认"));
+    }
+    let unit = sqlx::query(
+        "SELECT certification_status, dishonest, abnormal_operation FROM units WHERE id = $1",
+    )
+    .bind(b.unit_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if unit.get::<String, _>("certification_status") != "certified" {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "预约单位尚未通过认证，不能使用创新券",
+        ));
+    }
+    if unit.get::<i64, _>("dishonest") != 0 || unit.get::<i64, _>("abnormal_operation") != 0 {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "预约单位被列入失信名单或经营异常名录，不能使用创新券",
+        ));
+    }
+    let price = Yuan::from_fen(b.price_fen.unwrap_or(0));
+    let max = price.decimal() * policy.voucher.max_ratio;
+    if voucher.decimal() > max {
+        return Err(AppError::unprocessable(
+            "voucher_over_ratio",
+            format!(
+                "创新券最多抵扣议定价格的 {}%：本次最多 {} 元",
+                (policy.voucher.max_ratio * Decimal::from(100)).normalize(),
+                Yuan::new(max.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero))
+            ),
+        ));
+    }
+    let rules = instrument_rules(&mut tx, b.instrument_id).await?;
+    let notice = customs_notice_no.map(str::trim).unwrap_or("");
+    if rules.customs_supervised && b.unit_id != b.managing_unit_id && notice.is_empty() {
+        return Err(AppError::field(
+            "customs_notice_no",
+            "该仪器为海关监管仪器，外单位使用须填写海关监管通知书编号",
+        ));
+    }
+    let year = DateTime::from_timestamp(b.start_at, 0)
+        .unwrap_or_default()
+        .with_timezone(&Shanghai)
+        .year() as i64;
+    vouchers::reserve(&mut tx, b.unit_id, year, voucher, id, now).await?;
+    sqlx::query("UPDATE bookings SET voucher_fen = $1, voucher_year = $2, customs_notice_no = $3 WHERE id = $4")
+        .bind(voucher.fen())
+        .bind(year)
+        .bind(notice)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The managing unit completes the service; this creates the service record (服务记录).
+pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<(i64, String)> {
+    let mut tx = db.pool.begin().await?;
+    let b = load(&mut tx, id).await?;
+    user.require_unit(b.managing_unit_id)?;
+    if now < b.start_at {
+        return Err(AppError::unprocessable(
+            "too_early",
+            "预约开始之后才能登记完成",
+        ));
+    }
+    if !transition(&mut tx, id, "confirmed", "completed", now).await? {
+        return Err(wrong_state(&b.status, "登记完成"));
+    }
+    let local = DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .with_timezone(&Shanghai);
+    let order_no = format!("FW{}{:06}", local.format("%Y%m%d"), id);
+    let applicant = sqlx::query("SELECT display_name, phone FROM users WHERE id = $1")
+        .bind(b.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let record_id: i64 = sqlx::query_scalar(
+        "INSERT INTO service_records (booking_id, order_no, instrument_id, managing_unit_id, user_unit_id, applicant_name, \
+         applicant_phone, amount_fen, voucher_fen, service_hours_x100, started_at, ended_at, completed_at, year, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13) RETURNING id",
+    )
+    .bind(id)
+    .bind(&order_no)
+    .bind(b.instrument_id)
+    .bind(b.managing_unit_id)
+    .bind(b.unit_id)
+    .bind(applicant.get::<String, _>("display_name"))
+    .bind(applicant.get::<Option<String>, _>("phone").unwrap_or_default())
+    .bind(b.price_fen.unwrap_or(0))
+    .bind(b.voucher_fen)
+    .bind((b.end_at - b.start_at) * 100 / 3600)
+    .bind(b.start_at)
+    .bind(b.end_at)
+    .bind(now)
+    .bind(local.year() as i64)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE instruments SET service_count = service_count + 1 WHERE id = $1")
+        .bind(b.instrument_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((record_id, order_no))
+}
+
+/// Either side cancels with a reason; the slot and any reserved vouchers are released.
+pub async fn cancel(db: &Db, user: &CurrentUser, id: i64, reason: &str, now: i64) -> Result<()> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(AppError::field("reason", "请填写取消原因"));
+    }
+    let mut tx = db.pool.begin().await?;
+    let b = load(&mut tx, id).await?;
+    if !(user.acts_for(b.unit_id, false) || user.acts_for(b.managing_unit_id, true)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    let n = sqlx::query(
+        "UPDATE bookings SET status = 'cancelled', live = 0, cancel_reason = $1, updated_at = $2 \
+         WHERE id = $3 AND status IN ('requested', 'quoted', 'confirmed')",
+    )
+    .bind(reason)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(wrong_state(&b.status, "取消"));
+    }
+    if b.status == "confirmed"
+        && let Some(year) = b.voucher_year
+    {
+        vouchers::release(
+            &mut tx,
+            b.unit_id,
+            year,
+            Yuan::from_fen(b.voucher_fen),
+            id,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Booking> {
+    let r = sqlx::query(
+        "SELECT b.id, b.instrument_id, i.name AS instrument_name, i.unit_id AS managing_unit_id, b.unit_id, b.start_at, \
+         b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, b.cancel_reason FROM bookings b \
+         JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(Booking {
+        id: r.get("id"),
+        instrument_id: r.get("instrument_id"),
+        instrument_name: r.get("instrument_name"),
+        managing_unit_id: r.get("managing_unit_id"),
+        unit_id: r.get("unit_id"),
+        start: crate::clock::rfc3339(r.get("start_at")),
+        end: crate::clock::rfc3339(r.get("end_at")),
+        purpose: r.get("purpose"),
+        status: r.get("status"),
+        price: r.get::<Option<i64>, _>("price_fen").map(Yuan::from_fen),
+        voucher_amount: Yuan::from_fen(r.get("voucher_fen")),
+        cancel_reason: r.get("cancel_reason"),
+    })
+}

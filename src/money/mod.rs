@@ -1,0 +1,229 @@
+//! Money (资金): the policy file with the voucher and subsidy rules, bookings, the voucher
+//! ledger and the subsidy computation. All amounts are `Yuan` (two places, half-up).
+
+pub mod bookings;
+pub mod settlement;
+pub mod vouchers;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{
+    domain::Yuan,
+    error::{AppError, Result},
+    store::Db,
+};
+
+pub const DEFAULT_POLICY: &str = include_str!("default_policy.yaml");
+pub const GRADES: [(&str, &str); 4] = [
+    ("excellent", "优秀"),
+    ("good", "良好"),
+    ("qualified", "合格"),
+    ("unqualified", "不合格"),
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherRules {
+    pub max_ratio: Decimal,
+    pub yearly_quota: BTreeMap<String, Yuan>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubsidyRules {
+    pub coefficients: BTreeMap<String, Decimal>,
+    pub cap_per_instrument: Yuan,
+    pub cap_per_unit: Yuan,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationRules {
+    pub thresholds: BTreeMap<String, u32>,
+}
+
+/// The money rules.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub voucher: VoucherRules,
+    pub subsidy: SubsidyRules,
+    pub evaluation: EvaluationRules,
+}
+
+impl Policy {
+    /// Parse and validate policy YAML; errors name the line where the parser knows it.
+    pub fn parse(text: &str) -> std::result::Result<Policy, Vec<String>> {
+        let p: Policy = serde_saphyr::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut errors = Vec::new();
+        if p.voucher.max_ratio <= Decimal::ZERO || p.voucher.max_ratio > Decimal::ONE {
+            errors.push("voucher.max_ratio 必须大于 0 且不超过 1".to_string());
+        }
+        for key in p.voucher.yearly_quota.keys() {
+            if !crate::units::ENTERPRISE_TYPES.iter().any(|(k, _)| k == key) {
+                errors.push(format!("voucher.yearly_quota 中的企业类型 {key} 未知"));
+            }
+        }
+        for (grade, _) in GRADES {
+            match p.subsidy.coefficients.get(grade) {
+                None => errors.push(format!("subsidy.coefficients 缺少等级 {grade}")),
+                Some(c) if *c < Decimal::ZERO || *c > Decimal::ONE => {
+                    errors.push(format!("subsidy.coefficients.{grade} 必须在 0 到 1 之间"))
+                }
+                _ => {}
+            }
+        }
+        for key in p.subsidy.coefficients.keys() {
+            if !GRADES.iter().any(|(g, _)| g == key) {
+                errors.push(format!("subsidy.coefficients 中的等级 {key} 未知"));
+            }
+        }
+        let t = &p.evaluation.thresholds;
+        match (t.get("excellent"), t.get("good"), t.get("qualified")) {
+            (Some(e), Some(g), Some(q)) if e > g && g > q && *e <= 100 => {}
+            _ => errors.push(
+                "evaluation.thresholds 需要 excellent > good > qualified（不超过 100）".into(),
+            ),
+        }
+        if errors.is_empty() {
+            Ok(p)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn quota_for(&self, enterprise_type: &str) -> Yuan {
+        self.voucher
+            .yearly_quota
+            .get(enterprise_type)
+            .copied()
+            .unwrap_or(Yuan::ZERO)
+    }
+
+    pub fn coefficient(&self, grade: &str) -> Decimal {
+        self.subsidy
+            .coefficients
+            .get(grade)
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// The grade for a score by the thresholds (优秀 ≥ 90, 良好 ≥ 75, 合格 ≥ 60 by default).
+    pub fn grade_for(&self, score: Decimal) -> &'static str {
+        let t = |k: &str| {
+            Decimal::from(
+                self.evaluation
+                    .thresholds
+                    .get(k)
+                    .copied()
+                    .unwrap_or(u32::MAX),
+            )
+        };
+        if score >= t("excellent") {
+            "excellent"
+        } else if score >= t("good") {
+            "good"
+        } else if score >= t("qualified") {
+            "qualified"
+        } else {
+            "unqualified"
+        }
+    }
+}
+
+/// The policy in force and its version id.
+pub async fn current(db: &Db) -> Result<(i64, Policy)> {
+    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        Some(r) => {
+            let content: String = r.get("content");
+            let p = Policy::parse(&content).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("stored policy invalid: {}", e.join("; ")))
+            })?;
+            Ok((r.get("id"), p))
+        }
+        None => {
+            let id = publish(db, DEFAULT_POLICY, None, 0).await?;
+            let p = Policy::parse(DEFAULT_POLICY).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("default policy invalid: {}", e.join("; ")))
+            })?;
+            Ok((id, p))
+        }
+    }
+}
+
+/// Validate and store a new policy version (the same content twice is one version).
+pub async fn publish(db: &Db, text: &str, user_id: Option<i64>, now: i64) -> Result<i64> {
+    if let Err(errors) = Policy::parse(text) {
+        return Err(AppError::Unprocessable {
+            code: "invalid_policy",
+            message: format!("资金规则有误：{}", errors.join("；")),
+        });
+    }
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    let latest: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, content_hash FROM policy_versions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&db.pool)
+            .await?;
+    if let Some((id, h)) = latest
+        && h == hash
+    {
+        return Ok(id);
+    }
+    Ok(sqlx::query_scalar(
+        "INSERT INTO policy_versions (content, content_hash, created_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(text)
+    .bind(&hash)
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_valid_and_says_what_the_brief_says() {
+        let p = Policy::parse(DEFAULT_POLICY).unwrap();
+        assert_eq!(p.voucher.max_ratio, Decimal::from_str("0.40").unwrap());
+        assert_eq!(p.quota_for("high_tech").to_string(), "50000.00");
+        assert_eq!(p.quota_for("tech_sme").to_string(), "30000.00");
+        assert_eq!(p.quota_for("innovation_team").to_string(), "30000.00");
+        assert_eq!(p.quota_for("other"), Yuan::ZERO);
+        assert_eq!(p.coefficient("good"), Decimal::from_str("0.30").unwrap());
+        assert_eq!(
+            p.coefficient("qualified"),
+            Decimal::from_str("0.15").unwrap()
+        );
+        assert_eq!(p.subsidy.cap_per_unit.to_string(), "200000.00");
+        assert_eq!(p.grade_for(Decimal::from(90)), "excellent");
+        assert_eq!(p.grade_for(Decimal::from_str("89.99").unwrap()), "good");
+        assert_eq!(p.grade_for(Decimal::from(60)), "qualified");
+        assert_eq!(
+            p.grade_for(Decimal::from_str("59.5").unwrap()),
+            "unqualified"
+        );
+    }
+
+    #[test]
+    fn an_invalid_policy_is_refused_with_reasons() {
+        let bad = DEFAULT_POLICY.replace("max_ratio: \"0.40\"", "max_ratio: \"1.40\"");
+        let errs = Policy::parse(&bad).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("max_ratio")), "{errs:?}");
+        let bad = DEFAULT_POLICY.replace("qualified: \"0.15\"", "qualifed: \"0.15\"");
+        assert!(Policy::parse(&bad).is_err());
+        assert!(Policy::parse("voucher: [").is_err());
+    }
+}

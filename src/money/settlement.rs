@@ -1,0 +1,345 @@
+//! Subsidy settlement (补贴结算): per instrument, income × the unit's coefficient, capped per
+//! instrument; per unit, capped in total. When the unit cap bites, the instruments' amounts
+//! are scaled down so that they add up to the cap exactly to the fen:
+//!
+//! **Allocation rule.** Each instrument gets `amount × cap / unit_total`, rounded down to the
+//! fen; the fen still missing go one each to the instruments with the largest remainders
+//! (ties: lower instrument id first). The result is deterministic and reproducible.
+
+use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::Policy;
+use crate::{
+    domain::Yuan,
+    error::{AppError, Result},
+    store::Db,
+};
+
+/// One instrument's line of the computation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InstrumentLine {
+    pub instrument_id: i64,
+    pub income: Yuan,
+    /// income × coefficient, half-up, before any cap.
+    pub uncapped: Yuan,
+    pub amount: Yuan,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnitLine {
+    pub unit_id: i64,
+    pub grade: String,
+    pub coefficient: Decimal,
+    pub total: Yuan,
+    pub unit_cap_applied: bool,
+    pub instruments: Vec<InstrumentLine>,
+}
+
+/// Compute one unit's subsidy from its instruments' incomes `(instrument_id, income)`.
+pub fn compute_unit(
+    policy: &Policy,
+    unit_id: i64,
+    grade: &str,
+    incomes: &[(i64, Yuan)],
+) -> UnitLine {
+    let coefficient = policy.coefficient(grade);
+    let cap_i = policy.subsidy.cap_per_instrument;
+    let mut lines: Vec<InstrumentLine> = incomes
+        .iter()
+        .map(|(id, income)| {
+            let uncapped = Yuan::new(income.decimal() * coefficient);
+            InstrumentLine {
+                instrument_id: *id,
+                income: *income,
+                uncapped,
+                amount: uncapped.min(cap_i),
+            }
+        })
+        .collect();
+    lines.sort_by_key(|l| l.instrument_id);
+    let sum_fen: i64 = lines.iter().map(|l| l.amount.fen()).sum();
+    let cap_u = policy.subsidy.cap_per_unit.fen();
+    let unit_cap_applied = sum_fen > cap_u;
+    if unit_cap_applied {
+        let scaled = allocate(
+            &lines.iter().map(|l| l.amount.fen()).collect::<Vec<_>>(),
+            cap_u,
+        );
+        for (l, fen) in lines.iter_mut().zip(scaled) {
+            l.amount = Yuan::from_fen(fen);
+        }
+    }
+    let total = Yuan::from_fen(lines.iter().map(|l| l.amount.fen()).sum());
+    UnitLine {
+        unit_id,
+        grade: grade.to_string(),
+        coefficient,
+        total,
+        unit_cap_applied,
+        instruments: lines,
+    }
+}
+
+/// Scale `amounts` (fen) down to add up to `target` exactly (largest remainder method).
+pub fn allocate(amounts: &[i64], target: i64) -> Vec<i64> {
+    let total: i64 = amounts.iter().sum();
+    if total <= target || total == 0 {
+        return amounts.to_vec();
+    }
+    let (t, tot) = (Decimal::from(target), Decimal::from(total));
+    let mut out = Vec::with_capacity(amounts.len());
+    let mut remainders = Vec::with_capacity(amounts.len());
+    for (i, a) in amounts.iter().enumerate() {
+        let exact = Decimal::from(*a) * t / tot;
+        let floor = exact.round_dp_with_strategy(0, RoundingStrategy::ToZero);
+        out.push(floor.to_i64().unwrap_or(0));
+        remainders.push((exact - floor, i));
+    }
+    let mut missing = target - out.iter().sum::<i64>();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, i) in remainders {
+        if missing == 0 {
+            break;
+        }
+        out[i] += 1;
+        missing -= 1;
+    }
+    out
+}
+
+/// A stored settlement as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settlement {
+    pub id: i64,
+    pub year: i64,
+    pub status: String,
+    pub policy_version_id: i64,
+    pub instance_id: Option<i64>,
+    pub units: Vec<UnitLine>,
+    pub total: Yuan,
+}
+
+/// Incomes per instrument for `year`: voucher amounts of service records completed that year
+/// whose redemption has been approved.
+async fn incomes(db: &Db, year: i64) -> Result<Vec<(i64, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT sr.managing_unit_id AS unit_id, sr.instrument_id, CAST(SUM(sr.voucher_fen) AS BIGINT) AS income \
+         FROM service_records sr JOIN redemption_items ri ON ri.booking_id = sr.booking_id \
+         JOIN redemptions r ON r.id = ri.redemption_id \
+         WHERE sr.year = $1 AND r.status = 'approved' AND sr.voucher_fen > 0 \
+         GROUP BY sr.managing_unit_id, sr.instrument_id ORDER BY sr.managing_unit_id, sr.instrument_id",
+    )
+    .bind(year)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("unit_id"), r.get("instrument_id"), r.get("income")))
+        .collect())
+}
+
+/// Compute the year's settlement from approved redemptions and final grades (no grade: 0).
+pub async fn compute(db: &Db, policy: &Policy, year: i64) -> Result<Vec<UnitLine>> {
+    let rows = incomes(db, year).await?;
+    let mut units: Vec<UnitLine> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let unit_id = rows[i].0;
+        let mut incs = Vec::new();
+        while i < rows.len() && rows[i].0 == unit_id {
+            incs.push((rows[i].1, Yuan::from_fen(rows[i].2)));
+            i += 1;
+        }
+        let grade: Option<String> =
+            sqlx::query_scalar("SELECT grade FROM unit_grades WHERE unit_id = $1 AND year = $2")
+                .bind(unit_id)
+                .bind(year)
+                .fetch_optional(&db.pool)
+                .await?;
+        units.push(compute_unit(
+            policy,
+            unit_id,
+            grade.as_deref().unwrap_or("unqualified"),
+            &incs,
+        ));
+    }
+    Ok(units)
+}
+
+/// Compute and store a settlement for `year` (status `computed`).
+pub async fn create(db: &Db, year: i64, user_id: i64, now: i64) -> Result<Settlement> {
+    let (policy_id, policy) = super::current(db).await?;
+    let units = compute(db, &policy, year).await?;
+    let total = Yuan::from_fen(units.iter().map(|u| u.total.fen()).sum());
+    let mut tx = db.pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(year)
+    .bind(policy_id)
+    .bind(total.fen())
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    for u in &units {
+        for l in &u.instruments {
+            sqlx::query(
+                "INSERT INTO settlement_lines (settlement_id, unit_id, instrument_id, grade, income_fen, uncapped_fen, amount_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(u.unit_id)
+            .bind(l.instrument_id)
+            .bind(&u.grade)
+            .bind(l.income.fen())
+            .bind(l.uncapped.fen())
+            .bind(l.amount.fen())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    get(db, id).await
+}
+
+/// Load a stored settlement, rebuilt from its lines and its policy version.
+pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
+    let row = sqlx::query("SELECT id, year, status, policy_version_id, instance_id, total_fen FROM settlements WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let content: String = sqlx::query_scalar("SELECT content FROM policy_versions WHERE id = $1")
+        .bind(row.get::<i64, _>("policy_version_id"))
+        .fetch_one(&db.pool)
+        .await?;
+    let policy =
+        Policy::parse(&content).map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
+    let lines = sqlx::query(
+        "SELECT unit_id, instrument_id, grade, income_fen, uncapped_fen, amount_fen FROM settlement_lines \
+         WHERE settlement_id = $1 ORDER BY unit_id, instrument_id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut units: Vec<UnitLine> = Vec::new();
+    for l in &lines {
+        let unit_id: i64 = l.get("unit_id");
+        if units.last().map(|u| u.unit_id) != Some(unit_id) {
+            let grade: String = l.get("grade");
+            units.push(UnitLine {
+                unit_id,
+                coefficient: policy.coefficient(&grade),
+                grade,
+                total: Yuan::ZERO,
+                unit_cap_applied: false,
+                instruments: vec![],
+            });
+        }
+        let u = units.last_mut().expect("pushed above");
+        let line = InstrumentLine {
+            instrument_id: l.get("instrument_id"),
+            income: Yuan::from_fen(l.get("income_fen")),
+            uncapped: Yuan::from_fen(l.get("uncapped_fen")),
+            amount: Yuan::from_fen(l.get("amount_fen")),
+        };
+        u.total = Yuan::from_fen(u.total.fen() + line.amount.fen());
+        u.instruments.push(line);
+    }
+    for u in &mut units {
+        let capped_sum: i64 = u
+            .instruments
+            .iter()
+            .map(|l| l.uncapped.min(policy.subsidy.cap_per_instrument).fen())
+            .sum();
+        u.unit_cap_applied = capped_sum > policy.subsidy.cap_per_unit.fen();
+    }
+    Ok(Settlement {
+        id,
+        year: row.get("year"),
+        status: row.get("status"),
+        policy_version_id: row.get("policy_version_id"),
+        instance_id: row.get("instance_id"),
+        total: Yuan::from_fen(row.get("total_fen")),
+        units,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::{DEFAULT_POLICY, Policy};
+
+    fn y(s: &str) -> Yuan {
+        Yuan::parse(s).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy::parse(DEFAULT_POLICY).unwrap()
+    }
+
+    #[test]
+    fn an_instrument_earning_120000_for_a_good_unit_gets_the_30000_cap() {
+        let u = compute_unit(&policy(), 1, "good", &[(7, y("120000"))]);
+        assert_eq!(u.instruments[0].uncapped.to_string(), "36000.00");
+        assert_eq!(u.instruments[0].amount.to_string(), "30000.00");
+        assert_eq!(u.total.to_string(), "30000.00");
+    }
+
+    #[test]
+    fn a_unit_whose_instruments_add_up_to_260000_gets_200000_exactly() {
+        // Ten instruments whose 30% is 26,000.00 each: 260,000.00 before the unit cap.
+        let incomes: Vec<(i64, Yuan)> = (1..=10).map(|i| (i, y("86666.67"))).collect();
+        let u = compute_unit(&policy(), 1, "excellent", &incomes);
+        let before: i64 = u.instruments.iter().map(|l| l.uncapped.fen()).sum();
+        assert_eq!(before, 26_000_000, "each 86,666.67 × 30% = 26,000.00");
+        assert!(u.unit_cap_applied);
+        assert_eq!(u.total.to_string(), "200000.00");
+        let sum: i64 = u.instruments.iter().map(|l| l.amount.fen()).sum();
+        assert_eq!(sum, 20_000_000);
+    }
+
+    #[test]
+    fn qualified_units_get_15_percent_and_unqualified_nothing() {
+        let u = compute_unit(&policy(), 1, "qualified", &[(1, y("10000.05"))]);
+        // 10,000.05 × 0.15 = 1,500.0075 → 1,500.01 half-up
+        assert_eq!(u.total.to_string(), "1500.01");
+        let u = compute_unit(&policy(), 1, "unqualified", &[(1, y("99999"))]);
+        assert_eq!(u.total, Yuan::ZERO);
+    }
+
+    #[test]
+    fn the_instrument_cap_boundary_is_inclusive() {
+        let u = compute_unit(&policy(), 1, "good", &[(1, y("100000.00"))]);
+        assert_eq!(u.total.to_string(), "30000.00");
+        let u = compute_unit(&policy(), 1, "good", &[(1, y("99999.99"))]);
+        // 99,999.99 × 0.3 = 29,999.997 → 30,000.00 after half-up, not over the cap
+        assert_eq!(u.total.to_string(), "30000.00");
+    }
+
+    #[test]
+    fn scaling_down_adds_up_to_the_cap_to_the_fen_with_largest_remainders() {
+        let out = allocate(&[100, 100, 100], 200);
+        assert_eq!(out.iter().sum::<i64>(), 200);
+        assert_eq!(out, vec![67, 67, 66]);
+        let out = allocate(&[3_000_000, 2_999_999, 1], 4_000_000);
+        assert_eq!(out.iter().sum::<i64>(), 4_000_000);
+        assert_eq!(
+            allocate(&[5, 5], 20),
+            vec![5, 5],
+            "under the cap nothing changes"
+        );
+    }
+
+    #[test]
+    fn the_computation_is_reproducible() {
+        let incomes: Vec<(i64, Yuan)> = (1..=13).map(|i| (i, y("77777.77"))).collect();
+        let a = compute_unit(&policy(), 3, "good", &incomes);
+        let b = compute_unit(&policy(), 3, "good", &incomes);
+        assert_eq!(a, b);
+        assert_eq!(a.total.to_string(), "200000.00");
+    }
+}

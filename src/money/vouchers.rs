@@ -1,0 +1,221 @@
+//! Innovation vouchers (创新券): one account per unit and year with an append-only ledger
+//! (grant, reserve, release, redeem, expire). The available balance is always the sum of the
+//! ledger's `delta_fen`; every change first locks the account row, so concurrent
+//! confirmations can never overspend.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{
+    domain::Yuan,
+    error::{AppError, Result},
+    store::Db,
+};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Balance {
+    pub year: i64,
+    pub quota: Yuan,
+    pub used: Yuan,
+    pub available: Yuan,
+}
+
+/// Lock the (unit, year) account for the rest of the transaction; false if it has no account.
+async fn lock(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE voucher_accounts SET lock_version = lock_version + 1 WHERE unit_id = $1 AND year = $2",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+async fn available_fen(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(delta_fen), 0) AS BIGINT) FROM voucher_ledger WHERE unit_id = $1 AND year = $2",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+#[allow(clippy::too_many_arguments)] // one ledger row's columns
+async fn entry(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    kind: &str,
+    amount_fen: i64,
+    delta_fen: i64,
+    booking_id: Option<i64>,
+    note: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO voucher_ledger (unit_id, year, kind, amount_fen, delta_fen, booking_id, note, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .bind(kind)
+    .bind(amount_fen)
+    .bind(delta_fen)
+    .bind(booking_id)
+    .bind(note)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Grant a unit its yearly quota (once per year; a second grant changes nothing).
+/// Returns the quota granted, or `None` if the account already existed.
+pub async fn grant(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    quota: Yuan,
+    policy_version_id: i64,
+    now: i64,
+) -> Result<Option<Yuan>> {
+    if lock(conn, unit_id, year).await? {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO voucher_accounts (unit_id, year, quota_fen, granted_at, policy_version_id) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .bind(quota.fen())
+    .bind(now)
+    .bind(policy_version_id)
+    .execute(&mut *conn)
+    .await?;
+    entry(
+        conn,
+        unit_id,
+        year,
+        "grant",
+        quota.fen(),
+        quota.fen(),
+        None,
+        "年度额度",
+        now,
+    )
+    .await?;
+    Ok(Some(quota))
+}
+
+/// Reserve vouchers for a booking; refuses with `voucher_quota_exceeded` past the balance.
+pub async fn reserve(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    amount: Yuan,
+    booking_id: i64,
+    now: i64,
+) -> Result<()> {
+    if amount == Yuan::ZERO {
+        return Ok(());
+    }
+    if !lock(conn, unit_id, year).await? {
+        return Err(AppError::unprocessable(
+            "voucher_quota_exceeded",
+            format!("本单位 {year} 年度尚未获得创新券额度，请先申请创新券"),
+        ));
+    }
+    let available = available_fen(conn, unit_id, year).await?;
+    if amount.fen() > available {
+        return Err(AppError::unprocessable(
+            "voucher_quota_exceeded",
+            format!(
+                "创新券可用额度不足：本次 {amount} 元，{year} 年度可用 {} 元",
+                Yuan::from_fen(available)
+            ),
+        ));
+    }
+    entry(
+        conn,
+        unit_id,
+        year,
+        "reserve",
+        amount.fen(),
+        -amount.fen(),
+        Some(booking_id),
+        "预约确认",
+        now,
+    )
+    .await
+}
+
+/// Release a booking's reservation (cancellation).
+pub async fn release(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    amount: Yuan,
+    booking_id: i64,
+    now: i64,
+) -> Result<()> {
+    if amount == Yuan::ZERO {
+        return Ok(());
+    }
+    lock(conn, unit_id, year).await?;
+    entry(
+        conn,
+        unit_id,
+        year,
+        "release",
+        amount.fen(),
+        amount.fen(),
+        Some(booking_id),
+        "预约取消",
+        now,
+    )
+    .await
+}
+
+/// The account's quota, used and available amounts.
+pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
+    let quota: Option<i64> = sqlx::query_scalar(
+        "SELECT quota_fen FROM voucher_accounts WHERE unit_id = $1 AND year = $2",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .fetch_optional(&db.pool)
+    .await?;
+    let mut conn = db.pool.acquire().await?;
+    let available = available_fen(&mut conn, unit_id, year).await?;
+    let quota = quota.unwrap_or(0);
+    Ok(Balance {
+        year,
+        quota: Yuan::from_fen(quota),
+        used: Yuan::from_fen((quota - available).max(0)),
+        available: Yuan::from_fen(available),
+    })
+}
+
+/// The ledger, newest first.
+pub async fn ledger(db: &Db, unit_id: i64, year: i64) -> Result<Vec<serde_json::Value>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, amount_fen, delta_fen, booking_id, note, created_at FROM voucher_ledger \
+         WHERE unit_id = $1 AND year = $2 ORDER BY id DESC",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| serde_json::json!({
+            "id": r.get::<i64, _>("id"), "kind": r.get::<String, _>("kind"),
+            "amount": Yuan::from_fen(r.get("amount_fen")), "delta": Yuan::from_fen(r.get("delta_fen")).to_string(),
+            "booking_id": r.get::<Option<i64>, _>("booking_id"), "note": r.get::<String, _>("note"),
+            "at": crate::clock::rfc3339(r.get("created_at")),
+        }))
+        .collect())
+}

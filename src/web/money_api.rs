@@ -1,0 +1,322 @@
+//! The money API (`/api/v1`): bookings, voucher balances, grades, subsidy settlements and
+//! the policy, as `api-contract.md` says.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post, put},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AppState,
+    api::{ApiError, ApiResult},
+    extract::{ApiJson, ApiPath, ApiQuery},
+    session::ApiUser,
+};
+use crate::{
+    auth::Permission,
+    domain::Yuan,
+    error::AppError,
+    money::{self, bookings, settlement, vouchers},
+};
+
+/// Routes and the permission each needs.
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("POST", "/api/v1/bookings", Some(Permission::BookingCreate)),
+    (
+        "POST",
+        "/api/v1/subsidy-settlements",
+        Some(Permission::SubsidyManage),
+    ),
+    ("GET", "/api/v1/policy", Some(Permission::SubsidyManage)),
+    ("PUT", "/api/v1/policy", Some(Permission::SubsidyManage)),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/bookings", post(create_booking))
+        .route("/bookings/{id}", get(get_booking))
+        .route("/bookings/{id}/quote", post(quote))
+        .route("/bookings/{id}/confirm", post(confirm))
+        .route("/bookings/{id}/complete", post(complete))
+        .route("/bookings/{id}/cancel", post(cancel))
+        .route("/units/{id}/vouchers", get(voucher_balance))
+        .route("/units/{id}/voucher-ledger", get(voucher_ledger))
+        .route("/units/{id}/grades/{year}", put(set_grade))
+        .route("/subsidy-settlements", post(create_settlement))
+        .route("/subsidy-settlements/{id}", get(get_settlement))
+        .route("/policy", get(get_policy).put(put_policy))
+}
+
+async fn create_booking(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(new): ApiJson<bookings::NewBooking>,
+) -> ApiResult {
+    user.require(Permission::BookingCreate)?;
+    let id = bookings::create(&state.db, &user, new, state.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "status": "requested"})),
+    )
+        .into_response())
+}
+
+async fn get_booking(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let b = bookings::get(&state.db, id).await?;
+    if !(user.acts_for(b.unit_id, false)
+        || user.acts_for(b.managing_unit_id, false)
+        || user.can(Permission::VoucherManage))
+    {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    Ok(Json(serde_json::to_value(b).map_err(anyhow::Error::from)?))
+}
+
+#[derive(Deserialize)]
+struct QuoteBody {
+    price: Yuan,
+}
+
+async fn quote(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<QuoteBody>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::BookingHandle)?;
+    bookings::quote(&state.db, &user, id, body.price, state.now()).await?;
+    Ok(Json(json!({"status": "quoted"})))
+}
+
+#[derive(Deserialize)]
+struct ConfirmBody {
+    #[serde(default)]
+    voucher_amount: Option<Yuan>,
+    #[serde(default)]
+    customs_notice_no: Option<String>,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ConfirmBody>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::BookingCreate)?;
+    let (_, policy) = money::current(&state.db).await?;
+    bookings::confirm(
+        &state.db,
+        &policy,
+        &user,
+        id,
+        body.voucher_amount.unwrap_or(Yuan::ZERO),
+        body.customs_notice_no.as_deref(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(json!({"status": "confirmed"})))
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::BookingHandle)?;
+    let (record_id, order_no) = bookings::complete(&state.db, &user, id, state.now()).await?;
+    Ok(Json(
+        json!({"status": "completed", "service_record": {"id": record_id, "order_no": order_no}}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CancelBody {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> ApiResult<Json<Value>> {
+    bookings::cancel(&state.db, &user, id, &body.reason, state.now()).await?;
+    Ok(Json(json!({"status": "cancelled"})))
+}
+
+#[derive(Deserialize)]
+struct YearQuery {
+    year: Option<i64>,
+}
+
+fn year_or_now(state: &AppState, y: Option<i64>) -> Result<i64, ApiError> {
+    use chrono::Datelike;
+    let year = y.unwrap_or_else(|| state.clock.today().year() as i64);
+    if !(2000..=2100).contains(&year) {
+        return Err(AppError::field("year", "年份不正确").into());
+    }
+    Ok(year)
+}
+
+async fn voucher_balance(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(unit_id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<YearQuery>,
+) -> ApiResult<Json<Value>> {
+    if !(user.acts_for(unit_id, false) || user.can(Permission::VoucherManage)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    let year = year_or_now(&state, q.year)?;
+    let b = vouchers::balance(&state.db, unit_id, year).await?;
+    Ok(Json(serde_json::to_value(b).map_err(anyhow::Error::from)?))
+}
+
+async fn voucher_ledger(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(unit_id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<YearQuery>,
+) -> ApiResult<Json<Value>> {
+    if !(user.acts_for(unit_id, false) || user.can(Permission::VoucherManage)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    let year = year_or_now(&state, q.year)?;
+    let items = vouchers::ledger(&state.db, unit_id, year).await?;
+    let balance = vouchers::balance(&state.db, unit_id, year).await?;
+    Ok(Json(
+        json!({"year": year, "items": items, "balance": balance}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct GradeBody {
+    grade: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn set_grade(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath((unit_id, year)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<GradeBody>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::EvaluationManage)?;
+    if !money::GRADES.iter().any(|(g, _)| *g == body.grade) {
+        return Err(AppError::field(
+            "grade",
+            "等级应为 excellent、good、qualified 或 unqualified",
+        )
+        .into());
+    }
+    if body.reason.trim().is_empty() {
+        return Err(AppError::field("reason", "请说明等级来源或理由").into());
+    }
+    crate::units::get(&state.db, unit_id).await?;
+    let year = year_or_now(&state, Some(year))?;
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query("DELETE FROM unit_grades WHERE unit_id = $1 AND year = $2")
+        .bind(unit_id)
+        .bind(year)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO unit_grades (unit_id, year, grade, reason, source, decided_by, decided_at) VALUES ($1, $2, $3, $4, 'manual', $5, $6)",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .bind(&body.grade)
+    .bind(body.reason.trim())
+    .bind(user.id)
+    .bind(state.now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"unit_id": unit_id, "year": year, "grade": body.grade}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SettlementBody {
+    year: i64,
+}
+
+async fn create_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<SettlementBody>,
+) -> ApiResult {
+    user.require(Permission::SubsidyManage)?;
+    let year = year_or_now(&state, Some(body.year))?;
+    let s = settlement::create(&state.db, year, user.id, state.now()).await?;
+    Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
+}
+
+fn settlement_json(s: &settlement::Settlement) -> Value {
+    json!({
+        "id": s.id, "year": s.year, "status": s.status, "policy_version": s.policy_version_id,
+        "instance_id": s.instance_id, "total": s.total,
+        "units": s.units.iter().map(|u| json!({
+            "unit_id": u.unit_id, "grade": u.grade, "coefficient": u.coefficient.to_string(),
+            "total": u.total, "unit_cap_applied": u.unit_cap_applied,
+            "instruments": u.instruments.iter().map(|l| json!({
+                "instrument_id": l.instrument_id, "income": l.income, "uncapped": l.uncapped, "amount": l.amount,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn get_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::SubsidyManage)?;
+    let s = settlement::get(&state.db, id).await?;
+    Ok(Json(settlement_json(&s)))
+}
+
+async fn get_policy(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::SubsidyManage)?;
+    let (id, policy) = money::current(&state.db).await?;
+    Ok(Json(json!({"version": id, "policy": policy})))
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    yaml: String,
+}
+
+async fn put_policy(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<PolicyBody>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::SubsidyManage)?;
+    let id = money::publish(&state.db, &body.yaml, Some(user.id), state.now()).await?;
+    Ok(Json(json!({"version": id})))
+}

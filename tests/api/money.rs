@@ -1,0 +1,675 @@
+use labshare::money;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, spawn_app_with, unit_body};
+
+/// Tuesday 1 December 2026, 08:00 in Xuchang: a working day.
+const NOW: &str = "2026-12-01T08:00:00+08:00";
+
+struct World {
+    app: TestApp,
+    owner: String,
+    user: String,
+    user_unit: i64,
+    instrument: i64,
+}
+
+async fn certified_unit(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    n: u32,
+    kind: &str,
+    etype: &str,
+) -> i64 {
+    let mut body = unit_body(name, n, kind);
+    body["enterprise_type"] = json!(etype);
+    let (status, b) = app
+        .api("POST", "/api/v1/units", Some(token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    id
+}
+
+async fn instrument(app: &TestApp, unit: i64, customs: bool) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO instruments (unit_id, name, category_code, value_fen, review_status, customs_supervised, created_at, updated_at) \
+         VALUES ($1, '场发射扫描电子显微镜', '010100', 380000000, 'approved', $2, 0, 0) RETURNING id",
+    )
+    .bind(unit).bind(customs as i64).fetch_one(&app.db.pool).await.unwrap()
+}
+
+async fn world(etype: &str) -> World {
+    let app = spawn_app_with(&[("LABSHARE_NOW", NOW)]).await;
+    app.create_user("owner", "unit_manager").await;
+    app.create_user("buyer", "user").await;
+    let owner = app.token("owner").await;
+    let user = app.token("buyer").await;
+    let owner_unit = certified_unit(&app, &owner, "许昌测试大学", 101, "managing", "other").await;
+    let user_unit = certified_unit(&app, &user, "许昌测试企业", 102, "user", etype).await;
+    let instrument = instrument(&app, owner_unit, false).await;
+    World {
+        app,
+        owner,
+        user,
+        user_unit,
+        instrument,
+    }
+}
+
+async fn grant(w: &World, year: i64) {
+    let (pid, policy) = money::current(&w.app.db).await.unwrap();
+    let et: String = sqlx::query_scalar("SELECT enterprise_type FROM units WHERE id = $1")
+        .bind(w.user_unit)
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    let mut conn = w.app.db.pool.acquire().await.unwrap();
+    money::vouchers::grant(
+        &mut conn,
+        w.user_unit,
+        year,
+        policy.quota_for(&et),
+        pid,
+        w.app.now(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn book(w: &World, start: &str, end: &str) -> (u16, Value) {
+    w.app
+        .api("POST", "/api/v1/bookings", Some(&w.user), Some(json!({
+            "instrument_id": w.instrument, "unit_id": w.user_unit, "start": start, "end": end, "purpose": "材料形貌表征"
+        })))
+        .await
+}
+
+async fn quoted(w: &World, start: &str, end: &str, price: &str) -> i64 {
+    let (status, b) = book(w, start, end).await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    let (status, q) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{id}/quote"),
+            Some(&w.owner),
+            Some(json!({"price": price})),
+        )
+        .await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["status"], "quoted");
+    id
+}
+
+async fn available(w: &World) -> String {
+    let (_, b) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/units/{}/vouchers?year=2026", w.user_unit),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    b["available"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn vouchers_may_pay_exactly_40_percent_and_not_a_fen_more() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T11:00:00+08:00",
+        "10000.00",
+    )
+    .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "4000.01"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "voucher_over_ratio");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4000.00")
+    );
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "4000.00"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "confirmed");
+    let (_, bal) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/units/{}/vouchers?year=2026", w.user_unit),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    assert_eq!(
+        bal,
+        json!({"year": 2026, "quota": "50000.00", "used": "4000.00", "available": "46000.00"})
+    );
+}
+
+#[tokio::test]
+async fn the_quota_boundary_and_ineligible_units_are_refused() {
+    let w = world("tech_sme").await;
+    // No quota granted yet.
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T10:00:00+08:00",
+        "75000.00",
+    )
+    .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "1.00"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("voucher_quota_exceeded"))
+    );
+    grant(&w, 2026).await;
+    let b = quoted(
+        &w,
+        "2026-12-03T09:00:00+08:00",
+        "2026-12-03T10:00:00+08:00",
+        "75000.03",
+    )
+    .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{b}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "30000.01"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("voucher_quota_exceeded")),
+        "{body}"
+    );
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{b}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "30000.00"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(available(&w).await, "0.00");
+
+    sqlx::query("UPDATE units SET dishonest = 1 WHERE id = $1")
+        .bind(w.user_unit)
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    let c = quoted(
+        &w,
+        "2026-12-04T09:00:00+08:00",
+        "2026-12-04T10:00:00+08:00",
+        "100.00",
+    )
+    .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{c}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unit_not_eligible"))
+    );
+}
+
+#[tokio::test]
+async fn booking_rules_are_enforced_with_field_messages() {
+    let w = world("high_tech").await;
+    let cases = [
+        (
+            "2026-12-05T09:00:00+08:00",
+            "2026-12-05T10:00:00+08:00",
+            "周末",
+        ),
+        (
+            "2026-12-02T07:00:00+08:00",
+            "2026-12-02T09:00:00+08:00",
+            "开放时间",
+        ),
+        (
+            "2026-12-02T09:10:00+08:00",
+            "2026-12-02T10:00:00+08:00",
+            "30 分钟",
+        ),
+        (
+            "2026-12-01T08:30:00+08:00",
+            "2026-12-01T09:30:00+08:00",
+            "提前 1 小时",
+        ),
+        (
+            "2027-04-01T09:00:00+08:00",
+            "2027-04-01T10:00:00+08:00",
+            "90 天",
+        ),
+        (
+            "2026-12-02T11:00:00+08:00",
+            "2026-12-02T10:00:00+08:00",
+            "晚于开始",
+        ),
+        ("tomorrow", "2026-12-02T10:00:00+08:00", "RFC 3339"),
+    ];
+    for (start, end, expect) in cases {
+        let (status, body) = book(&w, start, end).await;
+        assert_eq!(status, 422, "{start}: {body}");
+        let fields = body["error"]["fields"].to_string();
+        assert!(fields.contains(expect), "{start}: {fields}");
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_bookings_of_one_slot_give_exactly_one() {
+    let w = world("high_tech").await;
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let client = w.app.client.clone();
+        let url = w.app.url("/api/v1/bookings");
+        let token = w.user.clone();
+        let body = json!({"instrument_id": w.instrument, "unit_id": w.user_unit,
+            "start": "2026-12-02T09:00:00+08:00", "end": "2026-12-02T12:00:00+08:00", "purpose": "并发测试"});
+        handles.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.unwrap();
+            (status, v)
+        }));
+    }
+    let mut ok = 0;
+    let mut taken = 0;
+    for h in handles {
+        let (status, v) = h.await.unwrap();
+        match status {
+            201 => ok += 1,
+            409 => {
+                assert_eq!(v["error"]["code"], "slot_taken");
+                taken += 1
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!((ok, taken), (1, 99));
+    // An overlapping slot is taken too; an adjacent one is free.
+    assert_eq!(
+        book(&w, "2026-12-02T11:30:00+08:00", "2026-12-02T13:00:00+08:00")
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        book(&w, "2026-12-02T12:00:00+08:00", "2026-12-02T13:00:00+08:00")
+            .await
+            .0,
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_confirmations_never_overspend_the_quota() {
+    let w = world("tech_sme").await; // 30,000.00
+    grant(&w, 2026).await;
+    // 100 quoted bookings at 1,000.00, each wanting 400.00 of vouchers: 40,000.00 in all.
+    let mut ids = Vec::new();
+    for i in 0..100i64 {
+        let start = 1_796_000_000 + i * 7200; // distinct slots, written directly (Arrange)
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, status, price_fen, created_at, updated_at) \
+             VALUES ($1, $2, (SELECT id FROM users WHERE username = 'buyer'), $3, $4, '并发', 'quoted', 100000, 0, 0) RETURNING id",
+        )
+        .bind(w.instrument).bind(w.user_unit).bind(start).bind(start + 3600)
+        .fetch_one(&w.app.db.pool).await.unwrap();
+        ids.push(id);
+    }
+    let mut handles = Vec::new();
+    for id in ids {
+        let client = w.app.client.clone();
+        let url = w.app.url(&format!("/api/v1/bookings/{id}/confirm"));
+        let token = w.user.clone();
+        handles.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"voucher_amount": "400.00"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.unwrap();
+            (status, v)
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for h in handles {
+        let (status, v) = h.await.unwrap();
+        match status {
+            200 => ok += 1,
+            422 => {
+                assert_eq!(v["error"]["code"], "voucher_quota_exceeded", "{v}");
+                refused += 1
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!((ok, refused), (75, 25));
+    assert_eq!(available(&w).await, "0.00");
+    // The balance is the sum of the ledger.
+    let sum: i64 = sqlx::query_scalar("SELECT CAST(SUM(delta_fen) AS BIGINT) FROM voucher_ledger WHERE unit_id = $1 AND year = 2026")
+        .bind(w.user_unit).fetch_one(&w.app.db.pool).await.unwrap();
+    assert_eq!(sum, 0);
+    let reserves: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM voucher_ledger WHERE unit_id = $1 AND kind = 'reserve'",
+    )
+    .bind(w.user_unit)
+    .fetch_one(&w.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(reserves, 75);
+}
+
+#[tokio::test]
+async fn cancelling_releases_the_slot_and_the_vouchers() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T10:00:00+08:00",
+        "5000.00",
+    )
+    .await;
+    w.app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "2000.00"})),
+        )
+        .await;
+    assert_eq!(available(&w).await, "48000.00");
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/cancel"),
+            Some(&w.user),
+            Some(json!({"reason": ""})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/cancel"),
+            Some(&w.user),
+            Some(json!({"reason": "样品未能按时制备"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(available(&w).await, "50000.00");
+    assert_eq!(
+        book(&w, "2026-12-02T09:00:00+08:00", "2026-12-02T10:00:00+08:00")
+            .await
+            .0,
+        201
+    );
+    let (_, ledger) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/units/{}/voucher-ledger?year=2026", w.user_unit),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    let kinds: Vec<_> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["release", "reserve", "grant"]);
+}
+
+#[tokio::test]
+async fn customs_supervised_instruments_need_the_notice_number_for_external_use() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    let owner_unit: i64 = sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")
+        .bind(w.instrument)
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    let customs = instrument(&w.app, owner_unit, true).await;
+    let (status, b) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/bookings",
+            Some(&w.user),
+            Some(json!({
+        "instrument_id": customs, "unit_id": w.user_unit, "start": "2026-12-02T09:00:00+08:00",
+        "end": "2026-12-02T10:00:00+08:00", "purpose": "检测"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    w.app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{id}/quote"),
+            Some(&w.owner),
+            Some(json!({"price": "800.00"})),
+        )
+        .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{id}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "0"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["fields"]["customs_notice_no"].is_string());
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{id}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "0", "customs_notice_no": "HG2026-0173"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn completing_creates_the_service_record_and_the_settlement_follows_the_brief() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T11:00:00+08:00",
+        "10000.00",
+    )
+    .await;
+    w.app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "4000.00"})),
+        )
+        .await;
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/complete"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("too_early"))
+    );
+    // The service took place (Arrange: move it into the past).
+    sqlx::query(
+        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
+    )
+    .bind(a)
+    .execute(&w.app.db.pool)
+    .await
+    .unwrap();
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/complete"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "completed");
+    assert!(
+        body["service_record"]["order_no"]
+            .as_str()
+            .unwrap()
+            .starts_with("FW20261201")
+    );
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/complete"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "completing twice changes nothing");
+
+    // Income of 120,000.00 on one instrument (this record's 4,000 plus earlier redeemed ones).
+    let owner_unit: i64 = sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")
+        .bind(w.instrument)
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE service_records SET voucher_fen = 12000000 WHERE booking_id = $1")
+        .bind(a)
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    let rid: i64 = sqlx::query_scalar("INSERT INTO redemptions (managing_unit_id, status, total_fen, created_by, created_at) VALUES ($1, 'approved', 12000000, 1, 0) RETURNING id")
+        .bind(owner_unit).fetch_one(&w.app.db.pool).await.unwrap();
+    sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, 12000000)")
+        .bind(rid).bind(a).execute(&w.app.db.pool).await.unwrap();
+
+    w.app.create_user("bureau_money", "platform_admin").await;
+    let admin = w.app.token("bureau_money").await;
+    let (status, _) = w
+        .app
+        .api(
+            "PUT",
+            &format!("/api/v1/units/{owner_unit}/grades/2026"),
+            Some(&admin),
+            Some(json!({"grade": "good", "reason": "省级评价结果"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, s) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/subsidy-settlements",
+            Some(&admin),
+            Some(json!({"year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    assert_eq!(s["total"], "30000.00");
+    assert_eq!(s["units"][0]["instruments"][0]["income"], "120000.00");
+    assert_eq!(s["units"][0]["instruments"][0]["uncapped"], "36000.00");
+    assert_eq!(s["units"][0]["instruments"][0]["amount"], "30000.00");
+    let (status, again) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/subsidy-settlements/{}", s["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["units"], s["units"],
+        "the stored figures are reproducible"
+    );
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/subsidy-settlements",
+            Some(&w.user),
+            Some(json!({"year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 403);
+}

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod api;
+pub mod bookings;
 pub mod console;
 pub mod extract;
 pub mod money_api;
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(console::router())
         .merge(notifications::router())
+        .merge(bookings::router())
         .nest("/api/v1", api::router().merge(money_api::router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

@@ -159,19 +159,19 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "预约管理",
             "/console/bookings",
             Some(Permission::BookingHandle),
-            false,
+            true,
         ),
         (
             "我的预约",
             "/console/my-bookings",
             Some(Permission::BookingCreate),
-            false,
+            true,
         ),
         (
             "创新券",
             "/console/vouchers",
             Some(Permission::VoucherApply),
-            false,
+            true,
         ),
         (
             "绩效评价申报",

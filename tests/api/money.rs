@@ -673,3 +673,110 @@ async fn completing_creates_the_service_record_and_the_settlement_follows_the_br
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn the_whole_booking_journey_works_through_the_pages() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    let buyer = w.app.browser_login("buyer").await;
+    let owner = w.app.browser_login("owner").await;
+    let book_page = format!("/instruments/{}/book?week=2026-11-30", w.instrument);
+    let (status, html) = w.app.get_page(&buyer, &book_page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("可约") && html.contains("提交预约申请"));
+
+    // A weekend date is refused beside the field, the input kept.
+    let action = format!("/instruments/{}/book", w.instrument);
+    let unit = w.user_unit.to_string();
+    let res = w
+        .app
+        .post_form(
+            &buyer,
+            &book_page,
+            &action,
+            &[
+                ("unit_id", &unit),
+                ("date", "2026-12-05"),
+                ("start_time", "09:00"),
+                ("end_time", "10:00"),
+                ("purpose", "形貌观察"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("周末或法定节假日"));
+    assert!(html.contains("形貌观察"));
+
+    let res = w
+        .app
+        .post_form(
+            &buyer,
+            &book_page,
+            &action,
+            &[
+                ("unit_id", &unit),
+                ("date", "2026-12-02"),
+                ("start_time", "09:00"),
+                ("end_time", "11:00"),
+                ("purpose", "形貌观察"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = w.app.get_page(&buyer, "/console/my-bookings").await;
+    assert!(html.contains("待议价"), "{html}");
+    let id: i64 = sqlx::query_scalar("SELECT id FROM bookings")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+
+    let res = w
+        .app
+        .post_form(
+            &owner,
+            "/console/bookings",
+            &format!("/console/bookings/{id}/quote"),
+            &[("price", "2500.00"), ("back", "incoming")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let res = w
+        .app
+        .post_form(
+            &buyer,
+            "/console/my-bookings",
+            &format!("/console/bookings/{id}/confirm"),
+            &[("voucher_amount", "1000.00")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = w.app.get_page(&buyer, "/console/my-bookings").await;
+    assert!(html.contains("已确认"), "{html}");
+    let (_, html) = w.app.get_page(&buyer, "/console/vouchers?year=2026").await;
+    assert!(html.contains("49000.00"), "available after 1,000 reserved");
+
+    let (status, html) = w.app.get_page(&buyer, &book_page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("已约"));
+    let res = w
+        .app
+        .client
+        .get(
+            w.app
+                .url(&format!("/instruments/{}/calendar.ics", w.instrument)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let ics = res.text().await.unwrap();
+    assert!(ics.contains("DTSTART:20261202T010000Z"), "{ics}");
+    assert!(
+        !ics.contains("形貌观察"),
+        "no personal data in the public feed"
+    );
+}

@@ -1,0 +1,455 @@
+//! Booking pages (预约): the instrument's week calendar and booking form on the portal, the
+//! booking unit's 我的预约 and 创新券 pages, the managing unit's 预约管理, and ICS feeds.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
+use chrono_tz::Asia::Shanghai;
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::{
+    AppState,
+    extract::{CsrfForm, PagePath, PageQuery},
+    page::{Page, PageResult, redirect_with_flash},
+    session::{Auth, SignedIn},
+};
+use crate::{
+    auth::{CurrentUser, Permission},
+    calendar,
+    domain::Yuan,
+    error::{AppError, Result},
+    instruments,
+    money::{self, bookings, vouchers},
+};
+
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    (
+        "GET",
+        "/console/my-bookings",
+        Some(Permission::BookingCreate),
+    ),
+    ("GET", "/console/bookings", Some(Permission::BookingHandle)),
+    ("GET", "/console/vouchers", Some(Permission::VoucherApply)),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/instruments/{id}/book", get(book_page).post(book))
+        .route("/instruments/{id}/calendar.ics", get(instrument_ics))
+        .route("/console/my-bookings", get(my_bookings))
+        .route("/console/bookings", get(incoming))
+        .route("/console/bookings/{id}/{action}", post(act))
+        .route("/console/vouchers", get(my_vouchers))
+}
+
+/// Busy slots of an instrument between two instants.
+async fn busy(state: &AppState, instrument: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT start_at, end_at FROM bookings WHERE instrument_id = $1 AND live = 1 AND start_at < $3 AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(instrument)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("start_at"), r.get("end_at")))
+        .collect())
+}
+
+#[derive(Deserialize, Default)]
+struct WeekQuery {
+    week: Option<NaiveDate>,
+}
+
+/// A Monday–Friday × 08:00–18:00 grid of 30-minute cells: free, busy, closed or past.
+async fn week_grid(
+    state: &AppState,
+    instrument: i64,
+    monday: NaiveDate,
+) -> Result<serde_json::Value> {
+    let start = Shanghai
+        .from_local_datetime(&monday.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    let busy = busy(state, instrument, start, start + 7 * 86_400).await?;
+    let now = state.now();
+    let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
+    let mut rows = Vec::new();
+    for slot in 0..20 {
+        let (h, m) = (8 + slot / 2, (slot % 2) * 30);
+        let cells: Vec<&str> = days
+            .iter()
+            .map(|d| {
+                let t = Shanghai
+                    .from_local_datetime(&d.and_hms_opt(h, m, 0).unwrap_or_default())
+                    .single()
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0);
+                if !calendar::is_working_day(*d) {
+                    "closed"
+                } else if t < now + 3600 {
+                    "past"
+                } else if busy.iter().any(|(s, e)| *s < t + 1800 && *e > t) {
+                    "busy"
+                } else {
+                    "free"
+                }
+            })
+            .collect();
+        rows.push(serde_json::json!({"time": format!("{h:02}:{m:02}"), "cells": cells}));
+    }
+    let labels: Vec<String> = days
+        .iter()
+        .map(|d| {
+            let wd = ["一", "二", "三", "四", "五", "六", "日"]
+                [d.weekday().num_days_from_monday() as usize];
+            format!("{}（周{wd}）", d.format("%m-%d"))
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "monday": monday.to_string(), "days": labels, "rows": rows,
+        "prev": (monday - Duration::days(7)).to_string(), "next": (monday + Duration::days(7)).to_string(),
+    }))
+}
+
+fn this_monday(state: &AppState) -> NaiveDate {
+    let today = state.clock.today();
+    let mut d = today;
+    while d.weekday() != Weekday::Mon {
+        d = d.pred_opt().unwrap_or(d);
+    }
+    d
+}
+
+async fn my_units_for_booking(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for m in &user.units {
+        let status: String =
+            sqlx::query_scalar("SELECT certification_status FROM units WHERE id = $1")
+                .bind(m.id)
+                .fetch_one(&state.db.pool)
+                .await?;
+        out.push(
+            serde_json::json!({"id": m.id, "name": m.name, "certified": status == "certified"}),
+        );
+    }
+    Ok(out)
+}
+
+async fn book_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    PagePath(id): PagePath<i64>,
+    PageQuery(q): PageQuery<WeekQuery>,
+) -> PageResult {
+    let item = instruments::get(&state.db, id).await?;
+    if item.review_status != "approved" {
+        return Err(AppError::NotFound.into());
+    }
+    let mut monday = q.week.unwrap_or_else(|| this_monday(&state));
+    while monday.weekday() != Weekday::Mon {
+        monday = monday.pred_opt().unwrap_or(monday);
+    }
+    let grid = week_grid(&state, id, monday).await?;
+    let units = match &auth.user {
+        Some(u) => my_units_for_booking(&state, u).await?,
+        None => vec![],
+    };
+    Ok(Page::new(
+        "portal/book.html",
+        crate::ctx! { item => item, grid => grid, units => units, form => crate::ctx!{ date => monday.to_string() },
+                      errors => crate::ctx!{} },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize, Clone, serde::Serialize)]
+struct BookForm {
+    #[serde(default)]
+    unit_id: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    start_time: String,
+    #[serde(default)]
+    end_time: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    sample_info: String,
+}
+
+fn local_rfc3339(date: &str, time: &str) -> String {
+    format!("{}T{}:00+08:00", date.trim(), time.trim())
+}
+
+async fn book(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<BookForm>,
+) -> PageResult {
+    user.require(Permission::BookingCreate)?;
+    let item = instruments::get(&state.db, id).await?;
+    let unit_id = form.unit_id.parse::<i64>().unwrap_or(0);
+    let result = bookings::create(
+        &state.db,
+        &user,
+        bookings::NewBooking {
+            instrument_id: id,
+            unit_id,
+            start: local_rfc3339(&form.date, &form.start_time),
+            end: local_rfc3339(&form.date, &form.end_time),
+            purpose: form.purpose.clone(),
+            sample_info: form.sample_info.clone(),
+        },
+        state.now(),
+    )
+    .await;
+    let errors = match result {
+        Ok(_) => {
+            return Ok(redirect_with_flash(
+                "/console/my-bookings",
+                "预约申请已提交，请等待仪器管理单位报价（议价）后确认",
+            ));
+        }
+        Err(AppError::Validation { fields, .. }) => fields,
+        Err(
+            e @ (AppError::Conflict { .. }
+            | AppError::Unprocessable { .. }
+            | AppError::Forbidden { .. }),
+        ) => [("start".to_string(), e.to_string())].into(),
+        Err(e) => return Err(e.into()),
+    };
+    let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d")
+        .unwrap_or_else(|_| this_monday(&state));
+    let mut monday = date;
+    while monday.weekday() != Weekday::Mon {
+        monday = monday.pred_opt().unwrap_or(monday);
+    }
+    let grid = week_grid(&state, id, monday).await?;
+    let units = my_units_for_booking(&state, &user).await?;
+    Ok(Page::new(
+        "portal/book.html",
+        crate::ctx! { item => item, grid => grid, units => units, form => form, errors => errors },
+    )
+    .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+    .into_response())
+}
+
+fn booking_rows(rows: &[sqlx::any::AnyRow]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|r| {
+            let status: String = r.get("status");
+            serde_json::json!({
+                "id": r.get::<i64, _>("id"), "instrument_id": r.get::<i64, _>("instrument_id"),
+                "instrument_name": r.get::<String, _>("instrument_name"), "unit_name": r.get::<String, _>("unit_name"),
+                "owner_name": r.get::<String, _>("owner_name"),
+                "start": crate::clock::display(r.get("start_at")), "end": crate::clock::display(r.get("end_at")).chars().skip(11).collect::<String>(),
+                "purpose": r.get::<String, _>("purpose"), "status": status, "status_label": bookings::status_label(&status),
+                "price": r.get::<Option<i64>, _>("price_fen").map(Yuan::from_fen),
+                "max_voucher": r.get::<Option<i64>, _>("price_fen").map(|p| Yuan::from_fen(p * 40 / 100)),
+                "voucher": Yuan::from_fen(r.get("voucher_fen")),
+                "customs": r.get::<i64, _>("customs_supervised") != 0,
+                "cancel_reason": r.get::<String, _>("cancel_reason"),
+            })
+        })
+        .collect()
+}
+
+const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
+    b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason \
+    FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
+
+async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::BookingCreate)?;
+    let sql = format!(
+        "{BOOKING_SELECT} WHERE b.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY b.id DESC LIMIT 200"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user.id)
+        .fetch_all(&state.db.pool)
+        .await?;
+    Ok(Page::new(
+        "console/my_bookings.html",
+        crate::ctx! { items => booking_rows(&rows) },
+    )
+    .into_response())
+}
+
+async fn incoming(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::BookingHandle)?;
+    let sql = format!(
+        "{BOOKING_SELECT} WHERE i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager') \
+         ORDER BY b.id DESC LIMIT 200"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user.id)
+        .fetch_all(&state.db.pool)
+        .await?;
+    Ok(Page::new(
+        "console/bookings.html",
+        crate::ctx! { items => booking_rows(&rows) },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    #[serde(default)]
+    price: String,
+    #[serde(default)]
+    voucher_amount: String,
+    #[serde(default)]
+    customs_notice_no: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    back: String,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath((id, action)): PagePath<(i64, String)>,
+    CsrfForm(form): CsrfForm<ActForm>,
+) -> PageResult {
+    let back = if form.back == "incoming" {
+        "/console/bookings"
+    } else {
+        "/console/my-bookings"
+    };
+    let now = state.now();
+    let result = match action.as_str() {
+        "quote" => match Yuan::parse(&form.price) {
+            Ok(price) => {
+                user.require(Permission::BookingHandle)?;
+                bookings::quote(&state.db, &user, id, price, now)
+                    .await
+                    .map(|_| "已报价，等待对方确认".to_string())
+            }
+            Err(msg) => Err(AppError::field("price", msg)),
+        },
+        "confirm" => {
+            user.require(Permission::BookingCreate)?;
+            let voucher = if form.voucher_amount.trim().is_empty() {
+                Ok(Yuan::ZERO)
+            } else {
+                Yuan::parse(&form.voucher_amount)
+            };
+            match voucher {
+                Ok(v) => {
+                    let (_, policy) = money::current(&state.db).await?;
+                    let notice =
+                        Some(form.customs_notice_no.as_str()).filter(|s| !s.trim().is_empty());
+                    bookings::confirm(&state.db, &policy, &user, id, v, notice, now)
+                        .await
+                        .map(|_| format!("预约已确认，使用创新券 {v} 元"))
+                }
+                Err(msg) => Err(AppError::field("voucher_amount", msg)),
+            }
+        }
+        "complete" => {
+            user.require(Permission::BookingHandle)?;
+            bookings::complete(&state.db, &user, id, now)
+                .await
+                .map(|(_, order)| format!("服务已完成，服务记录单号 {order}"))
+        }
+        "cancel" => bookings::cancel(&state.db, &user, id, &form.reason, now)
+            .await
+            .map(|_| "预约已取消".to_string()),
+        _ => return Err(AppError::NotFound.into()),
+    };
+    match result {
+        Ok(msg) => Ok(redirect_with_flash(back, &msg)),
+        Err(
+            e @ (AppError::Validation { .. }
+            | AppError::Conflict { .. }
+            | AppError::Unprocessable { .. }),
+        ) => {
+            let msg = match &e {
+                AppError::Validation { fields, .. } => {
+                    fields.values().cloned().collect::<Vec<_>>().join("；")
+                }
+                other => other.to_string(),
+            };
+            Ok(redirect_with_flash(back, &format!("操作未完成：{msg}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct YearQuery {
+    year: Option<i64>,
+}
+
+async fn my_vouchers(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<YearQuery>,
+) -> PageResult {
+    user.require(Permission::VoucherApply)?;
+    let year = q
+        .year
+        .unwrap_or_else(|| state.clock.today().year() as i64)
+        .clamp(2000, 2100);
+    let mut accounts = Vec::new();
+    for m in &user.units {
+        let balance = vouchers::balance(&state.db, m.id, year).await?;
+        let ledger = vouchers::ledger(&state.db, m.id, year).await?;
+        accounts.push(serde_json::json!({"unit": m, "balance": balance, "ledger": ledger}));
+    }
+    Ok(Page::new(
+        "console/vouchers.html",
+        crate::ctx! { year => year, accounts => accounts },
+    )
+    .into_response())
+}
+
+/// Busy slots of an instrument as an iCalendar feed (no personal data).
+async fn instrument_ics(State(state): State<AppState>, PagePath(id): PagePath<i64>) -> PageResult {
+    let item = instruments::get(&state.db, id).await?;
+    if item.review_status != "approved" {
+        return Err(AppError::NotFound.into());
+    }
+    let now = state.now();
+    let slots = busy(&state, id, now - 30 * 86_400, now + 120 * 86_400).await?;
+    let fmt = |ts: i64| {
+        DateTime::from_timestamp(ts, 0)
+            .unwrap_or_default()
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string()
+    };
+    let mut ics = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//labshare//instrument bookings//ZH\r\nCALSCALE:GREGORIAN\r\n",
+    );
+    ics.push_str(&format!("X-WR-CALNAME:{} 预约占用\r\n", item.name));
+    for (s, e) in slots {
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:booking-{id}-{s}@labshare\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:已预约（{}）\r\nEND:VEVENT\r\n",
+            fmt(now),
+            fmt(s),
+            fmt(e),
+            item.name
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    Ok((
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        ics,
+    )
+        .into_response())
+}

@@ -33,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub templates: Arc<minijinja::Environment<'static>>,
+    /// The loaded, published workflow definitions (reloadable at run time).
+    pub workflows: Arc<crate::workflow::Registry>,
 }
 
 impl AppState {

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod page;
 pub mod portal;
 pub mod session;
+pub mod workflows;
 
 use std::{sync::Arc, time::Duration};
 
@@ -55,7 +56,8 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(account::router())
         .merge(console::router())
-        .nest("/api/v1", api::router())
+        .merge(workflows::router())
+        .nest("/api/v1", api::router().merge(workflows::api_router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

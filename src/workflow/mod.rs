@@ -824,7 +824,8 @@ pub async fn act(
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no task in state {}", inst.state))?;
     let action = decision.action.trim().to_string();
-    if action == "withdraw" || !spec.actions.contains(&action) {
+    // Only the engine (at a deadline) withdraws through a task; applicants use `withdraw`.
+    if (action == "withdraw" && actor.is_some()) || !spec.actions.contains(&action) {
         return Err(AppError::unprocessable(
             "action_not_allowed",
             format!("此环节不允许“{}”操作", def::action_label(&action)),
@@ -842,6 +843,7 @@ pub async fn act(
         "reject" => "rejected",
         "return" => "returned",
         "transfer" => "transferred",
+        "withdraw" => "withdrawn",
         _ => "open",
     };
     if closing_status != "open" {
@@ -925,6 +927,7 @@ pub async fn act(
                 None => target = Some(transition_to(spec, "reject")?),
             }
         }
+        "withdraw" => target = Some(transition_to(spec, "withdraw")?),
         "return" => {
             target = Some(match spec.on.get("return") {
                 Some(t) => t.to.clone(),
@@ -973,7 +976,7 @@ pub async fn act(
                 }
                 def::Mode::MinApprovals(_) | def::Mode::Ratio(_) => {
                     let n = quorum_needed(&mut tx, spec, &inst).await?.unwrap_or(1);
-                    approved >= n || (open == 0 && approved > 0 && approved >= n)
+                    approved >= n
                 }
             };
             if finished {

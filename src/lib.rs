@@ -21,3 +21,4 @@ pub mod server;
 pub mod store;
 pub mod units;
 pub mod web;
+pub mod workflow;

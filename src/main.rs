@@ -26,6 +26,16 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Workflow definitions: check, graph.
+    Workflows {
+        #[command(subcommand)]
+        command: labshare::workflow::cli::WorkflowsCommand,
+    },
+    /// The decision audit log.
+    Audit {
+        #[command(subcommand)]
+        command: labshare::workflow::cli::AuditCommand,
+    },
     /// Scheduled jobs.
     Jobs {
         #[command(subcommand)]
@@ -80,6 +90,8 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command {
+        Command::Workflows { command } => labshare::workflow::cli::workflows(config, command).await,
+        Command::Audit { command } => labshare::workflow::cli::audit(config, command).await,
         Command::Serve => {
             let bind = config.bind;
             let demo = config.demo_on_empty;

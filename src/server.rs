@@ -24,12 +24,24 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
     crate::auth::sync_builtin_roles(&db, clock.now_ts()).await?;
     let templates = Arc::new(web::page::template_env(&config.templates_dir));
     let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
+    let workflows = Arc::new(crate::workflow::Registry::new(config.workflows_dir.clone()));
+    match workflows.reload(&db, clock.now_ts()).await {
+        Ok(loaded) => tracing::info!(count = loaded.len(), "workflow definitions loaded"),
+        Err(crate::workflow::ReloadError::Invalid(problems)) => {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            anyhow::bail!("流程定义有误：\n{}", lines.join("\n"));
+        }
+        Err(crate::workflow::ReloadError::Failed(e)) => {
+            return Err(anyhow::anyhow!("loading workflows: {e}"));
+        }
+    }
     Ok(web::AppState {
         db,
         config: Arc::new(config),
         clock,
         templates,
         mailer,
+        workflows,
     })
 }
 

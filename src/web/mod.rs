@@ -11,6 +11,7 @@ pub mod notifications;
 pub mod page;
 pub mod portal;
 pub mod session;
+pub mod workflows;
 
 use std::{sync::Arc, time::Duration};
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub clock: Clock,
     pub templates: Arc<minijinja::Environment<'static>>,
     pub mailer: Arc<crate::mail::Mailer>,
+    /// The loaded, published workflow definitions (reloadable at run time).
+    pub workflows: Arc<crate::workflow::Registry>,
 }
 
 impl AppState {
@@ -59,7 +62,13 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(notifications::router())
         .merge(bookings::router())
-        .nest("/api/v1", api::router().merge(money_api::router()))
+        .merge(workflows::router())
+        .nest(
+            "/api/v1",
+            api::router()
+                .merge(money_api::router())
+                .merge(workflows::api_router()),
+        )
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

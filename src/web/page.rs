@@ -179,7 +179,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             Some(Permission::EvaluationDeclare),
             false,
         ),
-        ("待办任务", "/console/tasks", None, false),
+        ("待办任务", "/console/tasks", None, true),
         ("消息通知", "/console/notifications", None, true),
         (
             "单位认证审核",
@@ -233,7 +233,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "流程定义",
             "/console/workflows",
             Some(Permission::WorkflowEdit),
-            false,
+            true,
         ),
         (
             "定时任务与邮件",

@@ -10,3 +10,4 @@ mod jobs;
 mod money;
 mod pages;
 mod permissions;
+mod workflow;

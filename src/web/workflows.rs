@@ -1,0 +1,602 @@
+//! Workflow pages and API (流程与待办): the contract's `/workflows`, `/tasks`,
+//! `/workflow-instances`, unit certification, and the console's 流程定义, 我的待办, 我的已办,
+//! 我发起的 and instance pages. The engine itself lives in `crate::workflow`.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AppState,
+    api::ApiResult,
+    extract::{ApiJson, ApiPath, CsrfForm, PagePath},
+    page::{Page, PageResult, redirect_with_flash},
+    session::{ApiUser, SignedIn},
+};
+use crate::{
+    auth::{CurrentUser, Permission},
+    error::{AppError, Result},
+    units,
+    workflow::{self, Decision, ReloadError, def, diagram},
+};
+
+/// API routes (under `/api/v1`) and the permission each needs.
+pub const API_ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/api/v1/workflows", None),
+    (
+        "POST",
+        "/api/v1/workflows/reload",
+        Some(Permission::WorkflowEdit),
+    ),
+    ("GET", "/api/v1/tasks", None),
+    ("POST", "/api/v1/tasks/{id}/actions", None),
+    ("GET", "/api/v1/workflow-instances/{id}", None),
+    ("POST", "/api/v1/workflow-instances/{id}/withdraw", None),
+    (
+        "POST",
+        "/api/v1/units/{id}/certification",
+        Some(Permission::UnitManage),
+    ),
+];
+
+/// Console pages and the permission each needs.
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/console/tasks", None),
+    ("GET", "/console/tasks/done", None),
+    ("GET", "/console/tasks/started", None),
+    ("GET", "/console/workflows", Some(Permission::WorkflowEdit)),
+];
+
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/workflows", get(api_workflows))
+        .route("/workflows/reload", post(api_reload))
+        .route("/tasks", get(api_tasks))
+        .route("/tasks/{id}/actions", post(api_act))
+        .route("/workflow-instances/{id}", get(api_instance))
+        .route("/workflow-instances/{id}/withdraw", post(api_withdraw))
+        .route("/units/{id}/certification", post(api_certify_unit))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/tasks", get(my_tasks))
+        .route("/console/tasks/done", get(done_tasks))
+        .route("/console/tasks/started", get(started))
+        .route("/console/tasks/{id}", get(task_page).post(task_act))
+        .route("/console/workflow-instances/{id}", get(instance_page))
+        .route(
+            "/console/workflow-instances/{id}/withdraw",
+            post(instance_withdraw),
+        )
+        .route(
+            "/console/workflow-instances/{id}/diagram.svg",
+            get(instance_svg),
+        )
+        .route("/console/workflows", get(workflows_page).post(reload_page))
+        .route(
+            "/console/workflows/{key}",
+            get(workflow_page).post(workflow_save),
+        )
+        .route("/console/workflows/{key}/diagram.svg", get(workflow_svg))
+        .route("/console/units/{id}/certification", post(certify_unit_page))
+}
+
+// ---- API ---------------------------------------------------------------------------------
+
+async fn api_workflows(
+    State(state): State<AppState>,
+    ApiUser(_): ApiUser,
+) -> ApiResult<Json<Value>> {
+    let items: Vec<Value> = state
+        .workflows
+        .list()
+        .iter()
+        .map(|d| json!({"key": d.key, "version": d.version, "title": d.title, "subject": d.subject, "states": d.states.keys().collect::<Vec<_>>()}))
+        .collect();
+    Ok(Json(Value::Array(items)))
+}
+
+fn invalid_workflow(problems: &[def::Problem]) -> Response {
+    let first = problems.first().map(|p| p.to_string()).unwrap_or_default();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": {"code": "invalid_workflow", "message": format!("流程定义有误：{first}"), "details": problems}})),
+    )
+        .into_response()
+}
+
+async fn api_reload(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult {
+    user.require(Permission::WorkflowEdit)?;
+    match state.workflows.reload(&state.db, state.now()).await {
+        Ok(loaded) => Ok(Json(json!({"loaded": loaded.iter().map(|(k, v)| json!({"key": k, "version": v})).collect::<Vec<_>>()})).into_response()),
+        Err(ReloadError::Invalid(p)) => Ok(invalid_workflow(&p)),
+        Err(ReloadError::Failed(e)) => Err(e.into()),
+    }
+}
+
+async fn api_tasks(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> ApiResult<Json<Value>> {
+    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    let items: Vec<Value> = tasks
+        .iter()
+        .map(|t| json!({"id": t.id, "instance_id": t.instance_id, "workflow": t.workflow, "step": t.step, "subject": t.subject, "actions": t.actions, "due_at": t.due_at}))
+        .collect();
+    let total = items.len();
+    Ok(Json(json!({"items": items, "total": total})))
+}
+
+async fn api_act(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(d): ApiJson<Decision>,
+) -> ApiResult<Json<Value>> {
+    let out = workflow::act(&state, Some(&user), id, d).await?;
+    Ok(Json(json!(out)))
+}
+
+async fn visible_instance(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<workflow::Instance> {
+    let inst = workflow::get_instance(&state.db, id).await?;
+    if !workflow::may_view(&state.db, user, &inst).await? {
+        return Err(AppError::forbidden());
+    }
+    Ok(inst)
+}
+
+async fn api_instance(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let inst = visible_instance(&state, &user, id).await?;
+    let history = workflow::history(&state.db, id).await?;
+    Ok(Json(json!({
+        "id": inst.id, "workflow": inst.workflow_key, "version": inst.version, "state": inst.state, "status": inst.status,
+        "subject": {"type": inst.subject_type, "id": inst.subject_id},
+        "history": history,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+struct CommentBody {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn api_withdraw(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // The body is optional: `{}` or nothing at all.
+    let comment = serde_json::from_slice::<CommentBody>(&body)
+        .map(|b| b.comment)
+        .unwrap_or_default();
+    let out = workflow::withdraw(&state, &user, id, &comment).await?;
+    Ok(Json(json!(out)))
+}
+
+/// Submit a unit for certification (单位认证): the caller must act for the unit.
+pub async fn certify_unit(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<workflow::Started> {
+    user.require(Permission::UnitManage)?;
+    let unit = units::get(&state.db, id).await?;
+    user.require_unit(id)?;
+    if unit.certification_status == "certified" {
+        return Err(AppError::conflict("already_certified", "该单位已通过认证"));
+    }
+    workflow::start(
+        state,
+        "unit_certification",
+        "unit",
+        id,
+        user.id,
+        json!({"unit_id": id}),
+    )
+    .await
+}
+
+async fn api_certify_unit(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    let started = certify_unit(&state, &user, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(started))).into_response())
+}
+
+// ---- console: tasks ----------------------------------------------------------------------
+
+async fn my_tasks(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    Ok(Page::new(
+        "console/tasks.html",
+        crate::ctx! { tasks => tasks, tab => "open", title => "我的待办" },
+    )
+    .into_response())
+}
+
+async fn done_tasks(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    let tasks = workflow::tasks_for(&state, user.id, true).await?;
+    Ok(Page::new(
+        "console/tasks.html",
+        crate::ctx! { tasks => tasks, tab => "done", title => "我的已办" },
+    )
+    .into_response())
+}
+
+async fn started(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    let mut rows = Vec::new();
+    for inst in workflow::started_by(&state.db, user.id).await? {
+        let d = state
+            .workflows
+            .version(&state.db, &inst.workflow_key, inst.version)
+            .await?;
+        rows.push(json!({"id": inst.id, "title": d.title, "version": inst.version, "state_title": d.state_title(&inst.state), "status": inst.status,
+            "subject_type": inst.subject_type, "subject_id": inst.subject_id, "created_at": crate::clock::display(inst.created_at)}));
+    }
+    Ok(Page::new("console/started.html", crate::ctx! { instances => rows }).into_response())
+}
+
+async fn instance_context(state: &AppState, inst: &workflow::Instance) -> Result<minijinja::Value> {
+    let d = state
+        .workflows
+        .version(&state.db, &inst.workflow_key, inst.version)
+        .await?;
+    let history: Vec<Value> = workflow::history(&state.db, inst.id)
+        .await?
+        .into_iter()
+        .map(|h| json!({"step": d.state_title(&h.step), "action": if h.action == "start" { "提交".to_string() } else { def::action_label(&h.action).to_string() },
+            "actor": h.actor.unwrap_or_else(|| "系统".into()), "at": h.at.replace('T', " "), "comment": h.comment, "to": d.state_title(&h.to_state)}))
+        .collect();
+    Ok(
+        crate::ctx! { instance => inst, title => d.title, state_title => d.state_title(&inst.state), history => history },
+    )
+}
+
+async fn instance_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    let inst = visible_instance(&state, &user, id).await?;
+    let ctx = instance_context(&state, &inst).await?;
+    let can_withdraw = inst.applicant_id == user.id && inst.status == "running";
+    Ok(Page::new(
+        "console/instance.html",
+        crate::ctx! { ctx => ctx, can_withdraw => can_withdraw },
+    )
+    .into_response())
+}
+
+fn svg_response(svg: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        svg,
+    )
+        .into_response()
+}
+
+async fn instance_svg(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    let inst = visible_instance(&state, &user, id).await?;
+    let d = state
+        .workflows
+        .version(&state.db, &inst.workflow_key, inst.version)
+        .await?;
+    Ok(svg_response(diagram::svg(&d, Some(&inst.state))))
+}
+
+async fn instance_withdraw(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<CommentBody>,
+) -> PageResult {
+    let to = format!("/console/workflow-instances/{id}");
+    match workflow::withdraw(&state, &user, id, &form.comment).await {
+        Ok(_) => Ok(redirect_with_flash(&to, "已撤回申请")),
+        Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
+            Ok(redirect_with_flash(&to, &e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn task_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    let Some(task) = tasks.into_iter().find(|t| t.id == id) else {
+        return Ok(redirect_with_flash(
+            "/console/tasks",
+            "该待办已处理或不属于您",
+        ));
+    };
+    let inst = workflow::get_instance(&state.db, task.instance_id).await?;
+    let ctx = instance_context(&state, &inst).await?;
+    let actions: Vec<(String, &str)> = task
+        .actions
+        .iter()
+        .map(|a| (a.clone(), def::action_label(a)))
+        .collect();
+    Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, errors => crate::ctx!{}, form => crate::ctx!{} }).into_response())
+}
+
+#[derive(Deserialize, Clone, serde::Serialize)]
+struct ActForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    score: String,
+    #[serde(default)]
+    grade: String,
+}
+
+async fn task_act(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<ActForm>,
+) -> PageResult {
+    let mut data = serde_json::Map::new();
+    if !form.user.trim().is_empty() {
+        data.insert("user".into(), json!(form.user.trim()));
+    }
+    if let Ok(score) = form.score.trim().parse::<f64>() {
+        data.insert("score".into(), json!(score));
+    }
+    if !form.grade.is_empty() {
+        data.insert("grade".into(), json!(form.grade));
+    }
+    let decision = Decision {
+        action: form.action.clone(),
+        comment: form.comment.clone(),
+        data: Value::Object(data),
+    };
+    match workflow::act(&state, Some(&user), id, decision).await {
+        Ok(out) => Ok(redirect_with_flash(
+            &format!("/console/workflow-instances/{}", out.instance_id),
+            &format!("已{}", def::action_label(&form.action)),
+        )),
+        Err(AppError::Conflict { message, .. }) => {
+            Ok(redirect_with_flash("/console/tasks", &message))
+        }
+        Err(e @ (AppError::Validation { .. } | AppError::Unprocessable { .. })) => {
+            let tasks = workflow::tasks_for(&state, user.id, false).await?;
+            let Some(task) = tasks.into_iter().find(|t| t.id == id) else {
+                return Ok(redirect_with_flash("/console/tasks", &e.to_string()));
+            };
+            let inst = workflow::get_instance(&state.db, task.instance_id).await?;
+            let ctx = instance_context(&state, &inst).await?;
+            let actions: Vec<(String, &str)> = task
+                .actions
+                .iter()
+                .map(|a| (a.clone(), def::action_label(a)))
+                .collect();
+            let mut errors = e.field_errors().cloned().unwrap_or_default();
+            if errors.is_empty() {
+                errors.insert("action".into(), e.to_string());
+            }
+            Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, errors => errors, form => form })
+                .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn certify_unit_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(_): CsrfForm<Value>,
+) -> PageResult {
+    let to = format!("/console/units/{id}");
+    match certify_unit(&state, &user, id).await {
+        Ok(_) => Ok(redirect_with_flash(&to, "已提交认证，等待平台审核")),
+        Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
+            Ok(redirect_with_flash(&to, &e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- console: definitions ----------------------------------------------------------------
+
+async fn workflows_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::WorkflowEdit)?;
+    let defs: Vec<Value> = state
+        .workflows
+        .list()
+        .iter()
+        .map(|d| json!({"key": d.key, "title": d.title, "version": d.version, "subject": d.subject, "states": d.states.len()}))
+        .collect();
+    Ok(Page::new(
+        "console/workflows.html",
+        crate::ctx! { defs => defs, problems => Vec::<def::Problem>::new() },
+    )
+    .into_response())
+}
+
+async fn reload_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(_): CsrfForm<Value>,
+) -> PageResult {
+    user.require(Permission::WorkflowEdit)?;
+    match state.workflows.reload(&state.db, state.now()).await {
+        Ok(loaded) => Ok(redirect_with_flash(
+            "/console/workflows",
+            &format!("已重新加载 {} 个流程定义", loaded.len()),
+        )),
+        Err(ReloadError::Invalid(problems)) => {
+            let defs: Vec<Value> = state.workflows.list().iter().map(|d| json!({"key": d.key, "title": d.title, "version": d.version, "subject": d.subject, "states": d.states.len()})).collect();
+            Ok(Page::new(
+                "console/workflows.html",
+                crate::ctx! { defs => defs, problems => problems },
+            )
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .into_response())
+        }
+        Err(ReloadError::Failed(e)) => Err(e.into()),
+    }
+}
+
+/// A line diff (LCS) of two texts: (`+`/`-`/` `, line).
+pub fn line_diff(old: &str, new: &str) -> Vec<(char, String)> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            out.push((' ', a[i].to_string()));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(('+', b[j].to_string()));
+            j += 1;
+        } else {
+            out.push(('-', a[i].to_string()));
+            i += 1;
+        }
+    }
+    out
+}
+
+async fn workflow_context(
+    state: &AppState,
+    key: &str,
+) -> Result<(std::sync::Arc<def::Definition>, Vec<Value>)> {
+    let d = state.workflows.get(key).ok_or(AppError::NotFound)?;
+    let versions = workflow::versions(&state.db, key)
+        .await?
+        .into_iter()
+        .map(|(v, at, _)| json!({"version": v, "at": crate::clock::display(at)}))
+        .collect();
+    Ok((d, versions))
+}
+
+async fn workflow_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(key): PagePath<String>,
+) -> PageResult {
+    user.require(Permission::WorkflowEdit)?;
+    let (d, versions) = workflow_context(&state, &key).await?;
+    Ok(Page::new(
+        "console/workflow.html",
+        crate::ctx! { def => crate::ctx!{ key => d.key, title => d.title, version => d.version }, source => d.source, versions => versions,
+                   problems => Vec::<def::Problem>::new(), diff => Vec::<(char, String)>::new(), checked => false },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct SaveForm {
+    #[serde(default)]
+    source: String,
+    /// `validate` shows problems and the diff; `publish` also records and loads it.
+    #[serde(default)]
+    intent: String,
+}
+
+async fn workflow_save(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(key): PagePath<String>,
+    CsrfForm(form): CsrfForm<SaveForm>,
+) -> PageResult {
+    user.require(Permission::WorkflowEdit)?;
+    let (d, versions) = workflow_context(&state, &key).await?;
+    let source = form.source.replace("\r\n", "\n");
+    let roles = workflow::known_roles(&state.db).await?;
+    let problems = match def::parse(&format!("{key}.yaml"), &source, &roles) {
+        Ok(_) => vec![],
+        Err(p) => p,
+    };
+    if problems.is_empty() && form.intent == "publish" {
+        return match state
+            .workflows
+            .publish(&state.db, &key, &source, state.now())
+            .await
+        {
+            Ok(v) => Ok(redirect_with_flash(
+                &format!("/console/workflows/{key}"),
+                &format!("已发布版本 {v}，新发起的流程将使用新版本"),
+            )),
+            Err(ReloadError::Invalid(problems)) => Ok(editor(&d, versions, source, problems, true)),
+            Err(ReloadError::Failed(e)) => Err(e.into()),
+        };
+    }
+    Ok(editor(&d, versions, source, problems, true))
+}
+
+fn editor(
+    d: &def::Definition,
+    versions: Vec<Value>,
+    source: String,
+    problems: Vec<def::Problem>,
+    checked: bool,
+) -> Response {
+    let diff = line_diff(&d.source, &source);
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Page::new(
+        "console/workflow.html",
+        crate::ctx! { def => crate::ctx!{ key => d.key, title => d.title, version => d.version }, source => source, versions => versions,
+                   problems => problems, diff => diff, checked => checked },
+    )
+    .with_status(status)
+    .into_response()
+}
+
+async fn workflow_svg(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(key): PagePath<String>,
+) -> PageResult {
+    let _ = user;
+    let d = state.workflows.get(&key).ok_or(AppError::NotFound)?;
+    Ok(svg_response(diagram::svg(&d, None)))
+}

@@ -1,0 +1,92 @@
+//! `labshare workflows check|graph` and `labshare audit verify`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{audit, def, diagram};
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum WorkflowsCommand {
+    /// Validate every definition; exit 1 with `file:line: message` lines on error.
+    Check { dir: Option<PathBuf> },
+    /// Print the state machine of a workflow.
+    Graph {
+        key: String,
+        #[arg(long, default_value = "mermaid")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and report the first broken link.
+    Verify,
+}
+
+pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Result<()> {
+    let roles = def::builtin_roles();
+    match command {
+        WorkflowsCommand::Check { dir } => {
+            let dir = dir.unwrap_or(config.workflows_dir);
+            match def::load_dir(&dir, &roles) {
+                Ok(defs) => {
+                    for d in &defs {
+                        println!("{}: 正确（{}，{} 个状态）", d.file, d.title, d.states.len());
+                    }
+                    println!("共 {} 个流程定义，全部通过检查", defs.len());
+                    Ok(())
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        println!("{p}");
+                    }
+                    std::process::exit(1);
+                }
+            }
+        }
+        WorkflowsCommand::Graph { key, format } => {
+            let defs = def::load_dir(&config.workflows_dir, &roles).map_err(|p| {
+                anyhow::anyhow!(
+                    "{}",
+                    p.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let d = defs
+                .iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| anyhow::anyhow!("没有流程 {key}"))?;
+            let out = match format.as_str() {
+                "mermaid" => diagram::mermaid(d),
+                "dot" => diagram::dot(d),
+                "svg" => diagram::svg(d, None),
+                other => anyhow::bail!("未知格式 {other}：应为 mermaid、dot 或 svg"),
+            };
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify => {
+            let db = crate::store::Db::connect(&config.database_url).await?;
+            db.migrate().await?;
+            match audit::verify(&db).await? {
+                audit::Verdict::Intact { entries } => {
+                    println!("审计日志完整：{entries} 条记录，哈希链无断点");
+                    Ok(())
+                }
+                audit::Verdict::Broken { seq, reason } => {
+                    println!("审计日志在第 {seq} 条记录处断开：{reason}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}

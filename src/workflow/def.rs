@@ -1,0 +1,669 @@
+//! Workflow definitions (流程定义): the YAML schema, the loader with `file:line: message`
+//! errors, and the static checks run by `labshare workflows check` and on every reload.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::hooks;
+use crate::auth::Permission;
+
+/// One definition error, located in its file.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// A flow as written in `workflows/<key>.yaml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefinition {
+    pub key: Spanned<String>,
+    pub title: String,
+    pub subject: Spanned<String>,
+    pub initial: Spanned<String>,
+    /// Checked when an instance starts (e.g. a dishonest unit cannot apply).
+    #[serde(default)]
+    pub guard: Option<Spanned<String>>,
+    #[serde(default)]
+    pub guard_message: Option<String>,
+    pub states: BTreeMap<String, RawState>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub terminal: bool,
+    /// Hooks run on entering the state, inside the decision's transaction.
+    #[serde(default)]
+    pub effects: Vec<RawEffect>,
+    /// A human task (步骤) active while the instance is in this state.
+    #[serde(default)]
+    pub task: Option<RawTask>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffect {
+    pub hook: Spanned<String>,
+    #[serde(default)]
+    pub with: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    pub assignees: Spanned<Assignees>,
+    #[serde(default)]
+    pub mode: Mode,
+    pub actions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub on: BTreeMap<String, Spanned<RawTransition>>,
+    #[serde(default)]
+    pub deadline: Option<Spanned<String>>,
+    #[serde(default)]
+    pub at_deadline: Option<AtDeadline>,
+    /// Roles copied (抄送) on every decision.
+    #[serde(default)]
+    pub cc: Vec<Spanned<String>>,
+}
+
+/// Who gets the task.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Assignees {
+    /// Everyone holding a role.
+    Role(String),
+    /// Everyone holding a permission.
+    Permission(String),
+    /// Members of the subject's unit with this unit role (`manager`, `member`).
+    UnitRole(String),
+    /// A named user.
+    User(String),
+    /// Whoever started the instance.
+    Applicant(bool),
+    /// A minijinja expression giving a username, a user id or a list of them.
+    Expr(String),
+}
+
+/// How many assignees must decide (会签 / 或签 / 依次 / quorum).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Any,
+    All,
+    Sequential,
+    MinApprovals(u32),
+    Ratio(f64),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTransition {
+    To(String),
+    Full {
+        to: String,
+        #[serde(default)]
+        guard: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+}
+
+/// What happens when a task's deadline passes.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AtDeadline {
+    Remind(bool),
+    Escalate(String),
+    Action(String),
+}
+
+pub const ACTIONS: [(&str, &str); 7] = [
+    ("approve", "同意"),
+    ("reject", "驳回"),
+    ("return", "退回"),
+    ("withdraw", "撤回"),
+    ("transfer", "转办"),
+    ("add_signer", "加签"),
+    ("comment", "评论"),
+];
+
+pub fn action_label(a: &str) -> &'static str {
+    ACTIONS
+        .iter()
+        .find(|(k, _)| *k == a)
+        .map(|(_, l)| *l)
+        .unwrap_or("操作")
+}
+
+/// A checked definition, ready to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Definition {
+    pub key: String,
+    pub title: String,
+    pub subject: String,
+    pub initial: String,
+    pub guard: Option<Transition>,
+    pub states: BTreeMap<String, State>,
+    /// Version in the database (0 until recorded).
+    pub version: i64,
+    pub source: String,
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct State {
+    pub name: String,
+    pub title: String,
+    pub terminal: bool,
+    pub effects: Vec<Effect>,
+    pub task: Option<Task>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Effect {
+    pub hook: String,
+    pub with: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Task {
+    pub assignees: Assignees,
+    pub mode: Mode,
+    pub actions: Vec<String>,
+    pub on: BTreeMap<String, Transition>,
+    pub deadline: Option<Duration>,
+    pub at_deadline: Option<AtDeadline>,
+    pub cc: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Transition {
+    pub to: String,
+    pub guard: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A deadline: an amount of calendar days, working days or hours.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub enum Duration {
+    Hours(i64),
+    Days(i64),
+    WorkingDays(i64),
+}
+
+impl Duration {
+    pub fn parse(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        let (n, unit) = s.split_once(char::is_whitespace)?;
+        let n: i64 = n.parse().ok().filter(|n| *n > 0 && *n < 10_000)?;
+        match unit.trim() {
+            "working days" | "working day" | "个工作日" | "工作日" => {
+                Some(Duration::WorkingDays(n))
+            }
+            "days" | "day" | "天" => Some(Duration::Days(n)),
+            "hours" | "hour" | "小时" => Some(Duration::Hours(n)),
+            _ => None,
+        }
+    }
+
+    /// The absolute instant `self` after `from` (unix seconds); working days skip Saturdays
+    /// and Sundays in Asia/Shanghai.
+    pub fn after(self, from: i64) -> i64 {
+        use chrono::{Datelike, TimeZone, Weekday};
+        match self {
+            Duration::Hours(h) => from + h * 3600,
+            Duration::Days(d) => from + d * 86_400,
+            Duration::WorkingDays(n) => {
+                let tz = chrono_tz::Asia::Shanghai;
+                let Some(mut t) = tz.timestamp_opt(from, 0).single() else {
+                    return from + n * 86_400;
+                };
+                let mut left = n;
+                while left > 0 {
+                    t += chrono::Duration::days(1);
+                    if !matches!(t.weekday(), Weekday::Sat | Weekday::Sun) {
+                        left -= 1;
+                    }
+                }
+                t.timestamp()
+            }
+        }
+    }
+}
+
+impl Definition {
+    pub fn state(&self, name: &str) -> Option<&State> {
+        self.states.get(name)
+    }
+
+    pub fn state_title(&self, name: &str) -> String {
+        self.states
+            .get(name)
+            .map(|s| s.title.clone())
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+/// Line of the first line whose trimmed text starts with `prefix` (fallback: 1).
+fn line_of(source: &str, prefix: &str) -> u64 {
+    source
+        .lines()
+        .position(|l| l.trim_start().starts_with(prefix))
+        .map(|i| i as u64 + 1)
+        .unwrap_or(1)
+}
+
+/// Parse and check one file. `roles` are the role keys that exist (built-in plus custom).
+pub fn parse(
+    file: &str,
+    source: &str,
+    roles: &BTreeSet<String>,
+) -> Result<Definition, Vec<Problem>> {
+    let problem = |line: u64, message: String| Problem {
+        file: file.to_string(),
+        line: line.max(1),
+        message,
+    };
+    let raw: RawDefinition = match serde_saphyr::from_str(source) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.location().map(|l| l.line()).unwrap_or(1);
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("无法解析").to_string();
+            return Err(vec![problem(line, format!("YAML 格式错误：{first}"))]);
+        }
+    };
+    let mut problems = Vec::new();
+    let key = raw.key.value.clone();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        problems.push(problem(
+            raw.key.referenced.line(),
+            format!("流程标识 `{key}` 只能由小写字母、数字和下划线组成"),
+        ));
+    }
+    let expected = std::path::Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    if !expected.is_empty() && expected != key && file.ends_with(".yaml") {
+        problems.push(problem(
+            raw.key.referenced.line(),
+            format!("流程标识 `{key}` 与文件名 `{expected}` 不一致"),
+        ));
+    }
+    if raw.title.trim().is_empty() {
+        problems.push(problem(
+            line_of(source, "title:"),
+            "流程名称不能为空".into(),
+        ));
+    }
+    let env = super::expr_env();
+    let mut states = BTreeMap::new();
+    if !raw.states.contains_key(&raw.initial.value) {
+        problems.push(problem(
+            raw.initial.referenced.line(),
+            format!("初始状态 `{}` 未定义", raw.initial.value),
+        ));
+    }
+    if !raw.states.values().any(|s| s.terminal) {
+        problems.push(problem(
+            line_of(source, "states:"),
+            "至少需要一个终止状态（terminal: true）".into(),
+        ));
+    }
+    let subject = raw.subject.value.clone();
+    if let Some(g) = &raw.guard
+        && let Err(e) = env.compile_expression(&g.value)
+    {
+        problems.push(problem(
+            g.referenced.line(),
+            format!("条件表达式无法编译：{e}"),
+        ));
+    }
+    for (name, st) in &raw.states {
+        let state_line = line_of(source, &format!("{name}:"));
+        let mut effects = Vec::new();
+        for e in &st.effects {
+            let hook = &e.hook.value;
+            match hooks::find(hook) {
+                None => problems.push(problem(
+                    e.hook.referenced.line(),
+                    format!(
+                        "未知的钩子 `{hook}`（已注册：{}）",
+                        hooks::names().join("、")
+                    ),
+                )),
+                Some(h) => {
+                    if let Err(msg) = (h.check)(&subject, &e.with) {
+                        problems.push(problem(e.hook.referenced.line(), msg));
+                    }
+                }
+            }
+            effects.push(Effect {
+                hook: hook.clone(),
+                with: e.with.clone(),
+            });
+        }
+        if st.terminal && st.task.is_some() {
+            problems.push(problem(
+                state_line,
+                format!("终止状态 `{name}` 不能有审批任务"),
+            ));
+        }
+        if !st.terminal && st.task.is_none() {
+            problems.push(problem(
+                state_line,
+                format!("非终止状态 `{name}` 需要一个审批任务（task）"),
+            ));
+        }
+        let task = st.task.as_ref().map(|t| {
+            let mut actions = Vec::new();
+            for a in &t.actions {
+                if !ACTIONS.iter().any(|(k, _)| *k == a.value) {
+                    problems.push(problem(
+                        a.referenced.line(),
+                        format!("未知的操作 `{}`", a.value),
+                    ));
+                }
+                actions.push(a.value.clone());
+            }
+            match &t.assignees.value {
+                Assignees::Role(r) if !roles.contains(r) => problems.push(problem(
+                    t.assignees.referenced.line(),
+                    format!("未知的角色 `{r}`"),
+                )),
+                Assignees::Permission(p) if Permission::from_key(p).is_none() => problems.push(
+                    problem(t.assignees.referenced.line(), format!("未知的权限 `{p}`")),
+                ),
+                Assignees::UnitRole(r) if r != "manager" && r != "member" => {
+                    problems.push(problem(
+                        t.assignees.referenced.line(),
+                        format!("单位内角色只能是 manager 或 member，而不是 `{r}`"),
+                    ))
+                }
+                Assignees::Expr(x) => {
+                    if let Err(e) = env.compile_expression(x) {
+                        problems.push(problem(
+                            t.assignees.referenced.line(),
+                            format!("处理人表达式无法编译：{e}"),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            match &t.mode {
+                Mode::MinApprovals(0) => problems.push(problem(
+                    line_of(source, "mode:"),
+                    "min_approvals 至少为 1".into(),
+                )),
+                Mode::Ratio(r) if !(*r > 0.0 && *r <= 1.0) => problems.push(problem(
+                    line_of(source, "mode:"),
+                    "ratio 应在 0 与 1 之间".into(),
+                )),
+                _ => {}
+            }
+            let mut on = BTreeMap::new();
+            for (action, spanned) in &t.on {
+                let line = spanned.referenced.line();
+                let (to, guard, message) = match &spanned.value {
+                    RawTransition::To(to) => (to, None, None),
+                    RawTransition::Full { to, guard, message } => {
+                        (to, guard.as_ref(), message.clone())
+                    }
+                };
+                if !matches!(
+                    action.as_str(),
+                    "approve" | "reject" | "return" | "withdraw" | "timeout"
+                ) {
+                    problems.push(problem(
+                        line,
+                        format!("`on` 中的操作 `{action}` 不会引起状态变化"),
+                    ));
+                } else if action != "timeout" && !actions.contains(action) {
+                    problems.push(problem(
+                        line,
+                        format!("操作 `{action}` 有去向但不在 actions 列表中"),
+                    ));
+                }
+                if !raw.states.contains_key(to) {
+                    problems.push(problem(line, format!("未知的状态 `{to}`")));
+                }
+                if let Some(g) = guard
+                    && let Err(e) = env.compile_expression(g)
+                {
+                    problems.push(problem(line, format!("条件表达式无法编译：{e}")));
+                }
+                on.insert(
+                    action.clone(),
+                    Transition {
+                        to: to.clone(),
+                        guard: guard.cloned(),
+                        message,
+                    },
+                );
+            }
+            for needed in ["approve", "reject", "withdraw"] {
+                if actions.iter().any(|a| a == needed) && !on.contains_key(needed) {
+                    problems.push(problem(
+                        state_line,
+                        format!("状态 `{name}` 允许 `{needed}`，但没有写明去向（on.{needed}）"),
+                    ));
+                }
+            }
+            let deadline = match &t.deadline {
+                None => {
+                    problems.push(problem(
+                        state_line,
+                        format!("审批任务 `{name}` 没有办理时限（deadline）"),
+                    ));
+                    None
+                }
+                Some(d) => {
+                    let parsed = Duration::parse(&d.value);
+                    if parsed.is_none() {
+                        problems.push(problem(
+                            d.referenced.line(),
+                            format!(
+                                "无法识别的时限 `{}`（例如：3 working days、2 days、48 hours）",
+                                d.value
+                            ),
+                        ));
+                    }
+                    parsed
+                }
+            };
+            match &t.at_deadline {
+                Some(AtDeadline::Escalate(r)) if !roles.contains(r) => problems.push(problem(
+                    line_of(source, "escalate:"),
+                    format!("未知的角色 `{r}`"),
+                )),
+                Some(AtDeadline::Action(a)) if !on.contains_key(a) => problems.push(problem(
+                    line_of(source, "action:"),
+                    format!("到期自动操作 `{a}` 没有去向"),
+                )),
+                _ => {}
+            }
+            for c in &t.cc {
+                if !roles.contains(&c.value) {
+                    problems.push(problem(
+                        c.referenced.line(),
+                        format!("抄送中未知的角色 `{}`", c.value),
+                    ));
+                }
+            }
+            Task {
+                assignees: t.assignees.value.clone(),
+                mode: t.mode.clone(),
+                actions,
+                on,
+                deadline,
+                at_deadline: t.at_deadline.clone(),
+                cc: t.cc.iter().map(|c| c.value.clone()).collect(),
+            }
+        });
+        states.insert(
+            name.clone(),
+            State {
+                name: name.clone(),
+                title: st.title.clone().unwrap_or_else(|| name.clone()),
+                terminal: st.terminal,
+                effects,
+                task,
+            },
+        );
+    }
+    // Reachability from the initial state, and a way out to a terminal state from each.
+    if problems.is_empty() {
+        let edges = |s: &State| -> Vec<String> {
+            s.task
+                .as_ref()
+                .map(|t| t.on.values().map(|tr| tr.to.clone()).collect())
+                .unwrap_or_default()
+        };
+        let mut seen = BTreeSet::from([raw.initial.value.clone()]);
+        let mut queue = VecDeque::from([raw.initial.value.clone()]);
+        while let Some(s) = queue.pop_front() {
+            for next in edges(&states[&s]) {
+                if seen.insert(next.clone()) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        // A `return` without a named target goes back to any earlier state: covered by edges.
+        for name in states.keys() {
+            if !seen.contains(name) {
+                problems.push(problem(
+                    line_of(source, &format!("{name}:")),
+                    format!("状态 `{name}` 从初始状态不可达"),
+                ));
+            }
+        }
+        let mut finishing: BTreeSet<String> = states
+            .values()
+            .filter(|s| s.terminal)
+            .map(|s| s.name.clone())
+            .collect();
+        loop {
+            let before = finishing.len();
+            for s in states.values() {
+                if edges(s).iter().any(|n| finishing.contains(n)) {
+                    finishing.insert(s.name.clone());
+                }
+            }
+            if finishing.len() == before {
+                break;
+            }
+        }
+        for name in states.keys() {
+            if !finishing.contains(name) {
+                problems.push(problem(
+                    line_of(source, &format!("{name}:")),
+                    format!("从状态 `{name}` 无法到达任何终止状态"),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| p.line);
+        return Err(problems);
+    }
+    Ok(Definition {
+        key,
+        title: raw.title,
+        subject,
+        initial: raw.initial.value.clone(),
+        guard: raw.guard.as_ref().map(|g| Transition {
+            to: raw.initial.value.clone(),
+            guard: Some(g.value.clone()),
+            message: raw.guard_message.clone(),
+        }),
+        states,
+        version: 0,
+        source: source.to_string(),
+        file: file.to_string(),
+    })
+}
+
+/// Role keys every definition may name: the built-in ones.
+pub fn builtin_roles() -> BTreeSet<String> {
+    crate::auth::permissions::BUILTIN_ROLES
+        .iter()
+        .map(|r| r.key.to_string())
+        .collect()
+}
+
+/// Parse every `*.yaml` in `dir`; duplicate keys across files are errors too.
+pub fn load_dir(
+    dir: &std::path::Path,
+    roles: &BTreeSet<String>,
+) -> Result<Vec<Definition>, Vec<Problem>> {
+    let mut files: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect(),
+        Err(e) => {
+            return Err(vec![Problem {
+                file: dir.display().to_string(),
+                line: 1,
+                message: format!("无法读取流程目录：{e}"),
+            }]);
+        }
+    };
+    files.sort();
+    let mut defs: Vec<Definition> = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let source = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem {
+                    file: name,
+                    line: 1,
+                    message: format!("无法读取文件：{e}"),
+                });
+                continue;
+            }
+        };
+        match parse(&name, &source, roles) {
+            Ok(d) => {
+                if let Some(other) = defs.iter().find(|o| o.key == d.key) {
+                    problems.push(Problem {
+                        file: name,
+                        line: line_of(&source, "key:"),
+                        message: format!("流程标识 `{}` 与 {} 重复", d.key, other.file),
+                    });
+                } else {
+                    defs.push(d);
+                }
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(defs)
+    } else {
+        Err(problems)
+    }
+}

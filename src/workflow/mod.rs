@@ -1,0 +1,1454 @@
+//! The approval engine (审批流程引擎): definitions as data in `workflows/*.yaml`, versioned in
+//! the database, run as instances with tasks; every decision is one transaction with a
+//! compare-and-swap on the instance and an entry in the hash-chained audit log.
+
+pub mod audit;
+pub mod cli;
+pub mod def;
+pub mod diagram;
+pub mod hooks;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    sync::{Arc, OnceLock, RwLock},
+};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::{Column, Row};
+
+pub use def::{Definition, Problem};
+
+use crate::{
+    auth::CurrentUser,
+    error::{AppError, Result},
+    store::{Backend, Db},
+    web::AppState,
+};
+
+/// The shared expression environment for guards and assignee expressions.
+pub fn expr_env() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        env
+    })
+}
+
+/// Evaluate an expression against a JSON context.
+pub fn eval(expr: &str, ctx: &Value) -> Result<minijinja::Value> {
+    let e = expr_env()
+        .compile_expression(expr)
+        .map_err(|e| anyhow::anyhow!("expression {expr}: {e}"))?;
+    e.eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
+        .map_err(|e| AppError::unprocessable("guard_failed", format!("条件表达式无法求值：{e}")))
+}
+
+// ---- registry ----------------------------------------------------------------------------
+
+/// The loaded, published definitions (newest version of each key), reloadable at run time,
+/// plus a cache of older versions that running instances still need.
+pub struct Registry {
+    pub dir: PathBuf,
+    current: RwLock<BTreeMap<String, Arc<Definition>>>,
+    versions: RwLock<HashMap<(String, i64), Arc<Definition>>>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug)]
+pub enum ReloadError {
+    Invalid(Vec<Problem>),
+    Failed(AppError),
+}
+
+impl From<AppError> for ReloadError {
+    fn from(e: AppError) -> Self {
+        ReloadError::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for ReloadError {
+    fn from(e: sqlx::Error) -> Self {
+        ReloadError::Failed(e.into())
+    }
+}
+
+fn content_hash(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+/// Every role key a definition may name: built-in and custom roles.
+pub async fn known_roles(db: &Db) -> Result<BTreeSet<String>> {
+    let mut roles = def::builtin_roles();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT key FROM roles")
+        .fetch_all(&db.pool)
+        .await?;
+    roles.extend(rows.into_iter().map(|r| r.0));
+    Ok(roles)
+}
+
+impl Registry {
+    pub fn new(dir: PathBuf) -> Registry {
+        Registry {
+            dir,
+            current: RwLock::default(),
+            versions: RwLock::default(),
+        }
+    }
+
+    /// The current definitions, by key.
+    pub fn list(&self) -> Vec<Arc<Definition>> {
+        self.current
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Definition>> {
+        self.current.read().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// A definition at a given version: cached, or parsed again from the stored source.
+    pub async fn version(&self, db: &Db, key: &str, version: i64) -> Result<Arc<Definition>> {
+        if let Some(d) = self
+            .versions
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(key.to_string(), version)).cloned())
+        {
+            return Ok(d);
+        }
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT source FROM workflow_definitions WHERE key = $1 AND version = $2",
+        )
+        .bind(key)
+        .bind(version)
+        .fetch_optional(&db.pool)
+        .await?;
+        let (source,) = row.ok_or(AppError::NotFound)?;
+        let roles = known_roles(db).await?;
+        let mut d = def::parse(&format!("{key}.yaml"), &source, &roles).map_err(|p| {
+            anyhow::anyhow!("stored version {key} v{version} no longer parses: {}", p[0])
+        })?;
+        d.version = version;
+        let d = Arc::new(d);
+        if let Ok(mut m) = self.versions.write() {
+            m.insert((key.to_string(), version), d.clone());
+        }
+        Ok(d)
+    }
+
+    /// Load every definition from the directory, record new contents as new versions and
+    /// swap them in; on any problem nothing changes.
+    pub async fn reload(
+        &self,
+        db: &Db,
+        now: i64,
+    ) -> std::result::Result<Vec<(String, i64)>, ReloadError> {
+        let roles = known_roles(db).await?;
+        let defs = if self.dir.exists() {
+            def::load_dir(&self.dir, &roles).map_err(ReloadError::Invalid)?
+        } else {
+            tracing::warn!(dir = %self.dir.display(), "workflows directory missing: no definitions loaded");
+            vec![]
+        };
+        let mut loaded = Vec::new();
+        let mut next = BTreeMap::new();
+        for mut d in defs {
+            d.version = record_version(db, &d.key, &d.source, now).await?;
+            loaded.push((d.key.clone(), d.version));
+            next.insert(d.key.clone(), Arc::new(d));
+        }
+        if let Ok(mut v) = self.versions.write() {
+            for d in next.values() {
+                v.insert((d.key.clone(), d.version), d.clone());
+            }
+        }
+        if let Ok(mut c) = self.current.write() {
+            *c = next;
+        }
+        Ok(loaded)
+    }
+
+    /// Validate `source` as the new content of `key`, write it to its file and reload.
+    pub async fn publish(
+        &self,
+        db: &Db,
+        key: &str,
+        source: &str,
+        now: i64,
+    ) -> std::result::Result<i64, ReloadError> {
+        let file = self.dir.join(format!("{key}.yaml"));
+        let roles = known_roles(db).await?;
+        def::parse(&file.display().to_string(), source, &roles).map_err(ReloadError::Invalid)?;
+        let old = std::fs::read_to_string(&file).ok();
+        std::fs::write(&file, source).map_err(|e| {
+            ReloadError::Failed(anyhow::anyhow!("write {}: {e}", file.display()).into())
+        })?;
+        match self.reload(db, now).await {
+            Ok(loaded) => Ok(loaded
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| *v)
+                .unwrap_or(0)),
+            Err(e) => {
+                // Put the file back so the directory and the running set agree.
+                match old {
+                    Some(o) => {
+                        let _ = std::fs::write(&file, o);
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn record_version(db: &Db, key: &str, source: &str, now: i64) -> Result<i64> {
+    let hash = content_hash(source);
+    if let Some((v,)) = sqlx::query_as::<_, (i64,)>(
+        "SELECT version FROM workflow_definitions WHERE key = $1 AND content_hash = $2",
+    )
+    .bind(key)
+    .bind(&hash)
+    .fetch_optional(&db.pool)
+    .await?
+    {
+        return Ok(v);
+    }
+    let (max,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM workflow_definitions WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_one(&db.pool)
+    .await?;
+    sqlx::query("INSERT INTO workflow_definitions (key, version, content_hash, source, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(key)
+        .bind(max + 1)
+        .bind(&hash)
+        .bind(source)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(max + 1)
+}
+
+/// Stored versions of a flow, newest first: (version, created_at, source).
+pub async fn versions(db: &Db, key: &str) -> Result<Vec<(i64, i64, String)>> {
+    Ok(sqlx::query_as("SELECT version, created_at, source FROM workflow_definitions WHERE key = $1 ORDER BY version DESC")
+        .bind(key)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+// ---- runtime -----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Started {
+    pub instance_id: i64,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub instance_id: i64,
+    pub state: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Instance {
+    pub id: i64,
+    pub workflow_key: String,
+    pub version: i64,
+    pub subject_type: String,
+    pub subject_id: i64,
+    pub unit_id: Option<i64>,
+    pub applicant_id: i64,
+    pub state: String,
+    pub prev_state: Option<String>,
+    pub status: String,
+    pub round: i64,
+    pub data: Value,
+    pub created_at: i64,
+}
+
+const INSTANCE_COLS: &str = "id, workflow_key, version, subject_type, subject_id, unit_id, applicant_id, state, prev_state, status, round, data, created_at";
+
+fn instance_from(r: &sqlx::any::AnyRow) -> Instance {
+    Instance {
+        id: r.get("id"),
+        workflow_key: r.get("workflow_key"),
+        version: r.get("version"),
+        subject_type: r.get("subject_type"),
+        subject_id: r.get("subject_id"),
+        unit_id: r.get("unit_id"),
+        applicant_id: r.get("applicant_id"),
+        state: r.get("state"),
+        prev_state: r.get("prev_state"),
+        status: r.get("status"),
+        round: r.get("round"),
+        data: serde_json::from_str(&r.get::<String, _>("data")).unwrap_or(Value::Null),
+        created_at: r.get("created_at"),
+    }
+}
+
+async fn load_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Instance> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INSTANCE_COLS} FROM workflow_instances WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(instance_from(&r))
+}
+
+pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
+    let mut conn = db.pool.acquire().await?;
+    load_instance(&mut conn, id).await
+}
+
+/// A transaction that takes the write lock up front on SQLite, so a read-then-write never
+/// fails on a stale snapshot.
+async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match db.backend {
+        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool.begin().await?,
+    })
+}
+
+/// The subject's row as JSON (any column), for guards and expressions.
+async fn load_subject(
+    conn: &mut sqlx::AnyConnection,
+    subject_type: &str,
+    id: i64,
+) -> Result<Value> {
+    let Some(s) = hooks::subject(subject_type) else {
+        return Ok(json!({"id": id}));
+    };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {} WHERE id = $1",
+        s.table
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let mut map = serde_json::Map::new();
+    for c in row.columns() {
+        let name = c.name();
+        let v = if let Ok(v) = row.try_get::<Option<i64>, _>(name) {
+            json!(v)
+        } else if let Ok(v) = row.try_get::<Option<String>, _>(name) {
+            json!(v)
+        } else if let Ok(v) = row.try_get::<Option<f64>, _>(name) {
+            json!(v)
+        } else {
+            Value::Null
+        };
+        map.insert(name.to_string(), v);
+    }
+    Ok(Value::Object(map))
+}
+
+fn today(now: i64) -> String {
+    use chrono::TimeZone;
+    chrono_tz::Asia::Shanghai
+        .timestamp_opt(now, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// Resolve a task's assignees to user ids, never a member of the subject's unit (回避)
+/// except for the applicant and unit-role assignments, which are the unit by design.
+async fn resolve_assignees(
+    conn: &mut sqlx::AnyConnection,
+    who: &def::Assignees,
+    inst: &Instance,
+    ctx: &Value,
+) -> Result<Vec<i64>> {
+    use def::Assignees as A;
+    let mut ids: Vec<i64> = match who {
+        A::Role(r) => sqlx::query_as::<_, (i64,)>(
+            "SELECT DISTINCT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id \
+             WHERE r.key = $1 AND u.is_active = 1 ORDER BY u.id",
+        )
+        .bind(r)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .collect(),
+        A::Permission(p) => sqlx::query_as::<_, (i64,)>(
+            "SELECT DISTINCT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id \
+             JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = $1 AND u.is_active = 1 ORDER BY u.id",
+        )
+        .bind(p)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .collect(),
+        A::UnitRole(role) => sqlx::query_as::<_, (i64,)>("SELECT user_id FROM unit_members WHERE unit_id = $1 AND role = $2 ORDER BY user_id")
+            .bind(inst.unit_id.unwrap_or(0))
+            .bind(role)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect(),
+        A::User(name) => sqlx::query_as::<_, (i64,)>("SELECT id FROM users WHERE username = $1 AND is_active = 1")
+            .bind(name)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect(),
+        A::Applicant(_) => vec![inst.applicant_id],
+        A::Expr(e) => {
+            let v = eval(e, ctx)?;
+            let items: Vec<minijinja::Value> = match v.try_iter() {
+                Ok(it) if v.kind() == minijinja::value::ValueKind::Seq => it.collect(),
+                _ => vec![v],
+            };
+            let mut out = Vec::new();
+            for item in items {
+                if let Some(id) = item.as_i64() {
+                    out.push(id);
+                } else if let Some(name) = item.as_str()
+                    && let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM users WHERE username = $1").bind(name).fetch_optional(&mut *conn).await?
+                {
+                    out.push(id);
+                }
+            }
+            out
+        }
+    };
+    if !matches!(who, A::Applicant(_) | A::UnitRole(_)) {
+        ids = recuse(conn, ids, inst.unit_id).await?;
+    }
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(AppError::unprocessable(
+            "no_assignee",
+            "没有可指派的审核人（本单位成员按回避规则不能审核本单位事项）",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Drop members of the subject's unit (回避).
+async fn recuse(
+    conn: &mut sqlx::AnyConnection,
+    ids: Vec<i64>,
+    unit_id: Option<i64>,
+) -> Result<Vec<i64>> {
+    let Some(unit) = unit_id else { return Ok(ids) };
+    let members: BTreeSet<i64> =
+        sqlx::query_as::<_, (i64,)>("SELECT user_id FROM unit_members WHERE unit_id = $1")
+            .bind(unit)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+    Ok(ids.into_iter().filter(|i| !members.contains(i)).collect())
+}
+
+/// Expression context: subject, instance data, form data, scores.
+async fn expr_ctx(conn: &mut sqlx::AnyConnection, inst: &Instance, form: &Value) -> Result<Value> {
+    let subject = load_subject(conn, &inst.subject_type, inst.subject_id).await?;
+    let forms: Vec<(String,)> = sqlx::query_as("SELECT form FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'approved'")
+        .bind(inst.id)
+        .bind(inst.round)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut scores: Vec<f64> = forms
+        .iter()
+        .filter_map(|(f,)| serde_json::from_str::<Value>(f).ok())
+        .filter_map(|v| v.get("score").and_then(Value::as_f64))
+        .collect();
+    if let Some(s) = form.get("score").and_then(Value::as_f64) {
+        scores.push(s);
+    }
+    Ok(json!({
+        "subject": subject, "data": inst.data, "form": form, "scores": score_summary(&scores),
+        "applicant_id": inst.applicant_id, "unit_id": inst.unit_id,
+    }))
+}
+
+/// count, mean, min, max and the trimmed mean (drop one highest and one lowest when ≥ 3).
+pub fn score_summary(scores: &[f64]) -> Value {
+    if scores.is_empty() {
+        return json!({"count": 0, "mean": 0, "trimmed_mean": 0, "min": 0, "max": 0});
+    }
+    let mut s = scores.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let mean = s.iter().sum::<f64>() / s.len() as f64;
+    let trimmed = if s.len() >= 3 {
+        &s[1..s.len() - 1]
+    } else {
+        &s[..]
+    };
+    let tmean = trimmed.iter().sum::<f64>() / trimmed.len() as f64;
+    json!({"count": s.len(), "mean": mean, "trimmed_mean": tmean, "min": s[0], "max": s[s.len() - 1]})
+}
+
+fn check_guard(tr: &def::Transition, ctx: &Value) -> Result<()> {
+    if let Some(g) = &tr.guard
+        && !eval(g, ctx)?.is_true()
+    {
+        return Err(AppError::unprocessable(
+            "guard_refused",
+            tr.message
+                .clone()
+                .unwrap_or_else(|| format!("不满足流转条件：{g}")),
+        ));
+    }
+    Ok(())
+}
+
+/// Run the state's effects and, for a human step, create its tasks.
+async fn enter_state(
+    conn: &mut sqlx::AnyConnection,
+    d: &Definition,
+    inst: &Instance,
+    state: &str,
+    round: i64,
+    now: i64,
+    ctx: &Value,
+) -> Result<()> {
+    let st = d
+        .state(state)
+        .ok_or_else(|| anyhow::anyhow!("unknown state {state}"))?;
+    for e in &st.effects {
+        let hook =
+            hooks::find(&e.hook).ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
+        let mut hc = hooks::HookCtx {
+            conn: &mut *conn,
+            instance_id: inst.id,
+            subject_type: inst.subject_type.clone(),
+            subject_id: inst.subject_id,
+            applicant_id: inst.applicant_id,
+            state: state.to_string(),
+            with: e.with.clone(),
+            now,
+            today: today(now),
+            dry_run: false,
+        };
+        (hook.run)(&mut hc).await?;
+    }
+    if let Some(task) = &st.task {
+        let users = resolve_assignees(conn, &task.assignees, inst, ctx).await?;
+        let due = task.deadline.map(|dl| dl.after(now));
+        for (i, uid) in users.iter().enumerate() {
+            let open = task.mode != def::Mode::Sequential || i == 0;
+            let id = insert_task(
+                conn,
+                inst.id,
+                state,
+                round,
+                *uid,
+                i as i64,
+                if open { "open" } else { "waiting" },
+                if open { due } else { None },
+                now,
+            )
+            .await?;
+            if open {
+                hooks::emit(
+                    conn,
+                    "task_assigned",
+                    inst.id,
+                    Some(id),
+                    Some(*uid),
+                    json!({"state": state, "workflow": d.key}),
+                    now,
+                )
+                .await?;
+            }
+        }
+        for role in &task.cc {
+            let cc = resolve_assignees(conn, &def::Assignees::Role(role.clone()), inst, ctx)
+                .await
+                .unwrap_or_default();
+            for uid in cc {
+                hooks::emit(
+                    conn,
+                    "cc",
+                    inst.id,
+                    None,
+                    Some(uid),
+                    json!({"state": state, "workflow": d.key}),
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_task(
+    conn: &mut sqlx::AnyConnection,
+    instance: i64,
+    state: &str,
+    round: i64,
+    user: i64,
+    seq: i64,
+    status: &str,
+    due: Option<i64>,
+    now: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO workflow_tasks (instance_id, state, round, assignee_id, seq, status, due_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(instance)
+    .bind(state)
+    .bind(round)
+    .bind(user)
+    .bind(seq)
+    .bind(status)
+    .bind(due)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Start an instance of flow `key` for a subject; usable from any handler.
+pub async fn start(
+    state: &AppState,
+    key: &str,
+    subject_type: &str,
+    subject_id: i64,
+    applicant_user_id: i64,
+    data: Value,
+) -> Result<Started> {
+    let d = state.workflows.get(key).ok_or_else(|| {
+        AppError::unprocessable("unknown_workflow", format!("流程 `{key}` 不存在或未发布"))
+    })?;
+    if d.subject != subject_type {
+        return Err(AppError::unprocessable(
+            "wrong_subject",
+            format!(
+                "流程 `{key}` 的审批对象是 {}，不是 {subject_type}",
+                d.subject
+            ),
+        ));
+    }
+    let now = state.now();
+    let mut tx = begin(&state.db).await?;
+    let running: Option<(i64,)> = sqlx::query_as("SELECT id FROM workflow_instances WHERE workflow_key = $1 AND subject_type = $2 AND subject_id = $3 AND status = 'running'")
+        .bind(key)
+        .bind(subject_type)
+        .bind(subject_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if running.is_some() {
+        return Err(AppError::conflict(
+            "already_running",
+            "该事项已在审批中，请勿重复提交",
+        ));
+    }
+    let unit_id = match hooks::subject(subject_type) {
+        Some(s) => {
+            let (u,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {} FROM {} WHERE id = $1",
+                s.unit_column, s.table
+            )))
+            .bind(subject_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(AppError::NotFound)?;
+            Some(u)
+        }
+        None => data.get("unit_id").and_then(Value::as_i64),
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO workflow_instances (workflow_key, version, subject_type, subject_id, unit_id, applicant_id, state, status, round, data, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 1, $8, $9, $9) RETURNING id",
+    )
+    .bind(key)
+    .bind(d.version)
+    .bind(subject_type)
+    .bind(subject_id)
+    .bind(unit_id)
+    .bind(applicant_user_id)
+    .bind(&d.initial)
+    .bind(data.to_string())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let inst = load_instance(&mut tx, id).await?;
+    let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+    if let Some(g) = &d.guard {
+        check_guard(g, &ctx)?;
+    }
+    enter_state(&mut tx, &d, &inst, &d.initial, 1, now, &ctx).await?;
+    audit::append(
+        &mut tx,
+        audit::Entry {
+            instance_id: id,
+            at: now,
+            actor_id: Some(applicant_user_id),
+            workflow_key: key,
+            version: d.version,
+            state: "",
+            action: "start",
+            to_state: &d.initial,
+            comment: "",
+            data: &data.to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Started {
+        instance_id: id,
+        state: d.initial.clone(),
+    })
+}
+
+/// A decision on a task (`POST /tasks/{id}/actions`).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Decision {
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+struct TaskRow {
+    instance_id: i64,
+    round: i64,
+    assignee_id: i64,
+    seq: i64,
+    due_at: Option<i64>,
+    status: String,
+}
+
+async fn load_task(conn: &mut sqlx::AnyConnection, id: i64) -> Result<TaskRow> {
+    let r = sqlx::query("SELECT instance_id, state, round, assignee_id, seq, due_at, status FROM workflow_tasks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(TaskRow {
+        instance_id: r.get("instance_id"),
+        round: r.get("round"),
+        assignee_id: r.get("assignee_id"),
+        seq: r.get("seq"),
+        due_at: r.get("due_at"),
+        status: r.get("status"),
+    })
+}
+
+fn task_closed() -> AppError {
+    AppError::conflict("task_closed", "该待办已被处理，请刷新后查看最新状态")
+}
+
+async fn user_by_ref(conn: &mut sqlx::AnyConnection, data: &Value) -> Result<i64> {
+    if let Some(id) = data.get("user_id").and_then(Value::as_i64) {
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM users WHERE id = $1 AND is_active = 1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return found
+            .map(|r| r.0)
+            .ok_or_else(|| AppError::field("user", "找不到该用户"));
+    }
+    let name = data
+        .get("user")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    if name.is_empty() {
+        return Err(AppError::field("user", "请填写转办或加签的用户名"));
+    }
+    let found: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM users WHERE username = $1 AND is_active = 1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+    found
+        .map(|r| r.0)
+        .ok_or_else(|| AppError::field("user", format!("找不到用户 {name}")))
+}
+
+/// Act on a task as `actor` (None: the engine itself, e.g. at a deadline).
+pub async fn act(
+    state: &AppState,
+    actor: Option<&CurrentUser>,
+    task_id: i64,
+    decision: Decision,
+) -> Result<Outcome> {
+    let now = state.now();
+    let db = &state.db;
+    let mut tx = begin(db).await?;
+    let task = load_task(&mut tx, task_id).await?;
+    if let Some(u) = actor
+        && u.id != task.assignee_id
+    {
+        return Err(AppError::Forbidden {
+            code: "not_assignee",
+        });
+    }
+    if task.status != "open" {
+        return Err(task_closed());
+    }
+    let mut inst = load_instance(&mut tx, task.instance_id).await?;
+    if inst.status != "running" || inst.round != task.round {
+        return Err(task_closed());
+    }
+    let d = state
+        .workflows
+        .version(db, &inst.workflow_key, inst.version)
+        .await?;
+    let st = d
+        .state(&inst.state)
+        .ok_or_else(|| anyhow::anyhow!("state {} missing from definition", inst.state))?;
+    let spec = st
+        .task
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no task in state {}", inst.state))?;
+    let action = decision.action.trim().to_string();
+    // Only the engine (at a deadline) withdraws through a task; applicants use `withdraw`.
+    if (action == "withdraw" && actor.is_some()) || !spec.actions.contains(&action) {
+        return Err(AppError::unprocessable(
+            "action_not_allowed",
+            format!("此环节不允许“{}”操作", def::action_label(&action)),
+        ));
+    }
+    let form = if decision.data.is_null() {
+        json!({})
+    } else {
+        decision.data.clone()
+    };
+    let actor_id = actor.map(|u| u.id);
+    // Close the task first: this UPDATE is the compare-and-swap for concurrent deciders.
+    let closing_status = match action.as_str() {
+        "approve" => "approved",
+        "reject" => "rejected",
+        "return" => "returned",
+        "transfer" => "transferred",
+        "withdraw" => "withdrawn",
+        _ => "open",
+    };
+    if closing_status != "open" {
+        let done = sqlx::query("UPDATE workflow_tasks SET status = $1, action = $2, comment = $3, form = $4, decided_at = $5 WHERE id = $6 AND status = 'open'")
+            .bind(closing_status)
+            .bind(&action)
+            .bind(&decision.comment)
+            .bind(form.to_string())
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(task_closed());
+        }
+    }
+    let ctx = expr_ctx(&mut tx, &inst, &form).await?;
+    let mut target: Option<String> = None;
+    match action.as_str() {
+        "comment" => {}
+        "transfer" | "add_signer" => {
+            let uid = user_by_ref(&mut tx, &form).await?;
+            if recuse(&mut tx, vec![uid], inst.unit_id).await?.is_empty() {
+                return Err(AppError::field(
+                    "user",
+                    "该用户是本单位成员，按回避规则不能审核",
+                ));
+            }
+            let open: Option<(i64,)> = sqlx::query_as("SELECT id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND assignee_id = $3 AND status IN ('open', 'waiting')")
+                .bind(inst.id).bind(inst.round).bind(uid).fetch_optional(&mut *tx).await?;
+            if open.is_some() {
+                return Err(AppError::field("user", "该用户已有此事项的待办"));
+            }
+            let seq = if action == "transfer" {
+                task.seq
+            } else {
+                task.seq + 1
+            };
+            let (status, due) = if action == "add_signer" && spec.mode == def::Mode::Sequential {
+                // 加签 in a sequence: the new signer comes right after the current one.
+                sqlx::query("UPDATE workflow_tasks SET seq = seq + 1 WHERE instance_id = $1 AND round = $2 AND status = 'waiting'")
+                    .bind(inst.id).bind(inst.round).execute(&mut *tx).await?;
+                ("waiting", None)
+            } else {
+                ("open", task.due_at)
+            };
+            let new_id = insert_task(
+                &mut tx,
+                inst.id,
+                &inst.state,
+                inst.round,
+                uid,
+                seq,
+                status,
+                due,
+                now,
+            )
+            .await?;
+            if status == "open" {
+                hooks::emit(
+                    &mut tx,
+                    "task_assigned",
+                    inst.id,
+                    Some(new_id),
+                    Some(uid),
+                    json!({"state": inst.state, "workflow": d.key}),
+                    now,
+                )
+                .await?;
+            }
+        }
+        "reject" => {
+            let needed = quorum_needed(&mut tx, spec, &inst).await?;
+            match needed {
+                Some(n) => {
+                    let (approved, open) = counts(&mut tx, &inst).await?;
+                    if approved + open < n {
+                        target = Some(transition_to(spec, "reject")?);
+                    }
+                }
+                None => target = Some(transition_to(spec, "reject")?),
+            }
+        }
+        "withdraw" => target = Some(transition_to(spec, "withdraw")?),
+        "return" => {
+            target = Some(match spec.on.get("return") {
+                Some(t) => t.to.clone(),
+                None => inst.prev_state.clone().ok_or_else(|| {
+                    AppError::unprocessable("nowhere_to_return", "这是第一个环节，无处退回")
+                })?,
+            });
+        }
+        "approve" => {
+            let tr = spec
+                .on
+                .get("approve")
+                .ok_or_else(|| anyhow::anyhow!("approve without target"))?;
+            let (approved, open) = counts(&mut tx, &inst).await?;
+            let waiting: (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting'")
+                .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
+            let finished = match spec.mode {
+                def::Mode::Any => true,
+                def::Mode::All => open == 0 && waiting.0 == 0,
+                def::Mode::Sequential => {
+                    if waiting.0 > 0 {
+                        let due = spec.deadline.map(|dl| dl.after(now));
+                        let next: (i64, i64) = sqlx::query_as("SELECT id, assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting' ORDER BY seq, id LIMIT 1")
+                            .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
+                        sqlx::query(
+                            "UPDATE workflow_tasks SET status = 'open', due_at = $1 WHERE id = $2",
+                        )
+                        .bind(due)
+                        .bind(next.0)
+                        .execute(&mut *tx)
+                        .await?;
+                        hooks::emit(
+                            &mut tx,
+                            "task_assigned",
+                            inst.id,
+                            Some(next.0),
+                            Some(next.1),
+                            json!({"state": inst.state, "workflow": d.key}),
+                            now,
+                        )
+                        .await?;
+                        false
+                    } else {
+                        open == 0
+                    }
+                }
+                def::Mode::MinApprovals(_) | def::Mode::Ratio(_) => {
+                    let n = quorum_needed(&mut tx, spec, &inst).await?.unwrap_or(1);
+                    approved >= n
+                }
+            };
+            if finished {
+                check_guard(tr, &ctx)?;
+                target = Some(tr.to.clone());
+            } else if matches!(spec.mode, def::Mode::MinApprovals(_) | def::Mode::Ratio(_))
+                && open == 0
+            {
+                // Everyone decided and the quorum was not reached.
+                target = Some(transition_to(spec, "reject")?);
+            }
+        }
+        other => {
+            return Err(AppError::unprocessable(
+                "action_not_allowed",
+                format!("未知操作 {other}"),
+            ));
+        }
+    }
+    let to_state = target.clone().unwrap_or_else(|| inst.state.clone());
+    audit::append(
+        &mut tx,
+        audit::Entry {
+            instance_id: inst.id,
+            at: now,
+            actor_id,
+            workflow_key: &d.key,
+            version: d.version,
+            state: &inst.state,
+            action: &action,
+            to_state: &to_state,
+            comment: &decision.comment,
+            data: &form.to_string(),
+        },
+    )
+    .await?;
+    if let Some(to) = target {
+        move_to(&mut tx, &d, &mut inst, &to, now, &ctx, actor_id, &action).await?;
+    }
+    tx.commit().await?;
+    Ok(Outcome {
+        instance_id: inst.id,
+        state: inst.state,
+        status: inst.status,
+    })
+}
+
+fn transition_to(spec: &def::Task, action: &str) -> Result<String> {
+    spec.on
+        .get(action)
+        .map(|t| t.to.clone())
+        .ok_or_else(|| anyhow::anyhow!("no transition for {action}").into())
+}
+
+/// (approved, open) in the current round.
+async fn counts(conn: &mut sqlx::AnyConnection, inst: &Instance) -> Result<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT CAST(SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS a, \
+         CAST(SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS BIGINT) AS o FROM workflow_tasks WHERE instance_id = $1 AND round = $2",
+    )
+    .bind(inst.id)
+    .bind(inst.round)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        r.get::<Option<i64>, _>("a").unwrap_or(0),
+        r.get::<Option<i64>, _>("o").unwrap_or(0),
+    ))
+}
+
+/// Approvals a quorum step needs; `None` for other modes.
+async fn quorum_needed(
+    conn: &mut sqlx::AnyConnection,
+    spec: &def::Task,
+    inst: &Instance,
+) -> Result<Option<i64>> {
+    Ok(match spec.mode {
+        def::Mode::MinApprovals(n) => Some(n as i64),
+        def::Mode::Ratio(r) => {
+            let (total,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status <> 'transferred'")
+                .bind(inst.id)
+                .bind(inst.round)
+                .fetch_one(conn)
+                .await?;
+            Some(((total as f64) * r).ceil().max(1.0) as i64)
+        }
+        _ => None,
+    })
+}
+
+/// Move the instance to `to`: compare-and-swap on (state, round), close the round's other
+/// tasks, run the new state's effects and open its tasks.
+#[allow(clippy::too_many_arguments)]
+async fn move_to(
+    conn: &mut sqlx::AnyConnection,
+    d: &Definition,
+    inst: &mut Instance,
+    to: &str,
+    now: i64,
+    ctx: &Value,
+    actor_id: Option<i64>,
+    action: &str,
+) -> Result<()> {
+    let terminal = d.state(to).is_some_and(|s| s.terminal);
+    let status = if terminal { "completed" } else { "running" };
+    let done = sqlx::query(
+        "UPDATE workflow_instances SET state = $1, prev_state = $2, status = $3, round = round + 1, updated_at = $4 \
+         WHERE id = $5 AND round = $6 AND state = $2",
+    )
+    .bind(to)
+    .bind(&inst.state)
+    .bind(status)
+    .bind(now)
+    .bind(inst.id)
+    .bind(inst.round)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(task_closed());
+    }
+    sqlx::query("UPDATE workflow_tasks SET status = 'cancelled', decided_at = $1 WHERE instance_id = $2 AND round = $3 AND status IN ('open', 'waiting')")
+        .bind(now)
+        .bind(inst.id)
+        .bind(inst.round)
+        .execute(&mut *conn)
+        .await?;
+    inst.prev_state = Some(inst.state.clone());
+    inst.state = to.to_string();
+    inst.round += 1;
+    inst.status = status.to_string();
+    let kind = match action {
+        "return" => "returned",
+        "withdraw" => "withdrawn",
+        _ => "decided",
+    };
+    hooks::emit(
+        conn,
+        kind,
+        inst.id,
+        None,
+        Some(inst.applicant_id),
+        json!({"state": to, "action": action, "actor_id": actor_id, "workflow": d.key}),
+        now,
+    )
+    .await?;
+    enter_state(conn, d, inst, to, inst.round, now, ctx).await
+}
+
+/// Withdraw (撤回) by the applicant, allowed while no one has decided in the current step.
+pub async fn withdraw(
+    state: &AppState,
+    user: &CurrentUser,
+    instance_id: i64,
+    comment: &str,
+) -> Result<Outcome> {
+    let now = state.now();
+    let mut tx = begin(&state.db).await?;
+    let mut inst = load_instance(&mut tx, instance_id).await?;
+    if inst.applicant_id != user.id {
+        return Err(AppError::Forbidden {
+            code: "not_applicant",
+        });
+    }
+    if inst.status != "running" {
+        return Err(task_closed());
+    }
+    let d = state
+        .workflows
+        .version(&state.db, &inst.workflow_key, inst.version)
+        .await?;
+    let spec = d
+        .state(&inst.state)
+        .and_then(|s| s.task.clone())
+        .ok_or_else(|| anyhow::anyhow!("no task"))?;
+    if !spec.actions.iter().any(|a| a == "withdraw") {
+        return Err(AppError::unprocessable(
+            "action_not_allowed",
+            "此环节不允许撤回",
+        ));
+    }
+    let (decided,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status IN ('approved', 'rejected', 'returned')")
+        .bind(inst.id)
+        .bind(inst.round)
+        .fetch_one(&mut *tx)
+        .await?;
+    if decided > 0 {
+        return Err(AppError::conflict(
+            "already_decided",
+            "审核人已经处理，不能撤回",
+        ));
+    }
+    let to = transition_to(&spec, "withdraw")?;
+    let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+    audit::append(
+        &mut tx,
+        audit::Entry {
+            instance_id: inst.id,
+            at: now,
+            actor_id: Some(user.id),
+            workflow_key: &d.key,
+            version: d.version,
+            state: &inst.state,
+            action: "withdraw",
+            to_state: &to,
+            comment,
+            data: "{}",
+        },
+    )
+    .await?;
+    move_to(
+        &mut tx,
+        &d,
+        &mut inst,
+        &to,
+        now,
+        &ctx,
+        Some(user.id),
+        "withdraw",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Outcome {
+        instance_id: inst.id,
+        state: inst.state,
+        status: inst.status,
+    })
+}
+
+/// Deadlines (时限): remind a day ahead, then at the deadline remind, escalate or act.
+/// Running it twice does nothing twice (`reminded` marks what was done).
+pub async fn process_deadlines(state: &AppState) -> Result<usize> {
+    let now = state.now();
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, instance_id, due_at, reminded FROM workflow_tasks WHERE status = 'open' AND due_at IS NOT NULL AND due_at <= $1 AND reminded < 2 ORDER BY due_at, id",
+    )
+    .bind(now + 86_400)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut handled = 0;
+    for (task_id, instance_id, due_at, reminded) in rows {
+        let inst = get_instance(&state.db, instance_id).await?;
+        let d = state
+            .workflows
+            .version(&state.db, &inst.workflow_key, inst.version)
+            .await?;
+        let Some(spec) = d.state(&inst.state).and_then(|s| s.task.clone()) else {
+            continue;
+        };
+        let user: (i64,) = sqlx::query_as("SELECT assignee_id FROM workflow_tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_one(&state.db.pool)
+            .await?;
+        if due_at > now {
+            if reminded == 0 {
+                let mut tx = begin(&state.db).await?;
+                let done = sqlx::query(
+                    "UPDATE workflow_tasks SET reminded = 1 WHERE id = $1 AND reminded = 0",
+                )
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    hooks::emit(
+                        &mut tx,
+                        "due_soon",
+                        instance_id,
+                        Some(task_id),
+                        Some(user.0),
+                        json!({"due_at": due_at}),
+                        now,
+                    )
+                    .await?;
+                    handled += 1;
+                }
+                tx.commit().await?;
+            }
+            continue;
+        }
+        {
+            let mut tx = begin(&state.db).await?;
+            let done = sqlx::query("UPDATE workflow_tasks SET reminded = 2 WHERE id = $1 AND reminded < 2 AND status = 'open'").bind(task_id).execute(&mut *tx).await?;
+            if done.rows_affected() != 1 {
+                continue;
+            }
+            hooks::emit(
+                &mut tx,
+                "overdue",
+                instance_id,
+                Some(task_id),
+                Some(user.0),
+                json!({"due_at": due_at}),
+                now,
+            )
+            .await?;
+            if let Some(def::AtDeadline::Escalate(role)) = &spec.at_deadline {
+                let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+                let users =
+                    resolve_assignees(&mut tx, &def::Assignees::Role(role.clone()), &inst, &ctx)
+                        .await?;
+                let due = spec.deadline.map(|dl| dl.after(now));
+                for uid in users {
+                    let id = insert_task(
+                        &mut tx,
+                        inst.id,
+                        &inst.state,
+                        inst.round,
+                        uid,
+                        0,
+                        "open",
+                        due,
+                        now,
+                    )
+                    .await?;
+                    hooks::emit(
+                        &mut tx,
+                        "escalated",
+                        inst.id,
+                        Some(id),
+                        Some(uid),
+                        json!({"from_task": task_id}),
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        if let Some(def::AtDeadline::Action(a)) = &spec.at_deadline {
+            act(
+                state,
+                None,
+                task_id,
+                Decision {
+                    action: a.clone(),
+                    comment: "超过办理时限，系统自动处理".into(),
+                    data: json!({}),
+                },
+            )
+            .await?;
+        }
+        handled += 1;
+    }
+    Ok(handled)
+}
+
+// ---- queries for the API and the console -------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskView {
+    pub id: i64,
+    pub instance_id: i64,
+    pub workflow: String,
+    pub workflow_title: String,
+    pub step: String,
+    pub step_title: String,
+    pub subject: Value,
+    pub actions: Vec<String>,
+    pub due_at: Option<String>,
+    pub status: String,
+    pub action: Option<String>,
+    pub comment: String,
+    pub decided_at: Option<String>,
+    pub instance_state: String,
+}
+
+/// The user's tasks: open ones (`done = false`) or the ones they decided.
+pub async fn tasks_for(state: &AppState, user_id: i64, done: bool) -> Result<Vec<TaskView>> {
+    let filter = if done {
+        "t.status IN ('approved', 'rejected', 'returned', 'transferred')"
+    } else {
+        "t.status = 'open'"
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT t.id, t.instance_id, t.state, t.due_at, t.status, t.action, t.comment, t.decided_at, i.workflow_key, i.version, i.subject_type, i.subject_id, i.state AS istate \
+         FROM workflow_tasks t JOIN workflow_instances i ON i.id = t.instance_id WHERE t.assignee_id = $1 AND {filter} ORDER BY t.id DESC LIMIT 200"
+    )))
+    .bind(user_id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let key: String = r.get("workflow_key");
+        let d = state
+            .workflows
+            .version(&state.db, &key, r.get("version"))
+            .await?;
+        let step: String = r.get("state");
+        let actions = d
+            .state(&step)
+            .and_then(|s| s.task.as_ref())
+            .map(|t| {
+                t.actions
+                    .iter()
+                    .filter(|a| *a != "withdraw")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(TaskView {
+            id: r.get("id"),
+            instance_id: r.get("instance_id"),
+            workflow_title: d.title.clone(),
+            step_title: d.state_title(&step),
+            workflow: key,
+            step,
+            subject: json!({"type": r.get::<String, _>("subject_type"), "id": r.get::<i64, _>("subject_id")}),
+            actions,
+            due_at: r.get::<Option<i64>, _>("due_at").map(crate::clock::rfc3339),
+            status: r.get("status"),
+            action: r.get("action"),
+            comment: r.get("comment"),
+            decided_at: r.get::<Option<i64>, _>("decided_at").map(crate::clock::rfc3339),
+            instance_state: r.get("istate"),
+        });
+    }
+    Ok(out)
+}
+
+/// Instances a user started, newest first.
+pub async fn started_by(db: &Db, user_id: i64) -> Result<Vec<Instance>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {INSTANCE_COLS} FROM workflow_instances WHERE applicant_id = $1 ORDER BY id DESC LIMIT 200")))
+        .bind(user_id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.iter().map(instance_from).collect())
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub step: String,
+    pub action: String,
+    pub actor: Option<String>,
+    pub at: String,
+    pub comment: String,
+    pub to_state: String,
+}
+
+/// The instance's decisions, oldest first (from the audit log).
+pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
+    let rows = sqlx::query(
+        "SELECT a.state, a.action, a.at, a.comment, a.to_state, u.display_name FROM workflow_audit a LEFT JOIN users u ON u.id = a.actor_id \
+         WHERE a.instance_id = $1 ORDER BY a.seq",
+    )
+    .bind(instance_id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| HistoryEntry {
+            step: r.get("state"),
+            action: r.get("action"),
+            actor: r.get("display_name"),
+            at: crate::clock::rfc3339(r.get("at")),
+            comment: r.get("comment"),
+            to_state: r.get("to_state"),
+        })
+        .collect())
+}
+
+/// Whether the user may look at an instance: applicant, anyone with a task on it, members
+/// of its unit, or auditors.
+pub async fn may_view(db: &Db, user: &CurrentUser, inst: &Instance) -> Result<bool> {
+    if inst.applicant_id == user.id
+        || user.can(crate::auth::Permission::AuditView)
+        || inst.unit_id.is_some_and(|u| user.acts_for(u, false))
+    {
+        return Ok(true);
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2")
+        .bind(inst.id)
+        .bind(user.id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}

@@ -108,6 +108,7 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
     }
     let result = match job {
         "yearly-close" => yearly_close(state, &period).await,
+        "task-reminders" => task_reminders(state).await,
         "mail-outbox" => mail::deliver_due(&state.db, &state.mailer, state.now(), 500)
             .await
             .map(|d| {
@@ -139,6 +140,15 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
         .execute(&state.db.pool)
         .await?;
     result.map(Outcome::Done)
+}
+
+/// Deadlines from the workflow definitions, then deliver the events they raised.
+async fn task_reminders(state: &AppState) -> Result<String> {
+    let handled = crate::workflow::process_deadlines(state).await?;
+    let delivered = notify::deliver_workflow_events(state, 1000).await?;
+    Ok(format!(
+        "处理到期待办 {handled} 项，发出通知 {delivered} 条"
+    ))
 }
 
 /// Close year `period` (the year before `as_of`): mark it closed, open the next, and start
@@ -264,6 +274,9 @@ pub async fn start_scheduler(
     let st = state.clone();
     tokio::spawn(async move {
         loop {
+            if let Err(e) = notify::deliver_workflow_events(&st, 200).await {
+                tracing::warn!(error = %e, "workflow event delivery failed");
+            }
             if let Err(e) = mail::deliver_due(&st.db, &st.mailer, st.now(), 100).await {
                 tracing::warn!(error = %e, "mail sender pass failed");
             }

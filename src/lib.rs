@@ -10,6 +10,7 @@ pub mod config;
 pub mod content;
 pub mod demo;
 pub mod domain;
+pub mod email_actions;
 pub mod error;
 pub mod instruments;
 pub mod jobs;

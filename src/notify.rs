@@ -176,3 +176,186 @@ pub async fn send_digests(
     }
     Ok(sent)
 }
+
+/// A short label for a workflow subject: the unit's or record's name.
+pub async fn subject_label(
+    conn: &mut sqlx::AnyConnection,
+    subject_type: &str,
+    id: i64,
+) -> Result<String> {
+    let sql = match subject_type {
+        "unit" => "SELECT name FROM units WHERE id = $1",
+        "instrument" => "SELECT name || ' ' || model FROM instruments WHERE id = $1",
+        "platform" => "SELECT name FROM platforms WHERE id = $1",
+        "service" => "SELECT name FROM services WHERE id = $1",
+        "achievement" => "SELECT title FROM achievements WHERE id = $1",
+        _ => return Ok(format!("#{id}")),
+    };
+    let name: Option<String> = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(name.unwrap_or_else(|| format!("#{id}")))
+}
+
+/// Turn undelivered workflow events into notifications and mails; task assignments get
+/// one-click 同意 / 驳回 links. Each event is claimed first, so several nodes never
+/// deliver one twice. Returns how many were delivered.
+pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -> Result<u64> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM workflow_events WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let now = state.now();
+    let public = state.config.public_url.clone();
+    let mut delivered = 0;
+    for id in ids {
+        let mut tx = state.db.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE workflow_events SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            continue;
+        }
+        let ev = sqlx::query(
+            "SELECT e.kind, e.task_id, e.user_id, i.id AS instance_id, i.workflow_key, i.version, i.subject_type, i.subject_id, i.state \
+             FROM workflow_events e JOIN workflow_instances i ON i.id = e.instance_id WHERE e.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(user_id) = ev.get::<Option<i64>, _>("user_id") else {
+            tx.commit().await?;
+            continue;
+        };
+        let key: String = ev.get("workflow_key");
+        let version: i64 = ev.get("version");
+        let def = state.workflows.version(&state.db, &key, version).await?;
+        let subject = subject_label(
+            &mut tx,
+            &ev.get::<String, _>("subject_type"),
+            ev.get("subject_id"),
+        )
+        .await?;
+        let instance_id: i64 = ev.get("instance_id");
+        let event: String = ev.get("kind");
+        let step = def.state_title(&ev.get::<String, _>("state"));
+        let (kind, title, link) = match event.as_str() {
+            "task_assigned" => (
+                "assigned",
+                format!("待办：{}（{subject}）", def.title),
+                ev.get::<Option<i64>, _>("task_id")
+                    .map(|t| format!("/console/tasks/{t}"))
+                    .unwrap_or_default(),
+            ),
+            "cc" => (
+                "published",
+                format!("抄送：{}（{subject}）", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "decided" => (
+                "decided",
+                format!("{}：{subject} 当前为“{step}”", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "returned" => (
+                "returned",
+                format!("{}被退回修改：{subject}", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "withdrawn" => (
+                "withdrawn",
+                format!("{}已撤回：{subject}", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "due_soon" => (
+                "due_soon",
+                format!("待办即将到期：{}（{subject}）", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "overdue" => (
+                "overdue",
+                format!("待办已逾期：{}（{subject}）", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            "escalated" => (
+                "escalated",
+                format!("待办已升级：{}（{subject}）", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+            other => (
+                "decided",
+                format!("{}：{other}", def.title),
+                format!("/console/workflow-instances/{instance_id}"),
+            ),
+        };
+        let body = format!("流程：{}；对象：{subject}；当前环节：{step}。", def.title);
+        let mut extra = None;
+        if event == "task_assigned"
+            && let Some(task_id) = ev.get::<Option<i64>, _>("task_id")
+        {
+            let step_key: String = ev.get("state");
+            let actions: Vec<String> = def
+                .state(&step_key)
+                .and_then(|s| s.task.as_ref())
+                .map(|t| {
+                    t.actions
+                        .iter()
+                        .filter(|a| *a == "approve" || *a == "reject")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut links = Vec::new();
+            for action in &actions {
+                let token =
+                    crate::email_actions::issue(&mut tx, task_id, user_id, action, version, now)
+                        .await?;
+                let label = if action == "approve" {
+                    "同意"
+                } else {
+                    "驳回"
+                };
+                links.push(serde_json::json!({"label": label, "url": format!("{public}/email-actions/{token}")}));
+            }
+            let row = sqlx::query("SELECT display_name FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            extra = Some(mail::render(
+                &state.templates,
+                "task_assigned",
+                &crate::ctx! {
+                    name => row.get::<String, _>("display_name"), workflow => def.title, subject => subject,
+                    step => step, links => links, detail => format!("{public}{link}"), public_url => public,
+                    days => crate::email_actions::link_days(),
+                },
+            )?);
+        }
+        notify(
+            &mut tx,
+            &state.templates,
+            &public,
+            user_id,
+            &Notice {
+                kind,
+                title,
+                body,
+                link,
+            },
+            extra,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        delivered += 1;
+    }
+    Ok(delivered)
+}

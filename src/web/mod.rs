@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod bookings;
 pub mod console;
+pub mod email_actions;
 pub mod extract;
 pub mod money_api;
 pub mod notifications;
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(notifications::router())
         .merge(bookings::router())
+        .merge(email_actions::router())
         .merge(workflows::router())
         .nest(
             "/api/v1",

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod demo;
+mod email_actions;
 mod jobs;
 mod money;
 mod pages;

@@ -104,7 +104,11 @@ pub fn decoded(raw: &str) -> String {
     // Append base64-decoded blocks too.
     let mut extra = String::new();
     for block in raw.split("\r\n\r\n") {
-        let joined: String = block.lines().map(str::trim).collect();
+        let joined: String = block
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("--") && !l.is_empty())
+            .collect();
         if joined.len() > 16
             && let Ok(b) = base64::engine::general_purpose::STANDARD.decode(joined.as_bytes())
         {

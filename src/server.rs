@@ -22,6 +22,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     crate::auth::sync_builtin_roles(&db, clock.now_ts()).await?;
+    // Make sure a money policy version exists (the default one on a new database).
+    crate::money::current(&db).await?;
     let templates = Arc::new(web::page::template_env(&config.templates_dir));
     let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
     let workflows = Arc::new(crate::workflow::Registry::new(config.workflows_dir.clone()));

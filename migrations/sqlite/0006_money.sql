@@ -32,6 +32,18 @@ CREATE TABLE bookings (
 CREATE INDEX bookings_instrument ON bookings(instrument_id, live, start_at);
 CREATE INDEX bookings_unit ON bookings(unit_id);
 
+CREATE TABLE voucher_applications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit_id BIGINT NOT NULL REFERENCES units(id),
+    year BIGINT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    instance_id BIGINT,
+    applicant_id BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (unit_id, year)
+);
+
 CREATE TABLE voucher_accounts (
     unit_id BIGINT NOT NULL REFERENCES units(id),
     year BIGINT NOT NULL,
@@ -88,6 +100,7 @@ CREATE TABLE redemptions (
     instance_id BIGINT,
     created_by BIGINT NOT NULL REFERENCES users(id),
     created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL DEFAULT 0,
     decided_at BIGINT
 );
 
@@ -116,8 +129,11 @@ CREATE TABLE settlements (
     total_fen BIGINT NOT NULL,
     status TEXT NOT NULL DEFAULT 'computed',
     instance_id BIGINT,
+    -- Settlements belong to no unit; the column exists for the workflow's recusal lookup.
+    unit_id BIGINT,
     created_by BIGINT REFERENCES users(id),
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE settlement_lines (

@@ -2,6 +2,7 @@
 //! ledger and the subsidy computation. All amounts are `Yuan` (two places, half-up).
 
 pub mod bookings;
+pub mod hooks;
 pub mod settlement;
 pub mod vouchers;
 

@@ -50,6 +50,191 @@ pub fn router() -> Router<AppState> {
         .route("/subsidy-settlements", post(create_settlement))
         .route("/subsidy-settlements/{id}", get(get_settlement))
         .route("/policy", get(get_policy).put(put_policy))
+        .route("/voucher-applications", post(apply_vouchers))
+        .route("/redemptions", post(create_redemption))
+}
+
+#[derive(Deserialize)]
+struct ApplyBody {
+    unit_id: i64,
+    year: i64,
+}
+
+/// A certified user unit applies for its yearly quota (`voucher_application`).
+async fn apply_vouchers(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<ApplyBody>,
+) -> ApiResult {
+    user.require(Permission::VoucherApply)?;
+    let unit = crate::units::get(&state.db, body.unit_id).await?;
+    user.require_unit(unit.id)?;
+    let year = year_or_now(&state, Some(body.year))?;
+    if unit.kind != "user" {
+        return Err(
+            AppError::unprocessable("unit_not_eligible", "只有用户单位可以申领创新券").into(),
+        );
+    }
+    if unit.certification_status != "certified" || unit.dishonest || unit.abnormal_operation {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "单位须已通过认证，且未被列入失信名单或经营异常名录，才能申领创新券",
+        )
+        .into());
+    }
+    let now = state.now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO voucher_applications (unit_id, year, applicant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(unit.id)
+    .bind(year)
+    .bind(user.id)
+    .bind(now)
+    .fetch_one(&state.db.pool)
+    .await
+    .map_err(|e| {
+        if crate::store::is_unique_violation(&e) {
+            AppError::conflict("already_applied", format!("本单位已申领过 {year} 年度创新券"))
+        } else {
+            AppError::Database(e)
+        }
+    })?;
+    let started = match crate::workflow::start(
+        &state,
+        "voucher_application",
+        "voucher_application",
+        id,
+        user.id,
+        json!({"year": year}),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            sqlx::query("DELETE FROM voucher_applications WHERE id = $1")
+                .bind(id)
+                .execute(&state.db.pool)
+                .await?;
+            return Err(e.into());
+        }
+    };
+    sqlx::query("UPDATE voucher_applications SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "instance_id": started.instance_id, "state": started.state})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RedemptionBody {
+    unit_id: i64,
+    booking_ids: Vec<i64>,
+}
+
+/// A managing unit bundles completed bookings paid with vouchers (`voucher_redemption`).
+async fn create_redemption(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<RedemptionBody>,
+) -> ApiResult {
+    user.require(Permission::RedemptionApply)?;
+    crate::units::get(&state.db, body.unit_id).await?;
+    user.require_unit(body.unit_id)?;
+    if body.booking_ids.is_empty() {
+        return Err(AppError::field("booking_ids", "请选择要兑付的已完成预约").into());
+    }
+    let now = state.now();
+    let mut tx = state.db.pool.begin().await?;
+    let mut total = 0i64;
+    for b in &body.booking_ids {
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT b.status, i.unit_id, b.voucher_fen FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+        )
+        .bind(b)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some((status, owner, voucher))
+                if status == "completed" && owner == body.unit_id && voucher > 0 =>
+            {
+                total += voucher
+            }
+            _ => {
+                return Err(AppError::field(
+                    "booking_ids",
+                    format!("预约 {b} 不是本单位已完成且使用了创新券的预约"),
+                )
+                .into());
+            }
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO redemptions (managing_unit_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(body.unit_id)
+    .bind(total)
+    .bind(user.id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    for b in &body.booking_ids {
+        let voucher: i64 = sqlx::query_scalar("SELECT voucher_fen FROM bookings WHERE id = $1")
+            .bind(b)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(b)
+            .bind(voucher)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if crate::store::is_unique_violation(&e) {
+                    AppError::field("booking_ids", format!("预约 {b} 已在其他兑付申请中"))
+                } else {
+                    AppError::Database(e)
+                }
+            })?;
+    }
+    tx.commit().await?;
+    let started = match crate::workflow::start(
+        &state,
+        "voucher_redemption",
+        "redemption",
+        id,
+        user.id,
+        json!({"total": Yuan::from_fen(total)}),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            sqlx::query("DELETE FROM redemption_items WHERE redemption_id = $1")
+                .bind(id)
+                .execute(&state.db.pool)
+                .await?;
+            sqlx::query("DELETE FROM redemptions WHERE id = $1")
+                .bind(id)
+                .execute(&state.db.pool)
+                .await?;
+            return Err(e.into());
+        }
+    };
+    sqlx::query("UPDATE redemptions SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "instance_id": started.instance_id, "total": Yuan::from_fen(total)})),
+    )
+        .into_response())
 }
 
 async fn create_booking(
@@ -269,7 +454,22 @@ async fn create_settlement(
 ) -> ApiResult {
     user.require(Permission::SubsidyManage)?;
     let year = year_or_now(&state, Some(body.year))?;
-    let s = settlement::create(&state.db, year, user.id, state.now()).await?;
+    let mut s = settlement::create(&state.db, year, user.id, state.now()).await?;
+    let started = crate::workflow::start(
+        &state,
+        "subsidy_settlement",
+        "subsidy_settlement",
+        s.id,
+        user.id,
+        json!({"year": year}),
+    )
+    .await?;
+    sqlx::query("UPDATE settlements SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(s.id)
+        .execute(&state.db.pool)
+        .await?;
+    s.instance_id = Some(started.instance_id);
     Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
 }
 

@@ -56,6 +56,27 @@ pub const SUBJECTS: &[Subject] = &[
         unit_column: "unit_id",
         has_joined_on: false,
     },
+    Subject {
+        kind: "voucher_application",
+        table: "voucher_applications",
+        status_column: "status",
+        unit_column: "unit_id",
+        has_joined_on: false,
+    },
+    Subject {
+        kind: "redemption",
+        table: "redemptions",
+        status_column: "status",
+        unit_column: "managing_unit_id",
+        has_joined_on: false,
+    },
+    Subject {
+        kind: "subsidy_settlement",
+        table: "settlements",
+        status_column: "status",
+        unit_column: "unit_id",
+        has_joined_on: false,
+    },
 ];
 
 pub fn subject(kind: &str) -> Option<&'static Subject> {
@@ -98,6 +119,16 @@ pub const HOOKS: &[Hook] = &[
         name: "notify",
         check: check_notify,
         run: run_notify,
+    },
+    Hook {
+        name: "grant_voucher_quota",
+        check: crate::money::hooks::check_grant,
+        run: crate::money::hooks::run_grant,
+    },
+    Hook {
+        name: "redeem_vouchers",
+        check: crate::money::hooks::check_redeem,
+        run: crate::money::hooks::run_redeem,
     },
 ];
 

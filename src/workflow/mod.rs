@@ -662,7 +662,8 @@ pub async fn start(
     }
     let unit_id = match hooks::subject(subject_type) {
         Some(s) => {
-            let (u,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            // A subject may belong to no unit (a settlement): then nobody is recused.
+            let (u,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {} FROM {} WHERE id = $1",
                 s.unit_column, s.table
             )))
@@ -670,7 +671,7 @@ pub async fn start(
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(AppError::NotFound)?;
-            Some(u)
+            u
         }
         None => data.get("unit_id").and_then(Value::as_i64),
     };

@@ -780,3 +780,180 @@ async fn the_whole_booking_journey_works_through_the_pages() {
         "no personal data in the public feed"
     );
 }
+
+/// Approve every open task of `token`'s user until none is left; returns how many.
+async fn approve_all(w: &World, token: &str) -> usize {
+    let mut n = 0;
+    loop {
+        let (_, tasks) = w.app.api("GET", "/api/v1/tasks", Some(token), None).await;
+        let items = tasks["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() || n > 20 {
+            return n;
+        }
+        for t in items {
+            let (status, body) = w
+                .app
+                .api(
+                    "POST",
+                    &format!("/api/v1/tasks/{}/actions", t["id"]),
+                    Some(token),
+                    Some(json!({"action": "approve", "comment": "同意"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            n += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
+    let w = world("high_tech").await;
+    w.app.create_user("bureau_j", "platform_admin").await;
+    let admin = w.app.token("bureau_j").await;
+
+    // Apply for vouchers: the review approves and the quota is granted from the policy.
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/voucher-applications",
+            Some(&w.user),
+            Some(json!({"unit_id": w.user_unit, "year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/voucher-applications",
+            Some(&w.user),
+            Some(json!({"unit_id": w.user_unit, "year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(available(&w).await, "0.00");
+    assert_eq!(approve_all(&w, &admin).await, 1);
+    assert_eq!(available(&w).await, "50000.00");
+
+    // Book, quote, confirm with 40%, complete.
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T11:00:00+08:00",
+        "12345.67",
+    )
+    .await;
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/confirm"),
+            Some(&w.user),
+            Some(json!({"voucher_amount": "4938.26"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    sqlx::query(
+        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
+    )
+    .bind(a)
+    .execute(&w.app.db.pool)
+    .await
+    .unwrap();
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{a}/complete"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Redeem: review, recheck, public notice — then it counts as income.
+    let owner_unit: i64 = sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")
+        .bind(w.instrument)
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    let (status, r) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/redemptions",
+            Some(&w.owner),
+            Some(json!({"unit_id": owner_unit, "booking_ids": [a]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(r["total"], "4938.26");
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/redemptions",
+            Some(&w.owner),
+            Some(json!({"unit_id": owner_unit, "booking_ids": [a]})),
+        )
+        .await;
+    assert_eq!(status, 422, "a booking is redeemed once");
+    assert_eq!(
+        approve_all(&w, &admin).await,
+        3,
+        "review, recheck, publicity"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM redemptions WHERE id = $1")
+        .bind(r["id"].as_i64().unwrap())
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "approved");
+    let (_, ledger) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/units/{}/voucher-ledger?year=2026", w.user_unit),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    assert_eq!(ledger["items"][0]["kind"], "redeem");
+    assert_eq!(ledger["balance"]["available"], "45061.74");
+
+    // Grade and settle: 4,938.26 × 30% = 1,481.478 → 1,481.48.
+    w.app
+        .api(
+            "PUT",
+            &format!("/api/v1/units/{owner_unit}/grades/2026"),
+            Some(&admin),
+            Some(json!({"grade": "excellent", "reason": "专家评审"})),
+        )
+        .await;
+    let (status, s) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/subsidy-settlements",
+            Some(&admin),
+            Some(json!({"year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    assert_eq!(s["total"], "1481.48");
+    assert!(s["instance_id"].is_number());
+    assert_eq!(approve_all(&w, &admin).await, 1);
+    let (_, s2) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/subsidy-settlements/{}", s["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s2["status"], "published");
+    assert_eq!(s2["total"], "1481.48");
+}

@@ -68,6 +68,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Start the app with extra configuration variables.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    // `LABSHARE_TEST_LOG=error` shows the server's logs (e.g. the cause of a 500).
+    if let Ok(filter) = std::env::var("LABSHARE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut pg_drop = None;

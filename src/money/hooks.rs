@@ -1,0 +1,132 @@
+//! Workflow hooks of the money flows: `grant_voucher_quota` when a voucher application is
+//! approved, `redeem_vouchers` when a redemption is approved. Both run inside the deciding
+//! transaction, so the ledger changes with the decision or not at all.
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{Policy, vouchers};
+use crate::{
+    domain::Yuan,
+    error::{AppError, Result},
+    workflow::hooks::HookCtx,
+};
+
+pub fn check_grant(
+    subject_type: &str,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
+    if subject_type != "voucher_application" {
+        return Err("grant_voucher_quota 只能用于 voucher_application 流程".into());
+    }
+    if !with.is_empty() {
+        return Err("grant_voucher_quota 不需要参数".into());
+    }
+    Ok(())
+}
+
+pub fn run_grant<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if ctx.dry_run {
+            return Ok(());
+        }
+        let app = sqlx::query(
+            "SELECT a.unit_id, a.year, u.enterprise_type, u.dishonest, u.abnormal_operation FROM voucher_applications a \
+             JOIN units u ON u.id = a.unit_id WHERE a.id = $1",
+        )
+        .bind(ctx.subject_id)
+        .fetch_optional(&mut *ctx.conn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+        if app.get::<i64, _>("dishonest") != 0 || app.get::<i64, _>("abnormal_operation") != 0 {
+            return Err(AppError::unprocessable(
+                "unit_not_eligible",
+                "该单位被列为失信或经营异常单位，不能发放创新券",
+            ));
+        }
+        let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *ctx.conn)
+            .await?;
+        let (pid, policy) = match row {
+            Some(r) => (
+                r.get::<i64, _>("id"),
+                Policy::parse(&r.get::<String, _>("content"))
+                    .map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?,
+            ),
+            None => {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "no policy version stored"
+                )));
+            }
+        };
+        let quota = policy.quota_for(&app.get::<String, _>("enterprise_type"));
+        if quota == Yuan::ZERO {
+            return Err(AppError::unprocessable(
+                "unit_not_eligible",
+                "该单位的企业类型不享受创新券额度",
+            ));
+        }
+        vouchers::grant(
+            ctx.conn,
+            app.get("unit_id"),
+            app.get("year"),
+            quota,
+            pid,
+            ctx.now,
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+pub fn check_redeem(
+    subject_type: &str,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
+    if subject_type != "redemption" {
+        return Err("redeem_vouchers 只能用于 redemption 流程".into());
+    }
+    if !with.is_empty() {
+        return Err("redeem_vouchers 不需要参数".into());
+    }
+    Ok(())
+}
+
+/// Record a `redeem` ledger entry per booking (the reservation becomes redeemed: the
+/// available balance does not change) and mark the redemption decided.
+pub fn run_redeem<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if ctx.dry_run {
+            return Ok(());
+        }
+        let items = sqlx::query(
+            "SELECT ri.booking_id, ri.voucher_fen, b.unit_id, b.voucher_year FROM redemption_items ri \
+             JOIN bookings b ON b.id = ri.booking_id WHERE ri.redemption_id = $1",
+        )
+        .bind(ctx.subject_id)
+        .fetch_all(&mut *ctx.conn)
+        .await?;
+        for it in items {
+            sqlx::query(
+                "INSERT INTO voucher_ledger (unit_id, year, kind, amount_fen, delta_fen, booking_id, note, created_at) \
+                 VALUES ($1, $2, 'redeem', $3, 0, $4, '兑付通过', $5)",
+            )
+            .bind(it.get::<i64, _>("unit_id"))
+            .bind(it.get::<Option<i64>, _>("voucher_year").unwrap_or(0))
+            .bind(it.get::<i64, _>("voucher_fen"))
+            .bind(it.get::<i64, _>("booking_id"))
+            .bind(ctx.now)
+            .execute(&mut *ctx.conn)
+            .await?;
+        }
+        sqlx::query("UPDATE redemptions SET decided_at = $1 WHERE id = $2")
+            .bind(ctx.now)
+            .bind(ctx.subject_id)
+            .execute(&mut *ctx.conn)
+            .await?;
+        Ok(())
+    })
+}

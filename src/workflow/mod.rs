@@ -7,6 +7,7 @@ pub mod cli;
 pub mod def;
 pub mod diagram;
 pub mod hooks;
+pub mod simulate;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},

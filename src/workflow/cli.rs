@@ -27,6 +27,13 @@ pub enum WorkflowsCommand {
         #[arg(long, default_value = "approve")]
         script: String,
     },
+    /// Benchmark persisted transitions per second against the configured database.
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +84,17 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
                 other => anyhow::bail!("未知格式 {other}：应为 mermaid、dot 或 svg"),
             };
             print!("{out}");
+            Ok(())
+        }
+        WorkflowsCommand::Bench { count, concurrency } => {
+            let state = crate::server::prepare(config).await?;
+            let r = super::bench::run(&state, count, concurrency)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!(
+                "数据库：{:?}；实例 {}；并发 {concurrency}\n发起：{:.0} 个/秒\n审批流转（持久化）：{:.0} 次/秒",
+                state.db.backend, r.instances, r.starts_per_sec, r.transitions_per_sec
+            );
             Ok(())
         }
         WorkflowsCommand::Simulate {

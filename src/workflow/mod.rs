@@ -3,6 +3,7 @@
 //! compare-and-swap on the instance and an entry in the hash-chained audit log.
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod def;
 pub mod diagram;
@@ -316,12 +317,50 @@ pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
     load_instance(&mut conn, id).await
 }
 
-/// A transaction that takes the write lock up front on SQLite, so a read-then-write never
-/// fails on a stale snapshot.
-async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+/// Writers queue on this lock on SQLite instead of spinning in SQLite's busy handler, whose
+/// sleeps dominate under concurrency; PostgreSQL needs no such lock.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A write transaction (on SQLite: taken up front with `BEGIN IMMEDIATE`, so a
+/// read-then-write never fails on a stale snapshot).
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn begin(db: &Db) -> Result<WriteTx> {
     Ok(match db.backend {
-        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool.begin().await?,
+        Backend::Sqlite => {
+            let turn = SQLITE_WRITER.lock().await;
+            WriteTx {
+                tx: db.pool.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            }
+        }
+        Backend::Postgres => WriteTx {
+            tx: db.pool.begin().await?,
+            _turn: None,
+        },
     })
 }
 

@@ -1317,7 +1317,17 @@ pub async fn process_deadlines(state: &AppState) -> Result<usize> {
                     resolve_assignees(&mut tx, &def::Assignees::Role(role.clone()), &inst, &ctx)
                         .await?;
                 let due = spec.deadline.map(|dl| dl.after(now));
-                for uid in users {
+                let holding: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(
+                    "SELECT assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'open'",
+                )
+                .bind(inst.id)
+                .bind(inst.round)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect();
+                for uid in users.into_iter().filter(|u| !holding.contains(u)) {
                     let id = insert_task(
                         &mut tx,
                         inst.id,

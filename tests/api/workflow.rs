@@ -869,3 +869,65 @@ async fn a_system_admin_edits_validates_and_publishes_a_definition_in_the_consol
         "仪器入网审核"
     );
 }
+
+#[tokio::test]
+async fn deadlines_remind_first_and_then_escalate() {
+    let app = spawn_app().await;
+    app.create_user("vman", "platform_admin").await;
+    let vman = app.token("vman").await;
+    let applicant = app.create_user("vapp", "user").await;
+    let v = workflow::start(
+        &app.state,
+        "voucher_application",
+        "voucher_application",
+        11,
+        applicant,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let task = open_tasks(&app, &vman).await[0]["id"].as_i64().unwrap();
+    // Due within a day: a due_soon event, once.
+    sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE id = $2")
+        .bind(app.now() + 3600)
+        .bind(task)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 0);
+    // Past due: overdue, and escalated to platform admins who do not hold the task yet.
+    app.create_user("vboss", "platform_admin").await;
+    let vboss = app.token("vboss").await;
+    sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE id = $2")
+        .bind(app.now() - 1)
+        .bind(task)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    let boss_tasks = open_tasks(&app, &vboss).await;
+    assert_eq!(boss_tasks.len(), 1);
+    assert_eq!(
+        open_tasks(&app, &vman).await.len(),
+        1,
+        "no duplicate task for the original reviewer"
+    );
+    let kinds: Vec<(String,)> =
+        sqlx::query_as("SELECT kind FROM workflow_events WHERE instance_id = $1 ORDER BY id")
+            .bind(v.instance_id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let kinds: Vec<_> = kinds.into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, ["task_assigned", "due_soon", "overdue", "escalated"]);
+    let (status, out) = act(
+        &app,
+        &vboss,
+        boss_tasks[0]["id"].as_i64().unwrap(),
+        "approve",
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, out["state"].as_str()), (200, Some("approved")));
+}

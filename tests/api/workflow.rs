@@ -654,13 +654,31 @@ async fn instances_finish_on_the_version_they_started_on() {
     );
     assert_eq!(body["error"]["details"][0]["line"], 2);
     std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
-    let v = app
-        .state
-        .workflows
-        .publish(&app.db, "instrument_onboarding", &v2, app.now())
-        .await
-        .unwrap();
-    assert_eq!(v, 2);
+    // The system admin publishes version 2 from the console (流程定义).
+    let browser = app.browser_login("sys").await;
+    let page = "/console/workflows/instrument_onboarding";
+    let res = app
+        .post_form(
+            &browser,
+            page,
+            page,
+            &[("source", &v2), ("intent", "publish")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = app.get_page(&browser, page).await;
+    assert!(
+        html.contains("已发布版本 2") && html.contains("专家复核"),
+        "{html}"
+    );
+    assert_eq!(
+        app.state
+            .workflows
+            .get("instrument_onboarding")
+            .unwrap()
+            .version,
+        2
+    );
     let (status, list) = app.api("GET", "/api/v1/workflows", Some(&sys), None).await;
     assert_eq!(status, 200);
     let io = list

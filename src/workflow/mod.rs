@@ -769,6 +769,23 @@ pub struct Decision {
     pub data: Value,
 }
 
+/// Take the instance's row lock (a no-op update: portable, unlike `FOR UPDATE`).
+async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn lock_instance_of_task(conn: &mut sqlx::AnyConnection, task_id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1)")
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 struct TaskRow {
     instance_id: i64,
     round: i64,
@@ -837,6 +854,9 @@ pub async fn act(
     let now = state.now();
     let db = &state.db;
     let mut tx = begin(db).await?;
+    // Lock order, everywhere: the instance row, then its tasks, then the audit head. Two
+    // reviewers deciding sibling tasks at once then queue instead of deadlocking.
+    lock_instance_of_task(&mut tx, task_id).await?;
     let task = load_task(&mut tx, task_id).await?;
     if let Some(u) = actor
         && u.id != task.assignee_id
@@ -1174,6 +1194,7 @@ pub async fn withdraw(
 ) -> Result<Outcome> {
     let now = state.now();
     let mut tx = begin(&state.db).await?;
+    lock_instance(&mut tx, instance_id).await?;
     let mut inst = load_instance(&mut tx, instance_id).await?;
     if inst.applicant_id != user.id {
         return Err(AppError::Forbidden {
@@ -1297,6 +1318,7 @@ pub async fn process_deadlines(state: &AppState) -> Result<usize> {
         }
         {
             let mut tx = begin(&state.db).await?;
+            lock_instance(&mut tx, instance_id).await?;
             let done = sqlx::query("UPDATE workflow_tasks SET reminded = 2 WHERE id = $1 AND reminded < 2 AND status = 'open'").bind(task_id).execute(&mut *tx).await?;
             if done.rows_affected() != 1 {
                 continue;

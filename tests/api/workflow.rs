@@ -326,6 +326,41 @@ async fn two_concurrent_decisions_give_one_transition_and_one_task_closed() {
 }
 
 #[tokio::test]
+async fn two_reviewers_deciding_sibling_tasks_at_once_give_one_transition() {
+    let app = spawn_app().await;
+    let (mgr, rev, unit) = unit_and_reviewer(&app, 10, false).await;
+    app.create_user("rev_sib", "platform_admin").await;
+    let sib = app.token("rev_sib").await;
+    app.api(
+        "POST",
+        &format!("/api/v1/units/{unit}/certification"),
+        Some(&mgr),
+        None,
+    )
+    .await;
+    let t1 = open_tasks(&app, &rev).await[0]["id"].as_i64().unwrap();
+    let t2 = open_tasks(&app, &sib).await[0]["id"].as_i64().unwrap();
+    let (a, b) = tokio::join!(
+        act(&app, &rev, t1, "approve", json!({})),
+        act(&app, &sib, t2, "reject", json!({}))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let winner = if a.0 == 200 { &a.1 } else { &b.1 };
+    let expected = if a.0 == 200 { "certified" } else { "rejected" };
+    assert_eq!(winner["state"], expected);
+    assert_eq!(
+        unit_status(&app, &mgr, unit).await["certification_status"],
+        expected
+    );
+    assert!(matches!(
+        audit::verify(&app.db).await.unwrap(),
+        audit::Verdict::Intact { entries: 2 }
+    ));
+}
+
+#[tokio::test]
 async fn return_resubmit_transfer_add_signer_withdraw_and_recusal() {
     let app = spawn_app().await;
     let (mgr, rev, unit) = unit_and_reviewer(&app, 5, false).await;

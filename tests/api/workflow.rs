@@ -984,3 +984,41 @@ async fn deadlines_remind_first_and_then_escalate() {
     .await;
     assert_eq!((status, out["state"].as_str()), (200, Some("approved")));
 }
+
+/// Every role against the workflow pages and API: 403 exactly when the role lacks the
+/// route's permission.
+#[tokio::test]
+async fn workflow_routes_check_their_permissions() {
+    let app = spawn_app().await;
+    for role in [
+        "system_admin",
+        "platform_admin",
+        "unit_manager",
+        "expert",
+        "user",
+    ] {
+        let name = format!("r_{role}");
+        app.create_user(&name, role).await;
+        let perms = labshare::auth::builtin_role(role).unwrap().permissions;
+        let browser = app.browser_login(&name).await;
+        for (_, path, perm) in labshare::web::workflows::ROUTES {
+            let (status, _) = app.get_page(&browser, path).await;
+            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            assert_eq!(status, if allowed { 200 } else { 403 }, "{role} GET {path}");
+        }
+        let token = app.token(&name).await;
+        for (method, path, perm) in labshare::web::workflows::API_ROUTES {
+            if path.contains('{') {
+                continue;
+            }
+            let (status, body) = app.api(method, path, Some(&token), None).await;
+            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            assert_eq!(
+                status == 403,
+                !allowed,
+                "{role} {method} {path}: {status} {body}"
+            );
+            assert!(status < 500, "{role} {method} {path}: {status}");
+        }
+    }
+}

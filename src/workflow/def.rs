@@ -284,8 +284,19 @@ pub fn parse(
         Err(e) => {
             let line = e.location().map(|l| l.line()).unwrap_or(1);
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("无法解析").to_string();
-            return Err(vec![problem(line, format!("YAML 格式错误：{first}"))]);
+            let first = text.lines().next().unwrap_or("无法解析");
+            // The location is already in `file:line`; keep the column.
+            let first = match first
+                .strip_prefix("error: line ")
+                .and_then(|r| r.split_once(": "))
+            {
+                Some((pos, msg)) => match pos.split_once(" column ") {
+                    Some((_, col)) => format!("{msg}（第 {col} 列）"),
+                    None => msg.to_string(),
+                },
+                None => first.to_string(),
+            };
+            return Err(vec![problem(line, format!("定义格式错误：{first}"))]);
         }
     };
     let mut problems = Vec::new();

@@ -85,6 +85,7 @@ pub fn router() -> Router<AppState> {
             get(workflow_page).post(workflow_save),
         )
         .route("/console/workflows/{key}/diagram.svg", get(workflow_svg))
+        .route("/console/workflows/{key}/simulate", post(workflow_simulate))
         .route("/console/units/{id}/certification", post(certify_unit_page))
 }
 
@@ -526,6 +527,53 @@ async fn workflow_page(
         crate::ctx! { def => crate::ctx!{ key => d.key, title => d.title, version => d.version }, source => d.source, versions => versions,
                    problems => Vec::<def::Problem>::new(), diff => Vec::<(char, String)>::new(), checked => false },
     )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct SimForm {
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    script: String,
+}
+
+/// Dry run from the console: nothing is written.
+async fn workflow_simulate(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(key): PagePath<String>,
+    CsrfForm(form): CsrfForm<SimForm>,
+) -> PageResult {
+    user.require(Permission::WorkflowEdit)?;
+    let (d, versions) = workflow_context(&state, &key).await?;
+    let subject_text = if form.subject.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        form.subject.clone()
+    };
+    let (report, sim_error) = match serde_json::from_str::<Value>(&subject_text) {
+        Ok(subject) => {
+            let lines: Vec<String> = form.script.lines().map(|l| l.trim().to_string()).collect();
+            (
+                workflow::simulate::render(&workflow::simulate::run(&d, &subject, &lines)),
+                None,
+            )
+        }
+        Err(e) => (String::new(), Some(format!("样例数据不是合法的 JSON：{e}"))),
+    };
+    let status = if sim_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(Page::new(
+        "console/workflow.html",
+        crate::ctx! { def => crate::ctx!{ key => d.key, title => d.title, version => d.version }, source => d.source, versions => versions,
+                   problems => Vec::<def::Problem>::new(), diff => Vec::<(char, String)>::new(), checked => false,
+                   sim => crate::ctx!{ subject => form.subject, script => form.script, report => report, error => sim_error } },
+    )
+    .with_status(status)
     .into_response())
 }
 

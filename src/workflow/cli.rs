@@ -17,6 +17,23 @@ pub enum WorkflowsCommand {
         #[arg(long, default_value = "mermaid")]
         format: String,
     },
+    /// Dry run: walk a flow with sample subject data and a script of decisions.
+    Simulate {
+        key: String,
+        /// Subject data as JSON, e.g. '{"dishonest": 0}'.
+        #[arg(long, default_value = "{}")]
+        subject: String,
+        /// Decisions separated by `;`, e.g. 'return; approve; approve score=90'.
+        #[arg(long, default_value = "approve")]
+        script: String,
+    },
+    /// Benchmark persisted transitions per second against the configured database.
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +84,44 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
                 other => anyhow::bail!("未知格式 {other}：应为 mermaid、dot 或 svg"),
             };
             print!("{out}");
+            Ok(())
+        }
+        WorkflowsCommand::Bench { count, concurrency } => {
+            let state = crate::server::prepare(config).await?;
+            let r = super::bench::run(&state, count, concurrency)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!(
+                "数据库：{:?}；实例 {}；并发 {concurrency}\n发起：{:.0} 个/秒\n审批流转（持久化）：{:.0} 次/秒",
+                state.db.backend, r.instances, r.starts_per_sec, r.transitions_per_sec
+            );
+            Ok(())
+        }
+        WorkflowsCommand::Simulate {
+            key,
+            subject,
+            script,
+        } => {
+            let defs = def::load_dir(&config.workflows_dir, &roles).map_err(|p| {
+                anyhow::anyhow!(
+                    "{}",
+                    p.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let d = defs
+                .iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| anyhow::anyhow!("没有流程 {key}"))?;
+            let subject: serde_json::Value = serde_json::from_str(&subject)
+                .map_err(|e| anyhow::anyhow!("--subject 不是合法的 JSON：{e}"))?;
+            let lines: Vec<String> = script.split(';').map(|s| s.trim().to_string()).collect();
+            print!(
+                "{}",
+                super::simulate::render(&super::simulate::run(d, &subject, &lines))
+            );
             Ok(())
         }
     }

@@ -284,8 +284,19 @@ pub fn parse(
         Err(e) => {
             let line = e.location().map(|l| l.line()).unwrap_or(1);
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("无法解析").to_string();
-            return Err(vec![problem(line, format!("YAML 格式错误：{first}"))]);
+            let first = text.lines().next().unwrap_or("无法解析");
+            // The location is already in `file:line`; keep the column.
+            let first = match first
+                .strip_prefix("error: line ")
+                .and_then(|r| r.split_once(": "))
+            {
+                Some((pos, msg)) => match pos.split_once(" column ") {
+                    Some((_, col)) => format!("{msg}（第 {col} 列）"),
+                    None => msg.to_string(),
+                },
+                None => first.to_string(),
+            };
+            return Err(vec![problem(line, format!("定义格式错误：{first}"))]);
         }
     };
     let mut problems = Vec::new();
@@ -665,5 +676,43 @@ pub fn load_dir(
         Ok(defs)
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_days_skip_the_weekend() {
+        // Friday 2026-11-27 10:00 Asia/Shanghai.
+        let friday = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00+08:00")
+            .unwrap()
+            .timestamp();
+        let due = Duration::parse("3 working days").unwrap().after(friday);
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00+08:00")
+            .unwrap()
+            .timestamp();
+        assert_eq!(due, expected);
+        assert_eq!(Duration::parse("2 days").unwrap().after(0), 172_800);
+        assert_eq!(Duration::parse("48 hours"), Some(Duration::Hours(48)));
+        assert_eq!(Duration::parse("soon"), None);
+        assert_eq!(Duration::parse("0 days"), None);
+    }
+
+    #[test]
+    fn a_definition_without_a_way_to_finish_is_refused() {
+        let src = "key: loop\ntitle: 循环\nsubject: unit\ninitial: a\nstates:\n  a:\n    task:\n      assignees: { applicant: true }\n      actions: [approve]\n      on: { approve: b }\n      deadline: 1 days\n  b:\n    task:\n      assignees: { applicant: true }\n      actions: [approve]\n      on: { approve: a }\n      deadline: 1 days\n  done:\n    terminal: true\n";
+        let p = parse("loop.yaml", src, &builtin_roles()).unwrap_err();
+        let msgs: Vec<_> = p.iter().map(|p| p.to_string()).collect();
+        assert!(
+            msgs.iter().any(|m| m.contains("`done` 从初始状态不可达")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("loop.yaml:6:") && m.contains("无法到达任何终止状态")),
+            "{msgs:?}"
+        );
     }
 }

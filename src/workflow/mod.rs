@@ -3,10 +3,12 @@
 //! compare-and-swap on the instance and an entry in the hash-chained audit log.
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod def;
 pub mod diagram;
 pub mod hooks;
+pub mod simulate;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -315,12 +317,50 @@ pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
     load_instance(&mut conn, id).await
 }
 
-/// A transaction that takes the write lock up front on SQLite, so a read-then-write never
-/// fails on a stale snapshot.
-async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+/// Writers queue on this lock on SQLite instead of spinning in SQLite's busy handler, whose
+/// sleeps dominate under concurrency; PostgreSQL needs no such lock.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A write transaction (on SQLite: taken up front with `BEGIN IMMEDIATE`, so a
+/// read-then-write never fails on a stale snapshot).
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn begin(db: &Db) -> Result<WriteTx> {
     Ok(match db.backend {
-        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool.begin().await?,
+        Backend::Sqlite => {
+            let turn = SQLITE_WRITER.lock().await;
+            WriteTx {
+                tx: db.pool.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            }
+        }
+        Backend::Postgres => WriteTx {
+            tx: db.pool.begin().await?,
+            _turn: None,
+        },
     })
 }
 
@@ -730,6 +770,23 @@ pub struct Decision {
     pub data: Value,
 }
 
+/// Take the instance's row lock (a no-op update: portable, unlike `FOR UPDATE`).
+async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn lock_instance_of_task(conn: &mut sqlx::AnyConnection, task_id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1)")
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 struct TaskRow {
     instance_id: i64,
     round: i64,
@@ -798,6 +855,9 @@ pub async fn act(
     let now = state.now();
     let db = &state.db;
     let mut tx = begin(db).await?;
+    // Lock order, everywhere: the instance row, then its tasks, then the audit head. Two
+    // reviewers deciding sibling tasks at once then queue instead of deadlocking.
+    lock_instance_of_task(&mut tx, task_id).await?;
     let task = load_task(&mut tx, task_id).await?;
     if let Some(u) = actor
         && u.id != task.assignee_id
@@ -1135,6 +1195,7 @@ pub async fn withdraw(
 ) -> Result<Outcome> {
     let now = state.now();
     let mut tx = begin(&state.db).await?;
+    lock_instance(&mut tx, instance_id).await?;
     let mut inst = load_instance(&mut tx, instance_id).await?;
     if inst.applicant_id != user.id {
         return Err(AppError::Forbidden {
@@ -1258,6 +1319,7 @@ pub async fn process_deadlines(state: &AppState) -> Result<usize> {
         }
         {
             let mut tx = begin(&state.db).await?;
+            lock_instance(&mut tx, instance_id).await?;
             let done = sqlx::query("UPDATE workflow_tasks SET reminded = 2 WHERE id = $1 AND reminded < 2 AND status = 'open'").bind(task_id).execute(&mut *tx).await?;
             if done.rows_affected() != 1 {
                 continue;
@@ -1278,7 +1340,17 @@ pub async fn process_deadlines(state: &AppState) -> Result<usize> {
                     resolve_assignees(&mut tx, &def::Assignees::Role(role.clone()), &inst, &ctx)
                         .await?;
                 let due = spec.deadline.map(|dl| dl.after(now));
-                for uid in users {
+                let holding: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(
+                    "SELECT assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'open'",
+                )
+                .bind(inst.id)
+                .bind(inst.round)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect();
+                for uid in users.into_iter().filter(|u| !holding.contains(u)) {
                     let id = insert_task(
                         &mut tx,
                         inst.id,

@@ -326,6 +326,41 @@ async fn two_concurrent_decisions_give_one_transition_and_one_task_closed() {
 }
 
 #[tokio::test]
+async fn two_reviewers_deciding_sibling_tasks_at_once_give_one_transition() {
+    let app = spawn_app().await;
+    let (mgr, rev, unit) = unit_and_reviewer(&app, 10, false).await;
+    app.create_user("rev_sib", "platform_admin").await;
+    let sib = app.token("rev_sib").await;
+    app.api(
+        "POST",
+        &format!("/api/v1/units/{unit}/certification"),
+        Some(&mgr),
+        None,
+    )
+    .await;
+    let t1 = open_tasks(&app, &rev).await[0]["id"].as_i64().unwrap();
+    let t2 = open_tasks(&app, &sib).await[0]["id"].as_i64().unwrap();
+    let (a, b) = tokio::join!(
+        act(&app, &rev, t1, "approve", json!({})),
+        act(&app, &sib, t2, "reject", json!({}))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let winner = if a.0 == 200 { &a.1 } else { &b.1 };
+    let expected = if a.0 == 200 { "certified" } else { "rejected" };
+    assert_eq!(winner["state"], expected);
+    assert_eq!(
+        unit_status(&app, &mgr, unit).await["certification_status"],
+        expected
+    );
+    assert!(matches!(
+        audit::verify(&app.db).await.unwrap(),
+        audit::Verdict::Intact { entries: 2 }
+    ));
+}
+
+#[tokio::test]
 async fn return_resubmit_transfer_add_signer_withdraw_and_recusal() {
     let app = spawn_app().await;
     let (mgr, rev, unit) = unit_and_reviewer(&app, 5, false).await;
@@ -654,13 +689,31 @@ async fn instances_finish_on_the_version_they_started_on() {
     );
     assert_eq!(body["error"]["details"][0]["line"], 2);
     std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
-    let v = app
-        .state
-        .workflows
-        .publish(&app.db, "instrument_onboarding", &v2, app.now())
-        .await
-        .unwrap();
-    assert_eq!(v, 2);
+    // The system admin publishes version 2 from the console (流程定义).
+    let browser = app.browser_login("sys").await;
+    let page = "/console/workflows/instrument_onboarding";
+    let res = app
+        .post_form(
+            &browser,
+            page,
+            page,
+            &[("source", &v2), ("intent", "publish")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = app.get_page(&browser, page).await;
+    assert!(
+        html.contains("已发布版本 2") && html.contains("专家复核"),
+        "{html}"
+    );
+    assert_eq!(
+        app.state
+            .workflows
+            .get("instrument_onboarding")
+            .unwrap()
+            .version,
+        2
+    );
     let (status, list) = app.api("GET", "/api/v1/workflows", Some(&sys), None).await;
     assert_eq!(status, 200);
     let io = list
@@ -868,4 +921,104 @@ async fn a_system_admin_edits_validates_and_publishes_a_definition_in_the_consol
             .title,
         "仪器入网审核"
     );
+}
+
+#[tokio::test]
+async fn deadlines_remind_first_and_then_escalate() {
+    let app = spawn_app().await;
+    app.create_user("vman", "platform_admin").await;
+    let vman = app.token("vman").await;
+    let applicant = app.create_user("vapp", "user").await;
+    let v = workflow::start(
+        &app.state,
+        "voucher_application",
+        "voucher_application",
+        11,
+        applicant,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let task = open_tasks(&app, &vman).await[0]["id"].as_i64().unwrap();
+    // Due within a day: a due_soon event, once.
+    sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE id = $2")
+        .bind(app.now() + 3600)
+        .bind(task)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 0);
+    // Past due: overdue, and escalated to platform admins who do not hold the task yet.
+    app.create_user("vboss", "platform_admin").await;
+    let vboss = app.token("vboss").await;
+    sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE id = $2")
+        .bind(app.now() - 1)
+        .bind(task)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    let boss_tasks = open_tasks(&app, &vboss).await;
+    assert_eq!(boss_tasks.len(), 1);
+    assert_eq!(
+        open_tasks(&app, &vman).await.len(),
+        1,
+        "no duplicate task for the original reviewer"
+    );
+    let kinds: Vec<(String,)> =
+        sqlx::query_as("SELECT kind FROM workflow_events WHERE instance_id = $1 ORDER BY id")
+            .bind(v.instance_id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let kinds: Vec<_> = kinds.into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, ["task_assigned", "due_soon", "overdue", "escalated"]);
+    let (status, out) = act(
+        &app,
+        &vboss,
+        boss_tasks[0]["id"].as_i64().unwrap(),
+        "approve",
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, out["state"].as_str()), (200, Some("approved")));
+}
+
+/// Every role against the workflow pages and API: 403 exactly when the role lacks the
+/// route's permission.
+#[tokio::test]
+async fn workflow_routes_check_their_permissions() {
+    let app = spawn_app().await;
+    for role in [
+        "system_admin",
+        "platform_admin",
+        "unit_manager",
+        "expert",
+        "user",
+    ] {
+        let name = format!("r_{role}");
+        app.create_user(&name, role).await;
+        let perms = labshare::auth::builtin_role(role).unwrap().permissions;
+        let browser = app.browser_login(&name).await;
+        for (_, path, perm) in labshare::web::workflows::ROUTES {
+            let (status, _) = app.get_page(&browser, path).await;
+            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            assert_eq!(status, if allowed { 200 } else { 403 }, "{role} GET {path}");
+        }
+        let token = app.token(&name).await;
+        for (method, path, perm) in labshare::web::workflows::API_ROUTES {
+            if path.contains('{') {
+                continue;
+            }
+            let (status, body) = app.api(method, path, Some(&token), None).await;
+            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            assert_eq!(
+                status == 403,
+                !allowed,
+                "{role} {method} {path}: {status} {body}"
+            );
+            assert!(status < 500, "{role} {method} {path}: {status}");
+        }
+    }
 }

@@ -1,0 +1,100 @@
+//! `labshare workflows bench`: persisted transitions per second. Each decision is a full
+//! transaction (CAS on task and instance, effects, new tasks, audit append, events).
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::{error::Result, web::AppState};
+
+pub struct BenchReport {
+    pub instances: usize,
+    pub starts_per_sec: f64,
+    pub transitions_per_sec: f64,
+}
+
+/// Start `n` `voucher_application` instances and approve each, `concurrency` at a time.
+pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<BenchReport> {
+    let username = format!("bench_{}", state.now());
+    let uid = crate::auth::create_user(
+        &state.db,
+        crate::auth::NewUser {
+            username: username.clone(),
+            password: "Bench-Passw0rd".into(),
+            display_name: "压测审核人".into(),
+            email: None,
+            phone: None,
+        },
+        &["platform_admin"],
+        state.now(),
+    )
+    .await?;
+    // The benchmark reviewer is the only voucher manager during the run.
+    let others: Vec<(i64,)> = sqlx::query_as(
+        "SELECT DISTINCT ur.user_id FROM user_roles ur JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = 'voucher.manage' AND ur.user_id <> $1",
+    )
+    .bind(uid)
+    .fetch_all(&state.db.pool)
+    .await?;
+    if !others.is_empty() {
+        tracing::warn!(
+            count = others.len(),
+            "other voucher managers also receive tasks during the benchmark"
+        );
+    }
+    let user = crate::auth::load_user(&state.db, uid)
+        .await?
+        .ok_or(crate::error::AppError::NotFound)?;
+    let base: i64 = state.now() * 1000;
+    let t0 = Instant::now();
+    let mut started = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(concurrency.max(1)) {
+        let futs = chunk.iter().map(|i| {
+            super::start(
+                state,
+                "voucher_application",
+                "voucher_application",
+                base + *i as i64,
+                uid,
+                json!({}),
+            )
+        });
+        for r in futures::future::join_all(futs).await {
+            started.push(r?.instance_id);
+        }
+    }
+    let start_secs = t0.elapsed().as_secs_f64();
+    let mut task_ids = Vec::with_capacity(n);
+    for inst in &started {
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open'")
+            .bind(inst)
+            .bind(uid)
+            .fetch_one(&state.db.pool)
+            .await?;
+        task_ids.push(id);
+    }
+    let t1 = Instant::now();
+    for chunk in task_ids.chunks(concurrency.max(1)) {
+        let futs = chunk.iter().map(|t| {
+            super::act(
+                state,
+                Some(&user),
+                *t,
+                super::Decision {
+                    action: "approve".into(),
+                    comment: "压测".into(),
+                    data: json!({}),
+                },
+            )
+        });
+        for r in futures::future::join_all(futs).await {
+            r?;
+        }
+    }
+    let act_secs = t1.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        instances: n,
+        starts_per_sec: n as f64 / start_secs,
+        transitions_per_sec: n as f64 / act_secs,
+    })
+}

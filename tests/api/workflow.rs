@@ -26,6 +26,39 @@ async fn unit_and_reviewer(app: &TestApp, n: u32, dishonest: bool) -> (String, S
     (mgr, rev, unit["id"].as_i64().unwrap())
 }
 
+/// A settlement row to run `subsidy_settlement` on.
+async fn settlement_row(app: &TestApp, by: i64) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at) \
+         VALUES (2026, (SELECT MAX(id) FROM policy_versions), 0, $1, 0) RETURNING id",
+    )
+    .bind(by)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+/// A voucher application row (with a fresh user unit) to run `voucher_application` on.
+async fn voucher_application_row(app: &TestApp, applicant: i64, n: u32) -> i64 {
+    let unit: i64 = sqlx::query_scalar(
+        "INSERT INTO units (name, kind, nature, credit_code, contact_name, contact_mobile, enterprise_type, created_at, updated_at) \
+         VALUES ($1, 'user', '企业', $2, '联系人', '13800000000', 'tech_sme', 0, 0) RETURNING id",
+    )
+    .bind(format!("申领测试企业{n}"))
+    .bind(crate::common::credit_code(900 + n))
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO voucher_applications (unit_id, year, applicant_id, created_at, updated_at) VALUES ($1, 2026, $2, 0, 0) RETURNING id",
+    )
+    .bind(unit)
+    .bind(applicant)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
 async fn open_tasks(app: &TestApp, token: &str) -> Vec<Value> {
     let (status, body) = app.api("GET", "/api/v1/tasks", Some(token), None).await;
     assert_eq!(status, 200, "{body}");
@@ -501,11 +534,12 @@ async fn countersign_quorum_and_deadline_actions() {
     app.create_user("padm2", "platform_admin").await;
     let pa2 = app.token("padm2").await;
     // 会签 (all): both platform admins must approve.
+    let settlement = settlement_row(&app, admin).await;
     let s = workflow::start(
         &app.state,
         "subsidy_settlement",
         "subsidy_settlement",
-        2026,
+        settlement,
         admin,
         json!({}),
     )
@@ -573,11 +607,12 @@ async fn countersign_quorum_and_deadline_actions() {
     );
 
     // Timeout auto-action: the applicant's revise step withdraws itself at its deadline.
+    let application = voucher_application_row(&app, mgr, 7).await;
     let v = workflow::start(
         &app.state,
         "voucher_application",
         "voucher_application",
-        7,
+        application,
         mgr,
         json!({}),
     )
@@ -929,11 +964,12 @@ async fn deadlines_remind_first_and_then_escalate() {
     app.create_user("vman", "platform_admin").await;
     let vman = app.token("vman").await;
     let applicant = app.create_user("vapp", "user").await;
+    let application = voucher_application_row(&app, applicant, 11).await;
     let v = workflow::start(
         &app.state,
         "voucher_application",
         "voucher_application",
-        11,
+        application,
         applicant,
         json!({}),
     )

@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod console;
 pub mod extract;
+pub mod instruments;
 pub mod page;
 pub mod portal;
 pub mod session;
@@ -53,7 +54,8 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(account::router())
         .merge(console::router())
-        .nest("/api/v1", api::router())
+        .merge(instruments::console_router())
+        .nest("/api/v1", api::router().merge(instruments::api_router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

@@ -153,7 +153,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "仪器管理",
             "/console/instruments",
             Some(Permission::InstrumentManage),
-            false,
+            true,
         ),
         (
             "预约管理",

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api;
 pub mod console;
+pub mod content_admin;
 pub mod extract;
 pub mod instruments;
 pub mod page;
@@ -55,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(console::router())
         .merge(instruments::console_router())
+        .merge(content_admin::router())
         .nest("/api/v1", api::router().merge(instruments::api_router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

@@ -196,7 +196,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "资讯发布",
             "/console/content",
             Some(Permission::ContentManage),
-            false,
+            true,
         ),
         (
             "创新券管理",

@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod content;
 mod demo;
 mod pages;
 mod permissions;

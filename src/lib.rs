@@ -15,4 +15,5 @@ pub mod resources;
 pub mod server;
 pub mod store;
 pub mod units;
+pub mod uploads;
 pub mod web;

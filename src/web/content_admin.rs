@@ -65,10 +65,17 @@ async fn list_page(
     .into_response())
 }
 
-fn form(id: Option<i64>, status: &str, form: &ArticleInput, errors: minijinja::Value) -> Page {
+fn form(
+    id: Option<i64>,
+    status: &str,
+    form: &ArticleInput,
+    errors: minijinja::Value,
+    attachments: &[crate::uploads::Upload],
+) -> Page {
     Page::new(
         "console/article_form.html",
-        crate::ctx! { id => id, status => status, form => form, errors => errors, kinds => KINDS },
+        crate::ctx! { id => id, status => status, form => form, errors => errors, kinds => KINDS,
+        attachments => attachments },
     )
 }
 
@@ -78,7 +85,7 @@ async fn new_page(SignedIn(user): SignedIn) -> PageResult {
         kind: "news".into(),
         ..Default::default()
     };
-    Ok(form(None, "draft", &input, crate::ctx! {}).into_response())
+    Ok(form(None, "draft", &input, crate::ctx! {}, &[]).into_response())
 }
 
 fn invalid(id: Option<i64>, status: &str, input: &ArticleInput, e: AppError) -> PageResult {
@@ -88,6 +95,7 @@ fn invalid(id: Option<i64>, status: &str, input: &ArticleInput, e: AppError) -> 
             status,
             input,
             minijinja::Value::from(minijinja::value::Serde(&fields)),
+            &[],
         )
         .with_status(StatusCode::UNPROCESSABLE_ENTITY)
         .into_response()),
@@ -117,7 +125,8 @@ async fn edit_page(
 ) -> PageResult {
     user.require(Permission::ContentManage)?;
     let (input, status) = content::get_any(&state.db, id).await?;
-    Ok(form(Some(id), &status, &input, crate::ctx! {}).into_response())
+    let attachments = crate::uploads::article_attachments(&state.db, id).await?;
+    Ok(form(Some(id), &status, &input, crate::ctx! {}, &attachments).into_response())
 }
 
 async fn update_page(

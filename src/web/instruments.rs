@@ -213,6 +213,7 @@ fn form_options(user: &CurrentUser) -> minijinja::Value {
 
 fn form_page(
     user: &CurrentUser,
+    photos: &[crate::uploads::Upload],
     id: Option<i64>,
     review_status: &str,
     form: &InstrumentInput,
@@ -220,7 +221,7 @@ fn form_page(
 ) -> Page {
     Page::new(
         "console/instrument_form.html",
-        crate::ctx! { id => id, form => form, errors => errors, options => form_options(user),
+        crate::ctx! { id => id, form => form, errors => errors, options => form_options(user), photos => photos,
         review_status => review_status, review_label => instruments::review_label(review_status),
         editable => matches!(review_status, "draft" | "rejected") },
     )
@@ -238,7 +239,7 @@ async fn new_page(SignedIn(user): SignedIn) -> PageResult {
         max_duration_hours: "10".into(),
         ..Default::default()
     };
-    Ok(form_page(&user, None, "draft", &form, crate::ctx! {}).into_response())
+    Ok(form_page(&user, &[], None, "draft", &form, crate::ctx! {}).into_response())
 }
 
 fn invalid(
@@ -251,6 +252,7 @@ fn invalid(
     match e {
         AppError::Validation { fields, .. } => Ok(form_page(
             user,
+            &[],
             id,
             status,
             form,
@@ -291,7 +293,16 @@ async fn edit_page(
     let i = owned(&state, &user, id).await?;
     let extra = instruments::extras(&state.db, id).await?;
     let form = InstrumentInput::from_record(&i, &extra);
-    Ok(form_page(&user, Some(id), &i.review_status, &form, crate::ctx! {}).into_response())
+    let photos = crate::uploads::instrument_photos(&state.db, id).await?;
+    Ok(form_page(
+        &user,
+        &photos,
+        Some(id),
+        &i.review_status,
+        &form,
+        crate::ctx! {},
+    )
+    .into_response())
 }
 
 async fn update_page(
@@ -340,6 +351,7 @@ async fn submit_page(
             let form = InstrumentInput::from_record(&i, &extra);
             Ok(form_page(
                 &user,
+                &[],
                 Some(id),
                 &i.review_status,
                 &form,

@@ -10,6 +10,7 @@ pub mod instruments;
 pub mod page;
 pub mod portal;
 pub mod session;
+pub mod uploads;
 
 use std::{sync::Arc, time::Duration};
 
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(instruments::console_router())
         .merge(content_admin::router())
+        .merge(uploads::router())
         .nest("/api/v1", api::router().merge(instruments::api_router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

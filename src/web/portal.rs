@@ -124,7 +124,12 @@ async fn instrument_detail(
     if item.review_status != "approved" {
         return Err(AppError::NotFound.into());
     }
-    Ok(Page::new("portal/instrument.html", crate::ctx! { item => item }).into_response())
+    let photos = crate::uploads::instrument_photos(&state.db, id).await?;
+    Ok(Page::new(
+        "portal/instrument.html",
+        crate::ctx! { item => item, photos => photos },
+    )
+    .into_response())
 }
 
 async fn resource_list(state: &AppState, kind: Kind, page: Option<&str>) -> PageResult {
@@ -260,7 +265,8 @@ async fn article_detail(
     };
     Ok(Page::new(
         "portal/article.html",
-        crate::ctx! { item => item, title => content::kind_label(kind), base => base },
+        crate::ctx! { item => item, title => content::kind_label(kind), base => base,
+        attachments => crate::uploads::article_attachments(&state.db, id).await? },
     )
     .into_response())
 }

@@ -10,3 +10,4 @@ mod demo;
 mod pages;
 mod permissions;
 mod resources;
+mod uploads;

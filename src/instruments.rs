@@ -625,7 +625,10 @@ pub fn ensure_editable(review_status: &str) -> Result<()> {
 }
 
 /// Create an instrument in `draft` for a unit the caller manages (checked by the caller).
-pub async fn create(db: &Db, v: &ValidInstrument, now: i64) -> Result<i64> {
+pub async fn create<'e, E>(ex: E, v: &ValidInstrument, now: i64) -> Result<i64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let i = &v.input;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO instruments (unit_id, name, model, manufacturer, country, category_code, \
@@ -669,7 +672,7 @@ pub async fn create(db: &Db, v: &ValidInstrument, now: i64) -> Result<i64> {
     .bind(v.booking[4])
     .bind(v.booking[5])
     .bind(now)
-    .fetch_one(&db.pool)
+    .fetch_one(ex)
     .await?;
     Ok(id)
 }

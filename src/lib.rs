@@ -13,6 +13,7 @@ pub mod error;
 pub mod instruments;
 pub mod resources;
 pub mod server;
+pub mod spreadsheets;
 pub mod store;
 pub mod units;
 pub mod uploads;

@@ -44,6 +44,16 @@ pub fn console_router() -> Router<AppState> {
             get(edit_page).post(update_page),
         )
         .route("/console/instruments/{id}/submit", post(submit_page))
+        .route("/console/instruments/template.xlsx", get(template_xlsx))
+        .route("/console/instruments/export.xlsx", get(export_xlsx))
+        .route(
+            "/console/instruments/import",
+            get(import_page)
+                .post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::uploads::MAX_PDF_BYTES,
+                )),
+        )
 }
 
 /// The record as the API returns it: value in yuan, booking rules included.
@@ -80,7 +90,7 @@ async fn api_create(
         user.require_unit(unit)?;
     }
     let valid = input.validate()?;
-    let id = instruments::create(&state.db, &valid, state.now()).await?;
+    let id = instruments::create(&state.db.pool, &valid, state.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "review_status": "draft"})),
@@ -275,7 +285,7 @@ async fn create_page(
     }
     match form.clone().validate() {
         Ok(valid) => {
-            let id = instruments::create(&state.db, &valid, state.now()).await?;
+            let id = instruments::create(&state.db.pool, &valid, state.now()).await?;
             Ok(redirect_with_flash(
                 &format!("/console/instruments/{id}"),
                 "仪器信息已保存为草稿，信息完整后可提交入网审核",
@@ -365,5 +375,130 @@ async fn submit_page(
             &e.to_string(),
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+// ---- xlsx template, import and export ------------------------------------------------------
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn xlsx_response(bytes: Vec<u8>, ascii_name: &str, name: &str) -> axum::response::Response {
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, XLSX.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn template_xlsx(SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::InstrumentManage)?;
+    let bytes = crate::spreadsheets::instrument_template()?;
+    Ok(xlsx_response(
+        bytes,
+        "instrument-template.xlsx",
+        "仪器导入模板.xlsx",
+    ))
+}
+
+async fn export_xlsx(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<ListQuery>,
+) -> PageResult {
+    user.require(Permission::InstrumentManage)?;
+    let (items, _) =
+        instruments::list_for_units(&state.db, &managed_units(&user), &q.status, 0, 100_000)
+            .await?;
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.model.clone(),
+                i.category_label.clone(),
+                crate::domain::Yuan::from_fen(i.value_fen).wan(),
+                i.usage_status.clone(),
+                i.unit_name.clone(),
+                i.review_label.to_string(),
+                crate::clock::display(i.updated_at),
+            ]
+        })
+        .collect();
+    let bytes = crate::spreadsheets::export(
+        "仪器",
+        &[
+            "仪器名称",
+            "规格型号",
+            "分类",
+            "原值（万元）",
+            "运行状态",
+            "所属单位",
+            "审核状态",
+            "更新时间",
+        ],
+        &rows,
+    )?;
+    Ok(xlsx_response(bytes, "instruments.xlsx", "仪器列表.xlsx"))
+}
+
+fn import_view(user: &CurrentUser, report: &[crate::spreadsheets::RowError]) -> Page {
+    Page::new(
+        "console/instrument_import.html",
+        crate::ctx! { options => form_options(user), report => report },
+    )
+}
+
+async fn import_page(SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::InstrumentManage)?;
+    Ok(import_view(&user, &[]).into_response())
+}
+
+async fn import(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    form: super::extract::CsrfMultipart,
+) -> PageResult {
+    user.require(Permission::InstrumentManage)?;
+    let unit_id = form
+        .fields
+        .get("unit_id")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or_else(|| AppError::field("unit_id", "请选择所属单位"))?;
+    user.require_unit(unit_id)?;
+    let Some(file) = form.file("file") else {
+        let report = [crate::spreadsheets::RowError {
+            row: 0,
+            message: "请选择要导入的 .xlsx 文件".into(),
+        }];
+        return Ok(import_view(&user, &report)
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .into_response());
+    };
+    match crate::spreadsheets::import_instruments(&state.db, &file.bytes, unit_id, state.now())
+        .await?
+    {
+        crate::spreadsheets::ImportOutcome::Imported(n) => Ok(redirect_with_flash(
+            "/console/instruments?status=draft",
+            &format!("已导入 {n} 台仪器（草稿），请逐台补充信息后提交审核"),
+        )),
+        crate::spreadsheets::ImportOutcome::Rejected(report) => Ok(import_view(&user, &report)
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .into_response()),
     }
 }

@@ -390,3 +390,167 @@ async fn a_unit_manager_registers_and_submits_an_instrument_in_the_console() {
     let (_, html) = app.get_page(&other, "/console/instruments").await;
     assert!(!html.contains("激光共聚焦显微镜"));
 }
+
+fn sheet(rows: &[Vec<&str>]) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, (h, _)) in labshare::spreadsheets::COLUMNS.iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            if let Ok(n) = v.parse::<f64>() {
+                ws.write_number(r as u32 + 1, c as u16, n).unwrap();
+            } else {
+                ws.write_string(r as u32 + 1, c as u16, *v).unwrap();
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+async fn instrument_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM instruments")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_xlsx_import_with_a_bad_row_imports_nothing_and_names_the_row() {
+    let app = spawn_app().await;
+    let (_, unit) = manager_with_unit(&app, "um_xl", 21).await;
+    let browser = app.browser_login("um_xl").await;
+
+    // The template downloads as xlsx with the columns the importer reads.
+    let res = browser
+        .get(app.url("/console/instruments/template.xlsx"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
+    let bytes = res.bytes().await.unwrap().to_vec();
+    use calamine::Reader;
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(range.get_value((0, 0)).unwrap().to_string(), "仪器名称*");
+
+    let good = |name: &'static str| {
+        vec![
+            name,
+            "M1",
+            "厂商",
+            "中国",
+            "010100",
+            "中心",
+            "350000.50",
+            "是",
+            "许昌市",
+            "否",
+        ]
+    };
+    let mut bad = good("坏行仪器");
+    bad[4] = "123";
+    bad[6] = "很多钱";
+    let unit_s = unit.to_string();
+    let file = sheet(&[good("第一台"), bad, good("第三台")]);
+    let res = crate::uploads::post_file(
+        &app,
+        &browser,
+        ("/console/instruments/import", "/console/instruments/import"),
+        "file",
+        "仪器.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &file,
+    )
+    .await;
+    // The helper sends no unit field; the form's default unit is required.
+    assert_eq!(res.status(), 422);
+    assert_eq!(instrument_count(&app).await, 0);
+
+    // Send the unit too (as the form does).
+    let post = |bytes: Vec<u8>| {
+        let browser = browser.clone();
+        let app_url = app.url("/console/instruments/import");
+        let page = app.url("/console/instruments/import");
+        let unit_s = unit_s.clone();
+        async move {
+            let html = browser
+                .get(page)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let token = crate::common::csrf_from(&html).unwrap();
+            let b = "----xlsxBoundary";
+            let mut body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
+                 --{b}\r\nContent-Disposition: form-data; name=\"unit_id\"\r\n\r\n{unit_s}\r\n\
+                 --{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.xlsx\"\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+            browser
+                .post(app_url)
+                .header("content-type", format!("multipart/form-data; boundary={b}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = post(file.clone()).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("未导入任何仪器"), "{html}");
+    assert!(html.contains("第 3 行“分类代码”"), "the bad row is named");
+    assert!(html.contains("第 3 行“原值（元）”"));
+    assert!(
+        !html.contains("第 2 行") && !html.contains("第 4 行"),
+        "{html}"
+    );
+    assert_eq!(instrument_count(&app).await, 0, "nothing half-imported");
+
+    // Not a spreadsheet at all: a clear message, never a 500.
+    let res = post(b"MZ not an xlsx".to_vec()).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("无法读取文件"));
+
+    let fixed = sheet(&[good("第一台"), good("第二台"), good("第三台")]);
+    let res = post(fixed).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(instrument_count(&app).await, 3);
+    let (_, html) = app
+        .get_page(&browser, "/console/instruments?status=draft")
+        .await;
+    assert!(html.contains("已导入 3 台仪器"));
+    assert!(html.contains("第二台") && html.contains("35.00"));
+
+    // The list exports as xlsx.
+    let res = browser
+        .get(app.url("/console/instruments/export.xlsx"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap().to_vec();
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(range.height(), 4);
+    let names: Vec<String> = (1..4)
+        .map(|r| range.get_value((r, 0)).unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"第二台".to_string()));
+    assert_eq!(range.get_value((1, 3)).unwrap().to_string(), "35.00");
+}

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::common::{TestApp, csrf_from, spawn_app, unit_body};
 
 /// Post a multipart form as a browser would: the CSRF token from `form_page`, one file.
-async fn post_file(
+pub(crate) async fn post_file(
     app: &TestApp,
     client: &reqwest::Client,
     (form_page, action): (&str, &str),

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod instruments;
+pub mod records;
 pub mod resources;
 pub mod server;
 pub mod spreadsheets;

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod instruments;
 pub mod page;
 pub mod portal;
+pub mod records;
 pub mod session;
 pub mod uploads;
 
@@ -59,7 +60,13 @@ pub fn app(state: AppState) -> Router {
         .merge(instruments::console_router())
         .merge(content_admin::router())
         .merge(uploads::router())
-        .nest("/api/v1", api::router().merge(instruments::api_router()))
+        .merge(records::console_router())
+        .nest(
+            "/api/v1",
+            api::router()
+                .merge(instruments::api_router())
+                .merge(records::api_router()),
+        )
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

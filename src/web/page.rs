@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 19] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 22] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -152,6 +152,24 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
         (
             "仪器管理",
             "/console/instruments",
+            Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "科研平台",
+            "/console/platforms",
+            Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "检测项目",
+            "/console/services",
+            Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "科技成果",
+            "/console/achievements",
             Some(Permission::InstrumentManage),
             true,
         ),

@@ -9,5 +9,6 @@ mod content;
 mod demo;
 mod pages;
 mod permissions;
+mod records;
 mod resources;
 mod uploads;

@@ -10,6 +10,7 @@ pub mod content;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod experts;
 pub mod instruments;
 pub mod records;
 pub mod resources;

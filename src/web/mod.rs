@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod console;
 pub mod content_admin;
+pub mod experts;
 pub mod extract;
 pub mod instruments;
 pub mod page;
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(content_admin::router())
         .merge(uploads::router())
         .merge(records::console_router())
+        .merge(experts::router())
         .nest(
             "/api/v1",
             api::router()

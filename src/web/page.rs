@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 22] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 24] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -153,6 +153,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "仪器管理",
             "/console/instruments",
             Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "管理制度",
+            "/console/rules",
+            Some(Permission::UnitManage),
             true,
         ),
         (
@@ -203,6 +209,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "/console/review/units",
             Some(Permission::UnitReview),
             false,
+        ),
+        (
+            "专家库",
+            "/console/experts",
+            Some(Permission::UnitReview),
+            true,
         ),
         (
             "仪器入网审核",

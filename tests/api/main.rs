@@ -7,6 +7,7 @@ mod common;
 mod accounts;
 mod content;
 mod demo;
+mod experts;
 mod pages;
 mod permissions;
 mod records;

@@ -206,3 +206,56 @@ async fn a_unit_manager_registers_a_rule_for_their_own_unit_only() {
     assert!(html.contains("制度.pdf"));
     assert!(!html.contains("越权制度"));
 }
+
+#[tokio::test]
+async fn demo_experts_and_rules_load_once_and_show_in_the_console() {
+    let app = spawn_app().await;
+    labshare::demo::load(&app.db, &app.state.clock)
+        .await
+        .unwrap();
+    let second = labshare::demo::load(&app.db, &app.state.clock)
+        .await
+        .unwrap();
+    assert_eq!(second.others, 0, "{second}");
+    let experts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM experts")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(experts, 5);
+
+    let client = crate::common::new_client();
+    let res = app
+        .post_form(
+            &client,
+            "/login",
+            "/login",
+            &[
+                ("username", "bureau"),
+                ("password", labshare::demo::DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = app
+        .get_page(&client, "/console/experts?field=食品安全")
+        .await;
+    assert!(html.contains("李慧敏") && !html.contains("张建华"));
+
+    let client = crate::common::new_client();
+    app.post_form(
+        &client,
+        "/login",
+        "/login",
+        &[
+            ("username", "xcu_lab"),
+            ("password", labshare::demo::DEMO_PASSWORD),
+        ],
+    )
+    .await;
+    let (status, html) = app.get_page(&client, "/console/rules").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("许昌学院大型仪器设备开放共享管理办法"),
+        "{html}"
+    );
+}

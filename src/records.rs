@@ -602,3 +602,108 @@ pub fn raw_from_json(v: &serde_json::Value) -> BTreeMap<String, String> {
     }
     out
 }
+
+// ---- instruments attached to a platform ------------------------------------------------------
+
+/// An instrument as a platform lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachedInstrument {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub value_fen: i64,
+    pub review_status: String,
+}
+
+/// Instruments attached to a platform; `approved_only` for the portal.
+pub async fn platform_instruments(
+    db: &Db,
+    platform_id: i64,
+    approved_only: bool,
+) -> Result<Vec<AttachedInstrument>> {
+    let rows = sqlx::query(
+        "SELECT i.id, i.name, i.model, i.value_fen, i.review_status FROM platform_instruments p \
+         JOIN instruments i ON i.id = p.instrument_id \
+         WHERE p.platform_id = $1 AND ($2 = 0 OR i.review_status = 'approved') ORDER BY i.name, i.id",
+    )
+    .bind(platform_id)
+    .bind(approved_only as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AttachedInstrument {
+            id: r.get("id"),
+            name: r.get("name"),
+            model: r.get("model"),
+            value_fen: r.get("value_fen"),
+            review_status: r.get("review_status"),
+        })
+        .collect())
+}
+
+/// Attach an instrument of the platform's own unit (the caller has checked the unit scope).
+pub async fn attach_instrument(
+    db: &Db,
+    platform_id: i64,
+    instrument_id: i64,
+    now: i64,
+) -> Result<()> {
+    let platform = get(db, Kind::Platform, platform_id).await?;
+    let instrument = crate::instruments::get(db, instrument_id).await?;
+    if instrument.unit_id != platform.unit_id {
+        return Err(AppError::field("instrument_id", "只能关联本单位的仪器"));
+    }
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT instrument_id FROM platform_instruments WHERE platform_id = $1 AND instrument_id = $2",
+    )
+    .bind(platform_id)
+    .bind(instrument_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    if exists.is_some() {
+        return Err(AppError::field("instrument_id", "该仪器已关联到本平台"));
+    }
+    sqlx::query(
+        "INSERT INTO platform_instruments (platform_id, instrument_id, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(platform_id)
+    .bind(instrument_id)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn detach_instrument(db: &Db, platform_id: i64, instrument_id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM platform_instruments WHERE platform_id = $1 AND instrument_id = $2")
+        .bind(platform_id)
+        .bind(instrument_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// The unit's instruments, for the "attach" select.
+pub async fn unit_instruments(db: &Db, unit_id: i64) -> Result<Vec<(i64, String)>> {
+    let rows =
+        sqlx::query("SELECT id, name, model FROM instruments WHERE unit_id = $1 ORDER BY name, id")
+            .bind(unit_id)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let model: String = r.get("model");
+            let name: String = r.get("name");
+            (
+                r.get("id"),
+                if model.is_empty() {
+                    name
+                } else {
+                    format!("{name}（{model}）")
+                },
+            )
+        })
+        .collect())
+}

@@ -54,3 +54,12 @@ CREATE TABLE experts (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- Instruments attached to a research platform (same unit).
+CREATE TABLE platform_instruments (
+    platform_id BIGINT NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+    instrument_id BIGINT NOT NULL REFERENCES instruments(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (platform_id, instrument_id)
+);
+CREATE INDEX platform_instruments_instrument ON platform_instruments(instrument_id);

@@ -145,9 +145,14 @@ async fn resource_list(state: &AppState, kind: Kind, page: Option<&str>) -> Page
 
 async fn resource_detail(state: &AppState, kind: Kind, id: i64) -> PageResult {
     let item = resources::get_public(&state.db, kind, id).await?;
+    let instruments = if kind == Kind::Platform {
+        crate::records::platform_instruments(&state.db, id, true).await?
+    } else {
+        vec![]
+    };
     Ok(Page::new(
         "portal/resource.html",
-        crate::ctx! { item => item, title => kind.label(), base => kind.path() },
+        crate::ctx! { item => item, title => kind.label(), base => kind.path(), instruments => instruments },
     )
     .into_response())
 }

@@ -73,7 +73,11 @@ pub fn console_router() -> Router<AppState> {
                 post(move |s, u, p, f| submit_page(kind, s, u, p, f)),
             );
     }
-    r
+    r.route("/console/platforms/{id}/instruments", post(attach))
+        .route(
+            "/console/platforms/{id}/instruments/{instrument_id}/remove",
+            post(detach),
+        )
 }
 
 fn record_json(r: &Record) -> Value {
@@ -142,7 +146,17 @@ async fn api_get(
             .into());
         }
     }
-    Ok(Json(record_json(&r)))
+    let mut v = record_json(&r);
+    if kind == Kind::Platform {
+        let public_only = r.review_status == "approved"
+            && !auth
+                .user
+                .as_ref()
+                .is_some_and(|u| u.acts_for(r.unit_id, false));
+        let attached = records::platform_instruments(&state.db, id, public_only).await?;
+        v["instrument_ids"] = json!(attached.iter().map(|i| i.id).collect::<Vec<_>>());
+    }
+    Ok(Json(v))
 }
 
 async fn api_update(
@@ -291,7 +305,49 @@ async fn edit_page(
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
     let r = owned(&state, &user, kind, id).await?;
-    Ok(form_page(kind, &user, Some(&r), &r.values, json!({})).into_response())
+    let mut page = form_page(kind, &user, Some(&r), &r.values, json!({}));
+    if kind == Kind::Platform {
+        let attached = records::platform_instruments(&state.db, id, false).await?;
+        let choices = records::unit_instruments(&state.db, r.unit_id).await?;
+        page.context = minijinja::context! { attached => minijinja::Value::from(minijinja::value::Serde(&attached)), instrument_choices => minijinja::Value::from(minijinja::value::Serde(&choices)), ..page.context };
+    }
+    Ok(page.into_response())
+}
+
+async fn attach(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<BTreeMap<String, String>>,
+) -> PageResult {
+    owned(&state, &user, Kind::Platform, id).await?;
+    let back = format!("/console/platforms/{id}");
+    let Some(instrument_id) = form
+        .get("instrument_id")
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return Ok(redirect_with_flash(&back, "请选择要关联的仪器"));
+    };
+    match records::attach_instrument(&state.db, id, instrument_id, state.now()).await {
+        Ok(()) => Ok(redirect_with_flash(&back, "已关联仪器")),
+        Err(AppError::Validation { message, .. }) => Ok(redirect_with_flash(&back, &message)),
+        Err(AppError::NotFound) => Ok(redirect_with_flash(&back, "未找到该仪器")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn detach(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath((id, instrument_id)): PagePath<(i64, i64)>,
+    CsrfForm(_): CsrfForm<BTreeMap<String, String>>,
+) -> PageResult {
+    owned(&state, &user, Kind::Platform, id).await?;
+    records::detach_instrument(&state.db, id, instrument_id).await?;
+    Ok(redirect_with_flash(
+        &format!("/console/platforms/{id}"),
+        "已取消关联",
+    ))
 }
 
 async fn update_page(

@@ -216,3 +216,109 @@ async fn a_unit_manager_keeps_platforms_services_and_achievements_in_the_console
     let (status, _) = app.get_page(&other, &location).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_platform_lists_its_own_units_instruments_on_the_portal_once_approved() {
+    let app = spawn_app().await;
+    let (token, unit) = manager(&app, "um_p", 35).await;
+    let (token2, unit2) = manager(&app, "um_p2", 36).await;
+    let mk = |t: String, u: i64, name: &'static str| {
+        let app = &app;
+        async move {
+            let (_, b) = app
+                .api(
+                    "POST",
+                    "/api/v1/instruments",
+                    Some(&t),
+                    Some(json!({"unit_id": u, "name": name, "category_code": "010100", "value": 500000})),
+                )
+                .await;
+            b["id"].as_i64().unwrap()
+        }
+    };
+    let own = mk(token.clone(), unit, "本单位电镜").await;
+    let foreign = mk(token2, unit2, "别家光谱仪").await;
+    let (_, p) = app
+        .api(
+            "POST",
+            "/api/v1/platforms",
+            Some(&token),
+            Some(
+                json!({"unit_id": unit, "name": "材料表征平台", "category": "重点实验室",
+                        "platform_type": "市级", "description": "材料表征"}),
+            ),
+        )
+        .await;
+    let pid = p["id"].as_i64().unwrap();
+    let page = format!("/console/platforms/{pid}");
+    let browser = app.browser_login("um_p").await;
+    let (_, html) = app.get_page(&browser, &page).await;
+    assert!(
+        html.contains("本单位电镜") && !html.contains("别家光谱仪"),
+        "only own instruments offered"
+    );
+
+    let res = app
+        .post_form(
+            &browser,
+            &page,
+            &format!("{page}/instruments"),
+            &[("instrument_id", &foreign.to_string())],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = app.get_page(&browser, &page).await;
+    assert!(html.contains("只能关联本单位的仪器"));
+
+    let res = app
+        .post_form(
+            &browser,
+            &page,
+            &format!("{page}/instruments"),
+            &[("instrument_id", &own.to_string())],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, got) = app
+        .api(
+            "GET",
+            &format!("/api/v1/platforms/{pid}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(got["instrument_ids"], json!([own]));
+
+    // On the portal: the platform once approved, its instrument once approved.
+    sqlx::query("UPDATE platforms SET review_status = 'approved' WHERE id = $1")
+        .bind(pid)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let anon = crate::common::new_client();
+    let (status, html) = app.get_page(&anon, &format!("/platforms/{pid}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("本单位电镜"),
+        "a draft instrument is not public"
+    );
+    sqlx::query("UPDATE instruments SET review_status = 'approved' WHERE id = $1")
+        .bind(own)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (_, html) = app.get_page(&anon, &format!("/platforms/{pid}")).await;
+    assert!(html.contains("本单位电镜") && html.contains(&format!("/instruments/{own}")));
+
+    let res = app
+        .post_form(
+            &browser,
+            &page,
+            &format!("{page}/instruments/{own}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = app.get_page(&anon, &format!("/platforms/{pid}")).await;
+    assert!(!html.contains("本单位电镜"));
+}

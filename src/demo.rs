@@ -972,7 +972,133 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
 
     report.others += insert_resources(db, &unit_ids, now).await?;
     report.articles += insert_articles(db, now).await?;
+    report.others += insert_experts_and_rules(db, &unit_ids, now).await?;
     Ok(report)
+}
+
+/// Demo experts (专家库) and unit management rules (单位管理制度); each is skipped when a
+/// record of the same name already exists, so loading twice changes nothing.
+async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64) -> Result<usize> {
+    let mut n = 0;
+    let experts: &[(&str, &str, &str, &str, &str, &str)] = &[
+        (
+            "张建华",
+            "郑州大学",
+            "正高级",
+            "新材料、金属材料检测",
+            "2023-04-12",
+            "certified",
+        ),
+        (
+            "李慧敏",
+            "河南农业大学",
+            "正高级",
+            "农产品检测、食品安全",
+            "2023-06-20",
+            "certified",
+        ),
+        (
+            "王志强",
+            "河南省科学院",
+            "副高级",
+            "分析化学、色谱质谱",
+            "2024-03-08",
+            "certified",
+        ),
+        (
+            "刘晓燕",
+            "许昌学院",
+            "副高级",
+            "环境检测、水处理",
+            "2024-09-15",
+            "draft",
+        ),
+        (
+            "陈国栋",
+            "许昌智能电网装备研究院有限公司",
+            "正高级",
+            "电力装备、电磁兼容",
+            "2025-01-10",
+            "pending",
+        ),
+    ];
+    for (name, unit, title, fields, joined, cert) in experts {
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM experts WHERE name = $1 AND unit_name = $2")
+                .bind(*name)
+                .bind(*unit)
+                .fetch_optional(&db.pool)
+                .await?;
+        if exists.is_some() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO experts (name, unit_name, title, fields, joined_on, status, \
+             certification_status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, '在库', $6, $7, $7)",
+        )
+        .bind(*name)
+        .bind(*unit)
+        .bind(*title)
+        .bind(*fields)
+        .bind(*joined)
+        .bind(*cert)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+        n += 1;
+    }
+    let rules: &[(usize, &str, &str, &str, &str)] = &[
+        (
+            0,
+            "许昌学院大型仪器设备开放共享管理办法",
+            "许院资〔2023〕15号",
+            "2023-03-01",
+            "2023-03-15",
+        ),
+        (
+            0,
+            "许昌学院分析测试中心收费管理规定",
+            "许院资〔2023〕16号",
+            "2023-03-01",
+            "2023-04-01",
+        ),
+        (
+            2,
+            "许昌市农业科学研究院科研仪器共享服务细则",
+            "许农科〔2024〕7号",
+            "2024-05-10",
+            "2024-06-01",
+        ),
+    ];
+    for (ix, name, number, published, effective) in rules {
+        let Some(unit_id) = unit_ids.get(*ix) else {
+            continue;
+        };
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM unit_rules WHERE unit_id = $1 AND name = $2")
+                .bind(*unit_id)
+                .bind(*name)
+                .fetch_optional(&db.pool)
+                .await?;
+        if exists.is_some() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO unit_rules (unit_id, name, number, published_on, effective_on, \
+             data_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, '单位填报', $6, $6)",
+        )
+        .bind(*unit_id)
+        .bind(*name)
+        .bind(*number)
+        .bind(*published)
+        .bind(*effective)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 async fn insert_instruments(

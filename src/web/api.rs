@@ -50,6 +50,23 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("POST", "/api/v1/units", Some(Permission::UnitManage)),
     ("GET", "/api/v1/units/{id}", None),
     ("PATCH", "/api/v1/units/{id}", Some(Permission::UnitManage)),
+    // Instruments (handlers in `web::instruments`).
+    (
+        "POST",
+        "/api/v1/instruments",
+        Some(Permission::InstrumentManage),
+    ),
+    ("GET", "/api/v1/instruments/{id}", None),
+    (
+        "PATCH",
+        "/api/v1/instruments/{id}",
+        Some(Permission::InstrumentManage),
+    ),
+    (
+        "POST",
+        "/api/v1/instruments/{id}/submit",
+        Some(Permission::InstrumentManage),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {

@@ -32,6 +32,17 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/console/users", Some(Permission::UserManage)),
     ("GET", "/console/roles", Some(Permission::RoleManage)),
     ("GET", "/console/roles/new", Some(Permission::RoleManage)),
+    // Instruments (handlers in `web::instruments`).
+    (
+        "GET",
+        "/console/instruments",
+        Some(Permission::InstrumentManage),
+    ),
+    (
+        "GET",
+        "/console/instruments/new",
+        Some(Permission::InstrumentManage),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {

@@ -133,3 +133,87 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         Ok(ClientIp(ip))
     }
 }
+
+/// One file from a multipart form.
+pub struct FormFile {
+    pub field: String,
+    pub file_name: String,
+    pub bytes: Bytes,
+}
+
+/// A multipart page form (file uploads) whose `csrf_token` field must match the session's
+/// token. Text fields are collected by name; files are kept in memory (routes that accept
+/// uploads set their own body limit).
+pub struct CsrfMultipart {
+    pub fields: std::collections::HashMap<String, String>,
+    pub files: Vec<FormFile>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for CsrfMultipart {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let auth = Auth::from_request_parts(&mut parts, state)
+            .await
+            .unwrap_or_default();
+        let req = Request::from_parts(parts, body);
+        let too_big = || {
+            PageError(AppError::Unprocessable {
+                code: "upload_too_large",
+                message: "上传的文件过大：照片不超过 5 MB，PDF 不超过 20 MB".into(),
+            })
+        };
+        let mut multipart = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| PageError(AppError::BadRequest(e.body_text())))?;
+        let mut fields = std::collections::HashMap::new();
+        let mut files = Vec::new();
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(too_big());
+                }
+                Err(e) => return Err(PageError(AppError::BadRequest(e.body_text()))),
+            };
+            let name = field.name().unwrap_or_default().to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let bytes = match field.bytes().await {
+                Ok(b) => b,
+                Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(too_big());
+                }
+                Err(e) => return Err(PageError(AppError::BadRequest(e.body_text()))),
+            };
+            match file_name {
+                Some(file_name) => files.push(FormFile {
+                    field: name,
+                    file_name,
+                    bytes,
+                }),
+                None => {
+                    fields.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+                }
+            }
+        }
+        let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
+        if auth.csrf_token.is_empty()
+            || token.is_empty()
+            || !constant_time_eq(token.as_bytes(), auth.csrf_token.as_bytes())
+        {
+            return Err(PageError(AppError::Csrf));
+        }
+        Ok(CsrfMultipart { fields, files })
+    }
+}
+
+impl CsrfMultipart {
+    /// The first non-empty file sent under `field`.
+    pub fn file(&self, field: &str) -> Option<&FormFile> {
+        self.files
+            .iter()
+            .find(|f| f.field == field && !f.bytes.is_empty())
+    }
+}

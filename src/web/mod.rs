@@ -5,13 +5,18 @@ pub mod account;
 pub mod api;
 pub mod bookings;
 pub mod console;
+pub mod content_admin;
 pub mod email_actions;
+pub mod experts;
 pub mod extract;
+pub mod instruments;
 pub mod money_api;
 pub mod notifications;
 pub mod page;
 pub mod portal;
+pub mod records;
 pub mod session;
+pub mod uploads;
 pub mod workflows;
 
 use std::{sync::Arc, time::Duration};
@@ -65,11 +70,18 @@ pub fn app(state: AppState) -> Router {
         .merge(bookings::router())
         .merge(email_actions::router())
         .merge(workflows::router())
+        .merge(instruments::console_router())
+        .merge(content_admin::router())
+        .merge(uploads::router())
+        .merge(records::console_router())
+        .merge(experts::router())
         .nest(
             "/api/v1",
             api::router()
                 .merge(money_api::router())
-                .merge(workflows::api_router()),
+                .merge(workflows::api_router())
+                .merge(instruments::api_router())
+                .merge(records::api_router()),
         )
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 20] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 25] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -153,7 +153,31 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "仪器管理",
             "/console/instruments",
             Some(Permission::InstrumentManage),
-            false,
+            true,
+        ),
+        (
+            "管理制度",
+            "/console/rules",
+            Some(Permission::UnitManage),
+            true,
+        ),
+        (
+            "科研平台",
+            "/console/platforms",
+            Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "检测项目",
+            "/console/services",
+            Some(Permission::InstrumentManage),
+            true,
+        ),
+        (
+            "科技成果",
+            "/console/achievements",
+            Some(Permission::InstrumentManage),
+            true,
         ),
         (
             "预约管理",
@@ -188,6 +212,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             false,
         ),
         (
+            "专家库",
+            "/console/experts",
+            Some(Permission::UnitReview),
+            true,
+        ),
+        (
             "仪器入网审核",
             "/console/review/instruments",
             Some(Permission::InstrumentReview),
@@ -197,7 +227,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "资讯发布",
             "/console/content",
             Some(Permission::ContentManage),
-            false,
+            true,
         ),
         (
             "创新券管理",

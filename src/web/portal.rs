@@ -124,7 +124,12 @@ async fn instrument_detail(
     if item.review_status != "approved" {
         return Err(AppError::NotFound.into());
     }
-    Ok(Page::new("portal/instrument.html", crate::ctx! { item => item }).into_response())
+    let photos = crate::uploads::instrument_photos(&state.db, id).await?;
+    Ok(Page::new(
+        "portal/instrument.html",
+        crate::ctx! { item => item, photos => photos },
+    )
+    .into_response())
 }
 
 async fn resource_list(state: &AppState, kind: Kind, page: Option<&str>) -> PageResult {
@@ -140,9 +145,14 @@ async fn resource_list(state: &AppState, kind: Kind, page: Option<&str>) -> Page
 
 async fn resource_detail(state: &AppState, kind: Kind, id: i64) -> PageResult {
     let item = resources::get_public(&state.db, kind, id).await?;
+    let instruments = if kind == Kind::Platform {
+        crate::records::platform_instruments(&state.db, id, true).await?
+    } else {
+        vec![]
+    };
     Ok(Page::new(
         "portal/resource.html",
-        crate::ctx! { item => item, title => kind.label(), base => kind.path() },
+        crate::ctx! { item => item, title => kind.label(), base => kind.path(), instruments => instruments },
     )
     .into_response())
 }
@@ -260,7 +270,8 @@ async fn article_detail(
     };
     Ok(Page::new(
         "portal/article.html",
-        crate::ctx! { item => item, title => content::kind_label(kind), base => base },
+        crate::ctx! { item => item, title => content::kind_label(kind), base => base,
+        attachments => crate::uploads::article_attachments(&state.db, id).await? },
     )
     .into_response())
 }

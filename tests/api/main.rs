@@ -5,10 +5,15 @@
 mod common;
 
 mod accounts;
+mod content;
 mod demo;
 mod email_actions;
+mod experts;
 mod jobs;
 mod money;
 mod pages;
 mod permissions;
+mod records;
+mod resources;
+mod uploads;
 mod workflow;

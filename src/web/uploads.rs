@@ -1,0 +1,153 @@
+//! Serving and attaching uploads: `/uploads/{name}` (random names, so the URL is the
+//! capability), instrument photos and article attachments from console forms.
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::header,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+use super::{
+    AppState,
+    extract::{CsrfMultipart, PagePath},
+    page::{PageResult, redirect_with_flash},
+    session::SignedIn,
+};
+use crate::{
+    auth::Permission,
+    error::AppError,
+    instruments,
+    uploads::{self, Purpose},
+};
+
+/// Room for a 20 MB PDF plus the form around it; each purpose has its own smaller limit.
+const BODY_LIMIT: usize = uploads::MAX_PDF_BYTES + 512 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/uploads/{name}", get(serve))
+        .route(
+            "/console/instruments/{id}/photos",
+            post(add_photo).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+        .route(
+            "/console/content/{id}/attachments",
+            post(add_attachment).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+}
+
+/// RFC 5987 encoding for a UTF-8 file name.
+fn encode_filename(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) -> PageResult {
+    let (upload, bytes) = uploads::read(&state.db, &state.config.data_dir, &name).await?;
+    // Images show inline; documents download. Types come from the sniffed content only.
+    let disposition = if upload.content_type.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let fallback = format!("file.{}", name.rsplit('.').next().unwrap_or("bin"));
+    let response: Response = (
+        [
+            (header::CONTENT_TYPE, upload.content_type.clone()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{}",
+                    encode_filename(&upload.original_name)
+                ),
+            ),
+            (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response();
+    Ok(response)
+}
+
+async fn add_photo(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    form: CsrfMultipart,
+) -> PageResult {
+    user.require(Permission::InstrumentManage)?;
+    let item = instruments::get(&state.db, id).await?;
+    user.require_unit(item.unit_id)?;
+    let back = format!("/console/instruments/{id}");
+    if let Err(e) = instruments::ensure_editable(&item.review_status) {
+        return Ok(redirect_with_flash(&back, &e.to_string()));
+    }
+    let Some(file) = form.file("photo") else {
+        return Ok(redirect_with_flash(&back, "请选择要上传的照片"));
+    };
+    let now = state.now();
+    match uploads::store(
+        &state.db,
+        &state.config.data_dir,
+        &file.file_name,
+        &file.bytes,
+        Purpose::Photo,
+        user.id,
+        now,
+    )
+    .await
+    {
+        Ok(upload) => {
+            uploads::add_instrument_photo(&state.db, id, upload.id, now).await?;
+            Ok(redirect_with_flash(&back, "照片已上传"))
+        }
+        Err(AppError::Validation { message, .. }) => Ok(redirect_with_flash(&back, &message)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn add_attachment(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    form: CsrfMultipart,
+) -> PageResult {
+    user.require(Permission::ContentManage)?;
+    crate::content::get_any(&state.db, id).await?;
+    let back = format!("/console/content/{id}");
+    let Some(file) = form.file("file") else {
+        return Ok(redirect_with_flash(&back, "请选择要上传的附件"));
+    };
+    let now = state.now();
+    match uploads::store(
+        &state.db,
+        &state.config.data_dir,
+        &file.file_name,
+        &file.bytes,
+        Purpose::Document,
+        user.id,
+        now,
+    )
+    .await
+    {
+        Ok(upload) => {
+            uploads::add_article_attachment(&state.db, id, upload.id, now).await?;
+            Ok(redirect_with_flash(&back, "附件已上传"))
+        }
+        Err(AppError::Validation { message, .. }) => Ok(redirect_with_flash(&back, &message)),
+        Err(e) => Err(e.into()),
+    }
+}

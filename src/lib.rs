@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod instruments;
 pub mod resources;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod units;

@@ -21,6 +21,8 @@ enum Command {
     Migrate,
     /// Load the Chinese demo data set (idempotent).
     DemoData,
+    /// Rebuild the search index from the database (applies index-config/ changes).
+    Reindex,
     /// User accounts.
     Users {
         #[command(subcommand)]
@@ -71,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if demo && labshare::demo::is_empty(&state.db).await? {
                 tracing::info!("empty database: loading the demo data set");
                 labshare::demo::load(&state.db, &state.clock).await?;
+                state.search.rebuild(&state.db, &|_, _| {}).await?;
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, public_url = %state.config.public_url, "labshare is serving");
@@ -84,7 +87,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoData => {
             let state = server::prepare(config).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
+            state.search.rebuild(&state.db, &|_, _| {}).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Reindex => {
+            let state = server::prepare(config).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} ({elapsed})",
+                )?
+                .progress_chars("=> "),
+            );
+            bar.set_message("重建索引");
+            let n = state
+                .search
+                .rebuild(&state.db, &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish();
+            println!("索引重建完成：{n} 条记录");
             Ok(())
         }
         Command::Users {

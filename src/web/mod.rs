@@ -7,6 +7,7 @@ pub mod console;
 pub mod extract;
 pub mod page;
 pub mod portal;
+pub mod search;
 pub mod session;
 
 use std::{sync::Arc, time::Duration};
@@ -33,6 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub templates: Arc<minijinja::Environment<'static>>,
+    pub search: Arc<crate::search::SearchIndex>,
 }
 
 impl AppState {
@@ -53,7 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(account::router())
         .merge(console::router())
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router().merge(search::api_router()))
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)
         .fallback(not_found)

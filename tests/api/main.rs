@@ -8,3 +8,4 @@ mod accounts;
 mod demo;
 mod pages;
 mod permissions;
+mod search;

@@ -23,10 +23,26 @@ enum Command {
     DemoData,
     /// Rebuild the search index from the database (applies index-config/ changes).
     Reindex,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// User accounts.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Generate N instruments, build the index, time a query mix against SQLite LIKE.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
 }
 
@@ -89,6 +105,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = labshare::demo::load(&state.db, &state.clock).await?;
             state.search.rebuild(&state.db, &|_, _| {}).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Search { n, runs },
+        } => {
+            let dir = config
+                .data_dir
+                .join(format!("bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result =
+                labshare::search::bench::run(&dir, &server::index_config_dir(&config), n, runs)
+                    .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", result?);
             Ok(())
         }
         Command::Reindex => {

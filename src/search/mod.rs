@@ -3,6 +3,7 @@
 //! the `search_outbox` table and an indexer task.
 
 pub mod analysis;
+pub mod bench;
 pub mod source;
 
 use std::{

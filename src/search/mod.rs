@@ -461,16 +461,34 @@ impl SearchIndex {
         let total = records.len() as u64;
         let mut writer = self
             .index
-            .writer_with_num_threads::<TantivyDocument>(1, 100_000_000)
+            .writer_with_num_threads::<TantivyDocument>(2, 200_000_000)
             .map_err(anyhow::Error::from)?;
         writer.delete_all_documents().map_err(anyhow::Error::from)?;
-        for (n, rec) in records.iter().enumerate() {
-            if let Some(doc) = self.document(rec) {
+        // Analysis is the expensive part: build documents on two threads, chunk by chunk.
+        let mut done = 0u64;
+        for chunk in records.chunks(2_000) {
+            let half = chunk.len().div_ceil(2);
+            let docs: Vec<TantivyDocument> = std::thread::scope(|s| {
+                let parts: Vec<_> = chunk
+                    .chunks(half.max(1))
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .filter_map(|r| self.document(r))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for doc in docs {
                 writer.add_document(doc).map_err(anyhow::Error::from)?;
             }
-            if n % 200 == 0 {
-                progress(n as u64, total);
-            }
+            done += chunk.len() as u64;
+            progress(done, total);
         }
         writer.commit().map_err(anyhow::Error::from)?;
         writer.wait_merging_threads().map_err(anyhow::Error::from)?;
@@ -677,42 +695,38 @@ impl SearchIndex {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let facet_fields = [
-            ("type", "f_type"),
-            ("category", "f_category"),
-            ("city", "f_city"),
-            ("open", "f_open"),
-            ("value", "f_band"),
-            ("unit", "f_unit"),
-        ];
-        let mut collectors = Vec::new();
-        for (_, name) in facet_fields {
+        let fc = |name: &str| {
             let mut c = FacetCollector::for_field(name);
             c.add_facet(Facet::root());
-            collectors.push(c);
-        }
+            c
+        };
+        let facet_set = (
+            (fc("f_type"), fc("f_category"), fc("f_city")),
+            (fc("f_open"), fc("f_band"), fc("f_unit")),
+        );
         let limit = limit.clamp(1, 100);
         let offset = offset.min(10_000);
         let top = TopDocs::with_limit(limit).and_offset(offset);
         let err = |e: tantivy::TantivyError| AppError::Internal(e.into());
-        let (total, hits): (usize, Vec<(f32, DocAddress)>) = match p.sort.as_str() {
+        // One pass collects the count, the page and every facet.
+        let (total, hits, counts) = match p.sort.as_str() {
             "value" | "newest" => {
                 let field = if p.sort == "value" { "value" } else { "newest" };
-                let (n, docs) = searcher
+                let (n, docs, counts) = searcher
                     .search(
                         &query,
                         &(
                             Count,
                             top.order_by_fast_field::<i64>(field, tantivy::Order::Desc),
+                            facet_set,
                         ),
                     )
                     .map_err(err)?;
-                (
-                    n,
-                    docs.into_iter()
-                        .map(|(v, d)| (v.unwrap_or(0) as f32, d))
-                        .collect(),
-                )
+                let docs: Vec<(f32, DocAddress)> = docs
+                    .into_iter()
+                    .map(|(v, d)| (v.unwrap_or(0) as f32, d))
+                    .collect();
+                (n, docs, counts)
             }
             _ => {
                 let ranked = top.tweak_score(move |seg: &SegmentReader| {
@@ -726,12 +740,21 @@ impl SearchIndex {
                         None => score,
                     }
                 });
-                searcher.search(&query, &(Count, ranked)).map_err(err)?
+                searcher
+                    .search(&query, &(Count, ranked, facet_set))
+                    .map_err(err)?
             }
         };
+        let ((c_type, c_category, c_city), (c_open, c_band, c_unit)) = counts;
         let mut facets = BTreeMap::new();
-        for ((key, _), c) in facet_fields.iter().zip(collectors) {
-            let counts = searcher.search(&query, &c).map_err(err)?;
+        for (key, counts) in [
+            ("type", c_type),
+            ("category", c_category),
+            ("city", c_city),
+            ("open", c_open),
+            ("value", c_band),
+            ("unit", c_unit),
+        ] {
             let mut values: Vec<FacetValue> = counts
                 .get(Facet::root())
                 .map(|(fct, count)| {
@@ -740,7 +763,7 @@ impl SearchIndex {
                         .last()
                         .map(|s| s.to_string())
                         .unwrap_or_default();
-                    let label = match *key {
+                    let label = match key {
                         "type" => self.type_label(&value),
                         "category"
                             if value.len() == 6 && value.chars().all(|x| x.is_ascii_digit()) =>

@@ -209,7 +209,7 @@ async fn search(
     State(state): State<AppState>,
     PageQuery(q): PageQuery<super::search::SearchQuery>,
 ) -> PageResult {
-    let (result, page) = super::search::run(&state, &q, PER_PAGE as usize)?;
+    let (result, page) = super::search::run(&state, &q, PER_PAGE as usize).await?;
     let p = &q.params;
     let query: String = p.q.chars().take(200).collect();
     // Links keep every active filter; a facet link replaces its own key and resets the page.

@@ -39,16 +39,19 @@ pub fn number(raw: &str, default: usize, max: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Run a search for a page of results.
-pub fn run(
+/// Run a search for a page of results (on the blocking pool: it is CPU work).
+pub async fn run(
     state: &AppState,
     q: &SearchQuery,
     per_page: usize,
 ) -> crate::error::Result<(SearchResult, usize)> {
     let page = number(&q.page, 1, 500);
-    let result = state
-        .search
-        .search(&q.params, (page - 1) * per_page, per_page)?;
+    let index = state.search.clone();
+    let params = q.params.clone();
+    let result =
+        tokio::task::spawn_blocking(move || index.search(&params, (page - 1) * per_page, per_page))
+            .await
+            .map_err(|e| crate::error::AppError::Internal(e.into()))??;
     Ok((result, page))
 }
 
@@ -57,7 +60,7 @@ async fn api_search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult {
     let per_page = number(&q.per_page, 20, 100);
-    let (result, page) = run(&state, &q, per_page)?;
+    let (result, page) = run(&state, &q, per_page).await?;
     let items: Vec<_> = result
         .items
         .iter()
@@ -83,6 +86,9 @@ async fn api_suggest(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SuggestQuery>,
 ) -> ApiResult {
-    let items = state.search.suggest(&q.q, 8)?;
+    let index = state.search.clone();
+    let items = tokio::task::spawn_blocking(move || index.suggest(&q.q, 8))
+        .await
+        .map_err(|e| crate::error::AppError::Internal(e.into()))??;
     Ok(Json(json!({ "items": items })).into_response())
 }

@@ -41,6 +41,8 @@ pub struct BenchReport {
     pub engine_mean_ms: f64,
     pub rss_mb: f64,
     pub runs: usize,
+    /// Mean latency per query of the mix, slowest first.
+    pub per_query: Vec<(String, f64)>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -72,7 +74,14 @@ impl std::fmt::Display for BenchReport {
             "speed-up vs LIKE:   {:.0}×",
             self.like_mean_ms / self.engine_mean_ms.max(1e-9)
         )?;
-        write!(f, "RSS:                {:.0} MB", self.rss_mb)
+        writeln!(f, "RSS:                {:.0} MB", self.rss_mb)?;
+        let slowest: Vec<String> = self
+            .per_query
+            .iter()
+            .take(5)
+            .map(|(q, ms)| format!("{q} {ms:.1} ms"))
+            .collect();
+        write!(f, "slowest queries:    {}", slowest.join(", "))
     }
 }
 
@@ -168,14 +177,23 @@ pub async fn run(
         index.search(&params(q), 0, 20)?;
     }
     let mut lat = Vec::new();
+    let mut per_query = vec![0f64; QUERY_MIX.len()];
     let started = Instant::now();
     for _ in 0..runs {
-        for q in QUERY_MIX {
+        for (i, q) in QUERY_MIX.iter().enumerate() {
             let t = Instant::now();
             index.search(&params(q), 0, 20)?;
-            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            per_query[i] += ms / runs as f64;
+            lat.push(ms);
         }
     }
+    let mut per_query: Vec<(String, f64)> = QUERY_MIX
+        .iter()
+        .map(|q| q.to_string())
+        .zip(per_query)
+        .collect();
+    per_query.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total_s = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
@@ -214,5 +232,6 @@ pub async fn run(
         engine_mean_ms,
         rss_mb: rss_mb(),
         runs,
+        per_query,
     })
 }

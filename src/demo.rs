@@ -320,8 +320,8 @@ const UNITS: &[DemoUnit] = &[
 ];
 
 /// An instrument template: name, class code, (model, manufacturer, country, value in 万元).
-type Variant = (&'static str, &'static str, &'static str, u32);
-const TEMPLATES: &[(&str, &str, &[Variant])] = &[
+pub(crate) type Variant = (&'static str, &'static str, &'static str, u32);
+pub(crate) const TEMPLATES: &[(&str, &str, &[Variant])] = &[
     (
         "场发射扫描电子显微镜",
         "010100",

@@ -20,6 +20,7 @@ pub mod money;
 pub mod notify;
 pub mod records;
 pub mod resources;
+pub mod search;
 pub mod server;
 pub mod spreadsheets;
 pub mod store;

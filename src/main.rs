@@ -21,6 +21,13 @@ enum Command {
     Migrate,
     /// Load the Chinese demo data set (idempotent).
     DemoData,
+    /// Rebuild the search index from the database (applies index-config/ changes).
+    Reindex,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// User accounts.
     Users {
         #[command(subcommand)]
@@ -51,6 +58,17 @@ enum JobsCommand {
         /// The date to run it as of (YYYY-MM-DD, Asia/Shanghai); default: now.
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Generate N instruments, build the index, time a query mix against SQLite LIKE.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
 }
 
@@ -99,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if demo && labshare::demo::is_empty(&state.db).await? {
                 tracing::info!("empty database: loading the demo data set");
                 labshare::demo::load(&state.db, &state.clock).await?;
+                state.search.rebuild(&state.db, &|_, _| {}).await?;
             }
             let _scheduler = labshare::jobs::start_scheduler(state.clone()).await?;
             let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -113,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoData => {
             let state = server::prepare(config).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
+            state.search.rebuild(&state.db, &|_, _| {}).await?;
             println!("{report}");
             Ok(())
         }
@@ -144,6 +164,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Search { n, runs },
+        } => {
+            let dir = config
+                .data_dir
+                .join(format!("bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result =
+                labshare::search::bench::run(&dir, &server::index_config_dir(&config), n, runs)
+                    .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", result?);
+            Ok(())
+        }
+        Command::Reindex => {
+            let state = server::prepare(config).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} ({elapsed})",
+                )?
+                .progress_chars("=> "),
+            );
+            bar.set_message("重建索引");
+            let n = state
+                .search
+                .rebuild(&state.db, &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish();
+            println!("索引重建完成：{n} 条记录");
             Ok(())
         }
         Command::Users {

@@ -37,6 +37,12 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
             return Err(anyhow::anyhow!("loading workflows: {e}"));
         }
     }
+    let search = Arc::new(crate::search::SearchIndex::open(
+        &config.data_dir.join("index"),
+        &index_config_dir(&config),
+    )?);
+    search.rebuild_if_stale(&db).await?;
+    crate::search::spawn_indexer(search.clone(), db.clone());
     Ok(web::AppState {
         db,
         config: Arc::new(config),
@@ -44,7 +50,21 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
         templates,
         mailer,
         workflows,
+        search,
     })
+}
+
+/// `LABSHARE_INDEX_CONFIG_DIR`, else `index-config/` beside the templates directory.
+pub fn index_config_dir(config: &Config) -> std::path::PathBuf {
+    std::env::var_os("LABSHARE_INDEX_CONFIG_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            config
+                .templates_dir
+                .parent()
+                .map(|p| p.join("index-config"))
+                .unwrap_or_else(|| "index-config".into())
+        })
 }
 
 /// Serve on `listener` until `shutdown` resolves.

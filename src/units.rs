@@ -158,6 +158,7 @@ pub async fn create(db: &Db, mut new: NewUnit, creator: i64, now: i64) -> Result
         }
     })?;
     add_member(&mut tx, id, creator, "manager", now).await?;
+    crate::search::enqueue(&mut tx, "unit", id).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -325,6 +326,7 @@ pub async fn update_contact(db: &Db, id: i64, upd: ContactUpdate, now: i64) -> R
     if let Some(e) = AppError::fields(errors) {
         return Err(e);
     }
+    let mut tx = db.pool.begin().await?;
     let n = sqlx::query(
         "UPDATE units SET contact_name = $1, contact_mobile = $2, address = COALESCE($3, address), \
          intro = COALESCE($4, intro), updated_at = $5 WHERE id = $6",
@@ -335,11 +337,14 @@ pub async fn update_contact(db: &Db, id: i64, upd: ContactUpdate, now: i64) -> R
     .bind(upd.intro)
     .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         return Err(AppError::NotFound);
     }
+    // A certified service organisation's address and intro are searchable.
+    crate::search::enqueue(&mut tx, "unit", id).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod page;
 pub mod portal;
 pub mod records;
+pub mod search;
 pub mod session;
 pub mod uploads;
 pub mod workflows;
@@ -46,6 +47,7 @@ pub struct AppState {
     pub mailer: Arc<crate::mail::Mailer>,
     /// The loaded, published workflow definitions (reloadable at run time).
     pub workflows: Arc<crate::workflow::Registry>,
+    pub search: Arc<crate::search::SearchIndex>,
 }
 
 impl AppState {
@@ -81,7 +83,8 @@ pub fn app(state: AppState) -> Router {
                 .merge(money_api::router())
                 .merge(workflows::api_router())
                 .merge(instruments::api_router())
-                .merge(records::api_router()),
+                .merge(records::api_router())
+                .merge(search::api_router()),
         )
         .route("/healthz", get(healthz))
         .nest_service("/static", static_files)

@@ -213,30 +213,83 @@ async fn org_detail(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
-struct SearchQuery {
-    #[serde(default)]
-    q: String,
-    page: Option<String>,
-}
-
-/// Search: instruments by name, model, manufacturer or unit. (The full-text engine replaces
-/// this simple matcher; the URL and parameters stay.)
-async fn search(State(state): State<AppState>, PageQuery(q): PageQuery<SearchQuery>) -> PageResult {
-    let page = page_no(q.page.as_deref());
-    let query: String = q.q.chars().take(200).collect();
-    let (items, total) = if query.trim().is_empty() {
-        (vec![], 0)
-    } else {
-        let f = Filter {
-            q: query.clone(),
-            ..Default::default()
-        };
-        instruments::list_public(&state.db, &f, (page - 1) * PER_PAGE, PER_PAGE).await?
+/// Search (检索): every public record type through the full-text engine, with facets,
+/// highlighted snippets, sorting and pagination.
+async fn search(
+    State(state): State<AppState>,
+    PageQuery(q): PageQuery<super::search::SearchQuery>,
+) -> PageResult {
+    let (result, page) = super::search::run(&state, &q, PER_PAGE as usize).await?;
+    let p = &q.params;
+    let query: String = p.q.chars().take(200).collect();
+    // Links keep every active filter; a facet link replaces its own key and resets the page.
+    let params: Vec<(&str, &str)> = [
+        ("q", query.as_str()),
+        ("type", p.doc_type.as_str()),
+        ("category", p.category.as_str()),
+        ("city", p.city.as_str()),
+        ("open", p.open.as_str()),
+        ("value", p.value.as_str()),
+        ("unit", p.unit.as_str()),
+        ("sort", p.sort.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
+    let link = |key: &str, value: &str| {
+        let mut pairs: Vec<(&str, &str)> =
+            params.iter().filter(|(k, _)| *k != key).cloned().collect();
+        if !value.is_empty() {
+            pairs.push((key, value));
+        }
+        format!(
+            "/search?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
     };
+    let facets: Vec<minijinja::Value> = [
+        ("type", "类型"),
+        ("category", "仪器分类"),
+        ("city", "所在城市"),
+        ("open", "开放情况"),
+        ("value", "仪器价值"),
+        ("unit", "所属单位"),
+    ]
+    .iter()
+    .filter_map(|(key, label)| {
+        let values = result.facets.get(*key)?;
+        if values.is_empty() {
+            return None;
+        }
+        let active = params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or("");
+        let items: Vec<minijinja::Value> = values
+            .iter()
+            .map(|v| {
+                crate::ctx! { label => v.label, count => v.count, active => v.value == active,
+                href => link(key, if v.value == active { "" } else { v.value.as_str() }) }
+            })
+            .collect();
+        Some(crate::ctx! { key => key, label => label, items => items,
+        clear => if active.is_empty() { String::new() } else { link(key, "") } })
+    })
+    .collect();
+    let sorts: Vec<minijinja::Value> = [("", "相关度"), ("value", "价值"), ("newest", "最新")]
+        .iter()
+        .map(|(key, label)| {
+            crate::ctx! { label => label, active => p.sort == *key, href => link("sort", key) }
+        })
+        .collect();
+    let page_query: std::collections::BTreeMap<&str, &str> = params.iter().cloned().collect();
     Ok(Page::new(
         "portal/search.html",
-        crate::ctx! { q => query, items => items, pager => pager(page, total) },
+        crate::ctx! { q => query, items => result.items, total => result.total,
+        took_ms => result.took_ms, facets => facets, sorts => sorts,
+        pager => pager(page as i64, result.total as i64), page_query => page_query,
+        filtered => params.iter().any(|(k, _)| *k != "q" && *k != "sort") },
     )
     .into_response())
 }

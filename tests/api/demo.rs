@@ -6,6 +6,7 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     let app = spawn_app().await;
     assert!(demo::is_empty(&app.db).await.unwrap());
     let first = demo::load(&app.db, &app.state.clock).await.unwrap();
+    app.state.search.rebuild(&app.db, &|_, _| {}).await.unwrap();
     assert!(first.units >= 12, "{first}");
     assert!(first.instruments >= 300, "{first}");
     assert_eq!(first.users, 8);

@@ -15,5 +15,6 @@ mod pages;
 mod permissions;
 mod records;
 mod resources;
+mod search;
 mod uploads;
 mod workflow;

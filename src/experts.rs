@@ -244,26 +244,12 @@ pub async fn submit_certification(
             format!("该专家状态为“{}”，不能提交认证", expert.status),
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE experts SET certification_status = 'pending', updated_at = $1 \
-         WHERE id = $2 AND certification_status IN ('draft', 'rejected')",
-    )
-    .bind(state.now())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::conflict("already_pending", "该专家的认证已提交"));
-    }
-    let _data = serde_json::json!({"name": expert.name, "submitted_by": user.id});
-    // WORKFLOW: replace with `crate::workflow::start(state, "expert_certification", "expert", id, user.id, _data)`
-    // once the engine lands, and return its instance id and state.
-    let instance_id: Option<i64> = None;
-    tx.commit().await?;
+    let data = serde_json::json!({"name": expert.name, "submitted_by": user.id});
+    let started =
+        crate::workflow::start(state, "expert_certification", "expert", id, user.id, data).await?;
     Ok(crate::instruments::Submission {
-        instance_id,
-        state: "pending".into(),
+        instance_id: Some(started.instance_id),
+        state: started.state,
     })
 }
 

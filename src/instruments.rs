@@ -775,29 +775,21 @@ pub async fn submit(
         }
         return Err(err);
     }
-    let mut tx = db.pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE instruments SET review_status = 'pending', updated_at = $1 \
-         WHERE id = $2 AND review_status IN ('draft', 'rejected')",
+    // The flow's first state sets the record `pending` in the same transaction; a second
+    // submission while one is running is refused by the engine (409 already_running).
+    let data = serde_json::json!({"name": record.name, "unit_id": record.unit_id, "submitted_by": user.id});
+    let started = crate::workflow::start(
+        state,
+        "instrument_onboarding",
+        "instrument",
+        id,
+        user.id,
+        data,
     )
-    .bind(state.now())
-    .bind(id)
-    .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::conflict(
-            "not_editable",
-            "该仪器已提交审核，请勿重复提交",
-        ));
-    }
-    let _data = serde_json::json!({"name": record.name, "unit_id": record.unit_id, "submitted_by": user.id});
-    // WORKFLOW: replace with `crate::workflow::start(state, "instrument_onboarding", "instrument", id, user.id, _data)`
-    // once the engine lands, and return its instance id and state.
-    let instance_id: Option<i64> = None;
-    tx.commit().await?;
     Ok(Submission {
-        instance_id,
-        state: "pending".into(),
+        instance_id: Some(started.instance_id),
+        state: started.state,
     })
 }
 

@@ -557,32 +557,16 @@ pub async fn submit(
     ensure_editable(&record.review_status)?;
     // Completeness: everything a create needs (older or imported rows may lack it).
     validate(kind, &record.values)?;
-    let sql = format!(
-        "UPDATE {} SET review_status = 'pending', updated_at = $1 \
-         WHERE id = $2 AND review_status IN ('draft', 'rejected')",
-        table(kind)
-    );
-    let mut tx = state.db.pool.begin().await?;
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(state.now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::conflict(
-            "not_editable",
-            "该记录已提交审核，请勿重复提交",
-        ));
-    }
-    let _data = serde_json::json!({"title": record.title, "unit_id": record.unit_id, "submitted_by": user.id});
-    // WORKFLOW: replace with `crate::workflow::start(state, flow(kind), table(kind), id, user.id, _data)`
-    // once the engine lands, and return its instance id and state.
-    let _flow = flow(kind);
-    let instance_id: Option<i64> = None;
-    tx.commit().await?;
+    let data = serde_json::json!({"title": record.title, "unit_id": record.unit_id, "submitted_by": user.id});
+    let subject = match kind {
+        Kind::Platform => "platform",
+        Kind::Service => "service",
+        Kind::Achievement => "achievement",
+    };
+    let started = crate::workflow::start(state, flow(kind), subject, id, user.id, data).await?;
     Ok(crate::instruments::Submission {
-        instance_id,
-        state: "pending".into(),
+        instance_id: Some(started.instance_id),
+        state: started.state,
     })
 }
 

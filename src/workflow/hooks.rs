@@ -57,6 +57,14 @@ pub const SUBJECTS: &[Subject] = &[
         has_joined_on: false,
     },
     Subject {
+        kind: "expert",
+        table: "experts",
+        status_column: "certification_status",
+        // Experts record their unit by name only: nobody is recused by unit.
+        unit_column: "NULL",
+        has_joined_on: true,
+    },
+    Subject {
         kind: "voucher_application",
         table: "voucher_applications",
         status_column: "status",
@@ -207,6 +215,14 @@ async fn set_status(ctx: &mut HookCtx<'_>) -> Result<()> {
     let done = q.bind(ctx.now).execute(&mut *ctx.conn).await?;
     if done.rows_affected() == 0 {
         return Err(AppError::NotFound);
+    }
+    // A status change can make a record public or take it off: re-index it in the same
+    // transaction (the search outbox).
+    if matches!(
+        ctx.subject_type.as_str(),
+        "instrument" | "platform" | "service" | "achievement" | "unit"
+    ) {
+        crate::search::enqueue(ctx.conn, &ctx.subject_type, ctx.subject_id).await?;
     }
     Ok(())
 }

@@ -5,6 +5,8 @@ use crate::common::{spawn_app, unit_body};
 #[tokio::test]
 async fn the_expert_pool_is_filterable_by_field_and_certification_is_submitted_once() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     app.create_user("reviewer", "platform_admin").await;
     let browser = app.browser_login("reviewer").await;
 
@@ -84,6 +86,8 @@ async fn the_expert_pool_is_filterable_by_field_and_certification_is_submitted_o
 #[tokio::test]
 async fn a_unit_manager_registers_a_rule_for_their_own_unit_only() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     app.create_user("um_rule", "unit_manager").await;
     let token = app.token("um_rule").await;
     let (_, unit) = app
@@ -210,6 +214,8 @@ async fn a_unit_manager_registers_a_rule_for_their_own_unit_only() {
 #[tokio::test]
 async fn demo_experts_and_rules_load_once_and_show_in_the_console() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     labshare::demo::load(&app.db, &app.state.clock)
         .await
         .unwrap();

@@ -23,6 +23,8 @@ async fn manager(app: &TestApp, username: &str, n: u32) -> (String, i64) {
 #[tokio::test]
 async fn each_resource_kind_is_created_validated_and_submitted_through_the_api() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (token, unit) = manager(&app, "um_r", 31).await;
     let (other, _) = manager(&app, "um_r2", 32).await;
     let cases = [
@@ -115,7 +117,8 @@ async fn each_resource_kind_is_created_validated_and_submitted_through_the_api()
             .api("POST", &format!("{path}/submit"), Some(&token), None)
             .await;
         assert_eq!(status, 202, "{slug}: {res}");
-        assert_eq!(res["state"], "pending");
+        assert_eq!(res["state"], "review");
+        assert!(res["instance_id"].is_number());
         let (_, got) = app.api("GET", &path, Some(&token), None).await;
         assert_eq!(got["review_status"], "pending");
         let (status, res) = app
@@ -145,6 +148,8 @@ async fn each_resource_kind_is_created_validated_and_submitted_through_the_api()
 #[tokio::test]
 async fn a_unit_manager_keeps_platforms_services_and_achievements_in_the_console() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (_, unit) = manager(&app, "um_rc", 33).await;
     let browser = app.browser_login("um_rc").await;
     let unit_s = unit.to_string();
@@ -220,6 +225,8 @@ async fn a_unit_manager_keeps_platforms_services_and_achievements_in_the_console
 #[tokio::test]
 async fn a_platform_lists_its_own_units_instruments_on_the_portal_once_approved() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (token, unit) = manager(&app, "um_p", 35).await;
     let (token2, unit2) = manager(&app, "um_p2", 36).await;
     let mk = |t: String, u: i64, name: &'static str| {

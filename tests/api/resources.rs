@@ -35,6 +35,8 @@ fn complete_instrument(unit_id: i64) -> Value {
 #[tokio::test]
 async fn an_instrument_is_created_as_draft_completed_and_submitted_for_review() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (token, unit) = manager_with_unit(&app, "um_a", 1).await;
 
     // A draft needs the basics only; location, fees etc. are checked at submission.
@@ -100,8 +102,8 @@ async fn an_instrument_is_created_as_draft_completed_and_submitted_for_review() 
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["state"], "pending");
-    assert!(body.get("instance_id").is_some());
+    assert_eq!(body["state"], "review");
+    assert!(body["instance_id"].is_number());
 
     let (_, got) = app
         .api(
@@ -144,6 +146,8 @@ async fn an_instrument_is_created_as_draft_completed_and_submitted_for_review() 
 #[tokio::test]
 async fn bad_instrument_fields_are_422_with_chinese_messages_per_field() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (token, unit) = manager_with_unit(&app, "um_v", 2).await;
     let mut body = complete_instrument(unit);
     body["category_code"] = json!("999999");
@@ -197,6 +201,8 @@ async fn bad_instrument_fields_are_422_with_chinese_messages_per_field() {
 #[tokio::test]
 async fn other_units_and_other_roles_cannot_touch_an_instrument() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (token_a, unit_a) = manager_with_unit(&app, "um_own", 3).await;
     let (token_b, _) = manager_with_unit(&app, "um_other", 4).await;
     app.create_user("plain", "user").await;
@@ -290,6 +296,8 @@ async fn other_units_and_other_roles_cannot_touch_an_instrument() {
 #[tokio::test]
 async fn a_unit_manager_registers_and_submits_an_instrument_in_the_console() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (_, unit) = manager_with_unit(&app, "um_web", 5).await;
     let browser = app.browser_login("um_web").await;
 
@@ -419,6 +427,8 @@ async fn instrument_count(app: &TestApp) -> i64 {
 #[tokio::test]
 async fn an_xlsx_import_with_a_bad_row_imports_nothing_and_names_the_row() {
     let app = spawn_app().await;
+    // Reviews run on the engine: someone must be there to review.
+    app.create_user("reviewer_auto", "platform_admin").await;
     let (_, unit) = manager_with_unit(&app, "um_xl", 21).await;
     let browser = app.browser_login("um_xl").await;
 
@@ -553,4 +563,88 @@ async fn an_xlsx_import_with_a_bad_row_imports_nothing_and_names_the_row() {
         .collect();
     assert!(names.contains(&"第二台".to_string()));
     assert_eq!(range.get_value((1, 3)).unwrap().to_string(), "35.00");
+}
+
+/// The journey through the API: a unit manager submits an instrument, a platform
+/// admin approves it on the engine, and it is on the portal and in search within a second.
+#[tokio::test]
+async fn an_approved_instrument_is_public_and_searchable_within_a_second() {
+    let app = spawn_app().await;
+    app.create_user("bureau_pub", "platform_admin").await;
+    let admin = app.token("bureau_pub").await;
+    let (token, unit) = manager_with_unit(&app, "um_pub", 41).await;
+    let mut body = complete_instrument(unit);
+    body["name"] = json!("超高分辨场发射扫描电子显微镜");
+    body["model"] = json!("GeminiSEM 560");
+    let (status, created) = app
+        .api("POST", "/api/v1/instruments", Some(&token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let (status, _) = app
+        .get_page(&crate::common::new_client(), &format!("/instruments/{id}"))
+        .await;
+    assert_eq!(status, 404, "a draft is not public");
+
+    let (status, sub) = app
+        .api(
+            "POST",
+            &format!("/api/v1/instruments/{id}/submit"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{sub}");
+    let (_, tasks) = app.api("GET", "/api/v1/tasks", Some(&admin), None).await;
+    let task = tasks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["subject"]["type"] == "instrument" && t["subject"]["id"] == id)
+        .expect("the platform admin has the onboarding task")
+        .clone();
+    let (status, out) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", task["id"]),
+            Some(&admin),
+            Some(json!({"action": "approve", "comment": "同意入网"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let approved_at = std::time::Instant::now();
+    let (_, got) = app
+        .api(
+            "GET",
+            &format!("/api/v1/instruments/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(got["review_status"], "approved");
+    let (status, html) = app
+        .get_page(&crate::common::new_client(), &format!("/instruments/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("GeminiSEM 560"));
+
+    // Searchable within a second (polling, no sleep-and-hope).
+    let deadline = approved_at + std::time::Duration::from_secs(1);
+    loop {
+        let (_, res) = app
+            .api("GET", "/api/v1/search?q=GeminiSEM%20560", None, None)
+            .await;
+        let hit = res["items"]
+            .as_array()
+            .map(|a| a.iter().any(|i| i["type"] == "instrument" && i["id"] == id))
+            .unwrap_or(false);
+        if hit {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not searchable within 1 s: {res}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }

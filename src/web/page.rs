@@ -207,9 +207,9 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
         ("消息通知", "/console/notifications", None, true),
         (
             "单位认证审核",
-            "/console/review/units",
+            "/console/tasks",
             Some(Permission::UnitReview),
-            false,
+            true,
         ),
         (
             "专家库",
@@ -219,9 +219,9 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
         ),
         (
             "仪器入网审核",
-            "/console/review/instruments",
+            "/console/tasks",
             Some(Permission::InstrumentReview),
-            false,
+            true,
         ),
         (
             "资讯发布",

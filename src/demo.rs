@@ -1560,3 +1560,52 @@ mod tests {
         }
     }
 }
+
+/// Put the demo's pending records into review on the engine, so the platform admin's 待办
+/// holds real tasks: pending instruments (applicant: their unit's manager) and pending units
+/// (applicant: the system admin, as data docking would). Records already in a running
+/// flow are left alone; returns how many flows were started.
+pub async fn start_pending_reviews(state: &crate::web::AppState) -> Result<usize> {
+    let db = &state.db;
+    let mut started = 0;
+    let pending: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT 'instrument', i.id, COALESCE((SELECT MIN(m.user_id) FROM unit_members m WHERE m.unit_id = i.unit_id AND m.role = 'manager'), \
+         (SELECT MIN(u.id) FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id WHERE r.key = 'system_admin'), 0) \
+         FROM instruments i WHERE i.review_status = 'pending' \
+         UNION ALL SELECT 'unit', n.id, COALESCE((SELECT MIN(u.id) FROM users u JOIN user_roles ur ON ur.user_id = u.id \
+         JOIN roles r ON r.id = ur.role_id WHERE r.key = 'system_admin'), 0) FROM units n WHERE n.certification_status = 'pending'",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for (kind, id, applicant) in pending {
+        if applicant == 0 {
+            continue;
+        }
+        let running: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM workflow_instances WHERE subject_type = $1 AND subject_id = $2 AND status = 'running'",
+        )
+        .bind(&kind)
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+        if running.is_some() {
+            continue;
+        }
+        let key = if kind == "instrument" {
+            "instrument_onboarding"
+        } else {
+            "unit_certification"
+        };
+        crate::workflow::start(
+            state,
+            key,
+            &kind,
+            id,
+            applicant,
+            serde_json::json!({"source": "demo"}),
+        )
+        .await?;
+        started += 1;
+    }
+    Ok(started)
+}

@@ -29,6 +29,11 @@ pub const JOBS: &[(&str, &str, &str)] = &[
         "邮件发送（补发到期重试的邮件）",
     ),
     ("daily-digest", "0 0 8 * * *", "每日通知汇总邮件"),
+    (
+        "index-check",
+        "0 30 * * * *",
+        "检索索引巡检：索引为空或过期时重建，报告待处理的索引变更",
+    ),
 ];
 
 /// What a run did.
@@ -109,6 +114,7 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
     let result = match job {
         "yearly-close" => yearly_close(state, &period).await,
         "task-reminders" => task_reminders(state).await,
+        "index-check" => index_check(state).await,
         "mail-outbox" => mail::deliver_due(&state.db, &state.mailer, state.now(), 500)
             .await
             .map(|d| {
@@ -140,6 +146,23 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
         .execute(&state.db.pool)
         .await?;
     result.map(Outcome::Done)
+}
+
+/// Rebuild the search index when it is empty or built with another configuration; report
+/// the outbox backlog (the indexer applies it within a second while the server runs).
+async fn index_check(state: &AppState) -> Result<String> {
+    let rebuilt = state.search.rebuild_if_stale(&state.db).await?;
+    let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_outbox")
+        .fetch_one(&state.db.pool)
+        .await?;
+    Ok(format!(
+        "{}；待处理的索引变更 {backlog} 条",
+        if rebuilt {
+            "索引已重建"
+        } else {
+            "索引正常"
+        }
+    ))
 }
 
 /// Deadlines from the workflow definitions, then deliver the events they raised.
@@ -194,6 +217,16 @@ async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
             .execute(&mut *tx)
             .await?;
     }
+    // Close the year's voucher accounts: what is still available expires, as a ledger entry.
+    let accounts: Vec<(i64,)> =
+        sqlx::query_as("SELECT unit_id FROM voucher_accounts WHERE year = $1 ORDER BY unit_id")
+            .bind(year)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut expired_fen = 0i64;
+    for (unit_id,) in &accounts {
+        expired_fen += crate::money::vouchers::expire(&mut tx, *unit_id, year, now).await?;
+    }
     let managers = sqlx::query(
         "SELECT DISTINCT m.user_id FROM unit_members m JOIN units u ON u.id = m.unit_id \
          WHERE u.kind = 'managing' AND u.certification_status = 'certified' AND m.role = 'manager'",
@@ -221,7 +254,9 @@ async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
     }
     tx.commit().await?;
     Ok(format!(
-        "{year} 年度已关闭，{} 年度已开启，已通知 {} 位管理单位用户开展年度绩效评价申报",
+        "{year} 年度已关闭（{} 个创新券账户结转，未使用额度 {} 元作废），{} 年度已开启，已通知 {} 位管理单位用户开展年度绩效评价申报",
+        accounts.len(),
+        crate::domain::Yuan::from_fen(expired_fen),
         year + 1,
         managers.len()
     ))

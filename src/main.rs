@@ -117,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if demo && labshare::demo::is_empty(&state.db).await? {
                 tracing::info!("empty database: loading the demo data set");
                 labshare::demo::load(&state.db, &state.clock).await?;
+                labshare::demo::start_pending_reviews(&state).await?;
                 state.search.rebuild(&state.db, &|_, _| {}).await?;
             }
             let _scheduler = labshare::jobs::start_scheduler(state.clone()).await?;
@@ -132,6 +133,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoData => {
             let state = server::prepare(config).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
+            let reviews = labshare::demo::start_pending_reviews(&state).await?;
+            if reviews > 0 {
+                println!("已为 {reviews} 条待审核记录发起审批流程");
+            }
             state.search.rebuild(&state.db, &|_, _| {}).await?;
             println!("{report}");
             Ok(())

@@ -179,6 +179,34 @@ pub async fn release(
     .await
 }
 
+/// Expire what is still available in a closed year (yearly close); returns the fen expired.
+pub async fn expire(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    now: i64,
+) -> Result<i64> {
+    if !lock(conn, unit_id, year).await? {
+        return Ok(0);
+    }
+    let available = available_fen(conn, unit_id, year).await?;
+    if available > 0 {
+        entry(
+            conn,
+            unit_id,
+            year,
+            "expire",
+            available,
+            -available,
+            None,
+            "年度结转，未使用额度作废",
+            now,
+        )
+        .await?;
+    }
+    Ok(available.max(0))
+}
+
 /// The account's quota, used and available amounts.
 pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
     let quota: Option<i64> = sqlx::query_scalar(

@@ -221,10 +221,11 @@ impl Duration {
         }
     }
 
-    /// The absolute instant `self` after `from` (unix seconds); working days skip Saturdays
-    /// and Sundays in Asia/Shanghai.
+    /// The absolute instant `self` after `from` (unix seconds); working days follow the
+    /// Chinese working-day calendar (weekends and public holidays skipped, adjusted working
+    /// Saturdays counted) in Asia/Shanghai.
     pub fn after(self, from: i64) -> i64 {
-        use chrono::{Datelike, TimeZone, Weekday};
+        use chrono::TimeZone;
         match self {
             Duration::Hours(h) => from + h * 3600,
             Duration::Days(d) => from + d * 86_400,
@@ -236,7 +237,7 @@ impl Duration {
                 let mut left = n;
                 while left > 0 {
                     t += chrono::Duration::days(1);
-                    if !matches!(t.weekday(), Weekday::Sat | Weekday::Sun) {
+                    if crate::calendar::is_working_day(t.date_naive()) {
                         left -= 1;
                     }
                 }
@@ -694,6 +695,15 @@ mod tests {
             .unwrap()
             .timestamp();
         assert_eq!(due, expected);
+        // Across National Day 2026: 30 Sep + 1 working day is Thursday 8 Oct (1–7 Oct off).
+        let before = chrono::DateTime::parse_from_rfc3339("2026-09-30T10:00:00+08:00")
+            .unwrap()
+            .timestamp();
+        let due = Duration::parse("1 working day").unwrap().after(before);
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-10-08T10:00:00+08:00")
+            .unwrap()
+            .timestamp();
+        assert_eq!(due, expected, "holidays are skipped");
         assert_eq!(Duration::parse("2 days").unwrap().after(0), 172_800);
         assert_eq!(Duration::parse("48 hours"), Some(Duration::Hours(48)));
         assert_eq!(Duration::parse("soon"), None);

@@ -194,3 +194,91 @@ async fn guessing_tokens_is_rate_limited() {
     assert_eq!(status, 429);
     assert!(html.contains("尝试次数过多"));
 }
+
+#[tokio::test]
+async fn a_reviewer_approves_an_instrument_from_a_real_mail() {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(&[
+        ("LABSHARE_SMTP_URL", &smtp.url()),
+        ("LABSHARE_PUBLIC_URL", "http://platform.test"),
+    ])
+    .await;
+    app.create_user("reviewer", "platform_admin").await;
+    app.create_user("lab", "unit_manager").await;
+    let token = app.token("lab").await;
+    let (status, unit) = app
+        .api(
+            "POST",
+            "/api/v1/units",
+            Some(&token),
+            Some(unit_body("许昌邮件测试大学", 33, "managing")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let unit = unit["id"].as_i64().unwrap();
+    let (status, created) = app
+        .api("POST", "/api/v1/instruments", Some(&token), Some(json!({
+            "unit_id": unit, "name": "X射线衍射仪", "model": "D8 ADVANCE", "manufacturer": "布鲁克",
+            "category_code": "010300", "value": "2100000.00", "open_to_public": true, "city": "许昌市",
+            "customs_supervised": false, "usage_status": "正常", "description": "粉末衍射",
+            "location": "实验楼 203", "fee_standard": "200 元/样", "service_content": "物相分析"
+        })))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let (status, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/instruments/{id}/submit"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    labshare::notify::deliver_workflow_events(&app.state, 100)
+        .await
+        .unwrap();
+    labshare::mail::deliver_due(&app.db, &app.state.mailer, app.now(), 100)
+        .await
+        .unwrap();
+    let mails = smtp.wait_for(1).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("reviewer@test.example"))
+        .expect("the reviewer got the task mail");
+    assert!(decoded(mail).contains("X射线衍射仪"));
+    let (approve, _) = links(mail);
+    let path = approve
+        .trim_start_matches("http://platform.test")
+        .to_string();
+    let browser = new_client();
+    let (status, html) = app.get_page(&browser, &path).await;
+    assert_eq!(status, 200);
+    let status_now: String =
+        sqlx::query_scalar("SELECT review_status FROM instruments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status_now, "pending", "opening the link changes nothing");
+    let csrf = csrf_from(&html).unwrap();
+    let res = browser
+        .post(app.url(&path))
+        .form(&[("csrf_token", csrf.as_str()), ("comment", "同意入网")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let status_now: String =
+        sqlx::query_scalar("SELECT review_status FROM instruments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status_now, "approved");
+    let (status, _) = app
+        .get_page(&new_client(), &format!("/instruments/{id}"))
+        .await;
+    assert_eq!(status, 200, "approved from email, the instrument is public");
+}

@@ -33,6 +33,26 @@ async fn certified_unit_manager(app: &crate::common::TestApp, username: &str, n:
 async fn yearly_close_closes_2026_exactly_once() {
     let app = spawn_app().await;
     let manager = certified_unit_manager(&app, "mgr_close", 11).await;
+    // A user unit with 2026 vouchers partly used: the rest expires at the close.
+    let unit: i64 = sqlx::query_scalar("SELECT unit_id FROM unit_members WHERE user_id = $1")
+        .bind(manager)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let (pid, _) = labshare::money::current(&app.db).await.unwrap();
+    {
+        let mut conn = app.db.pool.acquire().await.unwrap();
+        labshare::money::vouchers::grant(
+            &mut conn,
+            unit,
+            2026,
+            labshare::domain::Yuan::parse("30000").unwrap(),
+            pid,
+            app.now(),
+        )
+        .await
+        .unwrap();
+    }
     let as_of = jobs::as_of_date(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap());
     assert_eq!(jobs::period("yearly-close", as_of).unwrap(), "2026");
 
@@ -60,6 +80,20 @@ async fn yearly_close_closes_2026_exactly_once() {
         .await
         .unwrap();
     assert_eq!(notices, 1, "the evaluation round is announced once");
+    let balance = labshare::money::vouchers::balance(&app.db, unit, 2026)
+        .await
+        .unwrap();
+    assert_eq!(
+        balance.available.to_string(),
+        "0.00",
+        "unused 2026 vouchers expired once"
+    );
+    let expired: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM voucher_ledger WHERE kind = 'expire'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(expired, 1);
     let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_runs WHERE job = 'yearly-close'")
         .fetch_one(&app.db.pool)
         .await

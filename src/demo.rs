@@ -1528,39 +1528,6 @@ async fn insert_articles(db: &Db, now: i64) -> Result<usize> {
     Ok(n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demo_credit_codes_are_valid_and_unique() {
-        let codes: std::collections::HashSet<_> = UNITS
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                let c = credit_code(u, i);
-                assert!(CreditCode::parse(&c).is_ok(), "{c}");
-                c
-            })
-            .collect();
-        assert_eq!(codes.len(), UNITS.len());
-    }
-
-    #[test]
-    fn the_demo_covers_all_fifteen_classes_and_300_instruments() {
-        let managing = UNITS.iter().filter(|u| u.kind == "managing").count();
-        assert!(managing * PER_UNIT >= 300);
-        let majors: std::collections::HashSet<_> = TEMPLATES
-            .iter()
-            .map(|(_, c, _)| crate::catalog::major_code(c))
-            .collect();
-        assert_eq!(majors.len(), 15);
-        for (_, code, _) in TEMPLATES {
-            assert!(crate::catalog::is_known_code(code), "{code}");
-        }
-    }
-}
-
 /// Put the demo's pending records into review on the engine, so the platform admin's 待办
 /// holds real tasks: pending instruments (applicant: their unit's manager) and pending units
 /// (applicant: the system admin, as data docking would). Records already in a running
@@ -1608,4 +1575,37 @@ pub async fn start_pending_reviews(state: &crate::web::AppState) -> Result<usize
         started += 1;
     }
     Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_credit_codes_are_valid_and_unique() {
+        let codes: std::collections::HashSet<_> = UNITS
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let c = credit_code(u, i);
+                assert!(CreditCode::parse(&c).is_ok(), "{c}");
+                c
+            })
+            .collect();
+        assert_eq!(codes.len(), UNITS.len());
+    }
+
+    #[test]
+    fn the_demo_covers_all_fifteen_classes_and_300_instruments() {
+        let managing = UNITS.iter().filter(|u| u.kind == "managing").count();
+        assert!(managing * PER_UNIT >= 300);
+        let majors: std::collections::HashSet<_> = TEMPLATES
+            .iter()
+            .map(|(_, c, _)| crate::catalog::major_code(c))
+            .collect();
+        assert_eq!(majors.len(), 15);
+        for (_, code, _) in TEMPLATES {
+            assert!(crate::catalog::is_known_code(code), "{code}");
+        }
+    }
 }

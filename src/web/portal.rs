@@ -105,8 +105,13 @@ async fn instrument_list(
     PageQuery(q): PageQuery<InstrumentQuery>,
 ) -> PageResult {
     let page = page_no(q.page.as_deref());
-    let (items, total) =
-        instruments::list_public(&state.db, &q.filter, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    let (items, total) = if q.filter.q.trim().is_empty() {
+        instruments::list_public(&state.db, &q.filter, (page - 1) * PER_PAGE, PER_PAGE).await?
+    } else {
+        // Keywords go through the full-text engine (jieba, synonyms, pinyin, model numbers)
+        // with the same filters; rows are then read in the engine's order.
+        instruments_by_engine(&state, &q.filter, page).await?
+    };
     let cities = instruments::cities(&state.db).await?;
     Ok(Page::new(
         "portal/instruments.html",
@@ -114,6 +119,44 @@ async fn instrument_list(
         classes => catalog::classes(), cities => cities },
     )
     .into_response())
+}
+
+async fn instruments_by_engine(
+    state: &AppState,
+    f: &Filter,
+    page: i64,
+) -> crate::error::Result<(Vec<instruments::Instrument>, i64)> {
+    let params = crate::search::SearchParams {
+        q: f.q.chars().take(200).collect(),
+        doc_type: "instrument".into(),
+        category: f.category.trim().to_string(),
+        city: f.city.trim().to_string(),
+        unit: f.unit.map(|u| u.to_string()).unwrap_or_default(),
+        open: if f.open == "1" {
+            "1".into()
+        } else {
+            String::new()
+        },
+        value: String::new(),
+        sort: match f.sort.as_str() {
+            "value" => "value".into(),
+            "" => "relevance".into(),
+            _ => "newest".into(),
+        },
+    };
+    let result =
+        state
+            .search
+            .search(&params, ((page - 1) * PER_PAGE) as usize, PER_PAGE as usize)?;
+    let mut items = Vec::with_capacity(result.items.len());
+    for hit in &result.items {
+        match instruments::get(&state.db, hit.id).await {
+            Ok(i) if i.review_status == "approved" => items.push(i),
+            Ok(_) | Err(AppError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((items, result.total as i64))
 }
 
 async fn instrument_detail(

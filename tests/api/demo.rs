@@ -69,6 +69,16 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     let (status, html) = app.get_page(&new_client(), "/search?q=7890B").await;
     assert_eq!(status, 200);
     assert!(html.contains("7890B-5977B"));
+    // The list page's keyword box uses the full-text engine: 电镜 finds 扫描电子显微镜,
+    // which SQL LIKE cannot.
+    let (status, html) = app
+        .get_page(
+            &new_client(),
+            "/instruments?q=%E7%94%B5%E9%95%9C&category=010000",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("扫描电子显微镜"), "{html}");
     let (status, html) = app.get_page(&new_client(), "/notices").await;
     assert_eq!(status, 200);
     assert!(html.contains("创新券"));

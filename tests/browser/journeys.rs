@@ -36,6 +36,19 @@ async fn a_visitor_registers_logs_in_reaches_the_console_and_logs_out() {
     assert!(text.contains("科研仪器"));
     assert!(text.contains("入网仪器"));
     b.screenshot("home").await;
+    if std::env::var("LABSHARE_SCREENSHOTS").is_ok() {
+        app.state.search.rebuild(&app.db, &|_, _| {}).await.unwrap();
+        for (name, path) in [
+            ("search", "/search?q=%E7%94%B5%E9%95%9C"),
+            ("instruments", "/instruments?category=010000"),
+            ("orgs", "/orgs"),
+            ("booking", "/instruments/1/book"),
+        ] {
+            b.client.goto(&app.url(path)).await.unwrap();
+            b.screenshot(name).await;
+        }
+        b.client.goto(&app.url("/")).await.unwrap();
+    }
 
     b.client
         .find(Locator::LinkText("注册"))

@@ -13,7 +13,8 @@ pub struct BenchReport {
     pub transitions_per_sec: f64,
 }
 
-/// Start `n` `voucher_application` instances and approve each, `concurrency` at a time.
+/// Start `n` `service_record_report` (信息上报) instances and approve each, `concurrency` at a
+/// time. That flow's subject has no status table, so the benchmark needs no subject rows.
 pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<BenchReport> {
     let username = format!("bench_{}", state.now());
     let uid = crate::auth::create_user(
@@ -29,9 +30,9 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
         state.now(),
     )
     .await?;
-    // The benchmark reviewer is the only voucher manager during the run.
+    // The benchmark reviewer is the only resource reviewer during the run.
     let others: Vec<(i64,)> = sqlx::query_as(
-        "SELECT DISTINCT ur.user_id FROM user_roles ur JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = 'voucher.manage' AND ur.user_id <> $1",
+        "SELECT DISTINCT ur.user_id FROM user_roles ur JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = 'resource.review' AND ur.user_id <> $1",
     )
     .bind(uid)
     .fetch_all(&state.db.pool)
@@ -39,7 +40,7 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
     if !others.is_empty() {
         tracing::warn!(
             count = others.len(),
-            "other voucher managers also receive tasks during the benchmark"
+            "other resource reviewers also receive tasks during the benchmark"
         );
     }
     let user = crate::auth::load_user(&state.db, uid)
@@ -52,8 +53,8 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
         let futs = chunk.iter().map(|i| {
             super::start(
                 state,
-                "voucher_application",
-                "voucher_application",
+                "service_record_report",
+                "service_record",
                 base + *i as i64,
                 uid,
                 json!({}),

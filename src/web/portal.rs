@@ -161,16 +161,25 @@ async fn instruments_by_engine(
 
 async fn instrument_detail(
     State(state): State<AppState>,
+    auth: super::session::Auth,
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
     let item = instruments::get(&state.db, id).await?;
-    if item.review_status != "approved" {
-        return Err(AppError::NotFound.into());
+    // Only approved instruments are public; reviewers and the owning unit may preview
+    // the others (a reviewer opens the record from the task page).
+    let preview = item.review_status != "approved";
+    if preview {
+        let allowed = auth.user.as_ref().is_some_and(|u| {
+            u.can(crate::auth::Permission::InstrumentReview) || u.acts_for(item.unit_id, false)
+        });
+        if !allowed {
+            return Err(AppError::NotFound.into());
+        }
     }
     let photos = crate::uploads::instrument_photos(&state.db, id).await?;
     Ok(Page::new(
         "portal/instrument.html",
-        crate::ctx! { item => item, photos => photos },
+        crate::ctx! { item => item, photos => photos, preview => preview },
     )
     .into_response())
 }

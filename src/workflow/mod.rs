@@ -1406,6 +1406,8 @@ pub struct TaskView {
     pub step: String,
     pub step_title: String,
     pub subject: Value,
+    /// The subject's name for people (单位名称, 仪器名称 型号 …).
+    pub subject_label: String,
     pub actions: Vec<String>,
     pub due_at: Option<String>,
     pub status: String,
@@ -1448,7 +1450,14 @@ pub async fn tasks_for(state: &AppState, user_id: i64, done: bool) -> Result<Vec
                     .collect()
             })
             .unwrap_or_default();
+        let subject_type: String = r.get("subject_type");
+        let subject_id: i64 = r.get("subject_id");
+        let mut conn = state.db.pool.acquire().await?;
+        let subject_label =
+            crate::notify::subject_label(&mut conn, &subject_type, subject_id).await?;
+        drop(conn);
         out.push(TaskView {
+            subject_label,
             id: r.get("id"),
             instance_id: r.get("instance_id"),
             workflow_title: d.title.clone(),

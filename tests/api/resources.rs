@@ -595,6 +595,22 @@ async fn an_approved_instrument_is_public_and_searchable_within_a_second() {
         )
         .await;
     assert_eq!(status, 202, "{sub}");
+    // The reviewer may preview the pending record; the public may not.
+    let reviewer = app.browser_login("bureau_pub").await;
+    let (status, html) = app.get_page(&reviewer, &format!("/instruments/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("预览") && html.contains("审核中"));
+    let (status, _) = app
+        .get_page(&crate::common::new_client(), &format!("/instruments/{id}"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, html) = app.get_page(&reviewer, "/console/tasks").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("超高分辨场发射扫描电子显微镜"),
+        "tasks name their subject"
+    );
+
     let (_, tasks) = app.api("GET", "/api/v1/tasks", Some(&admin), None).await;
     let task = tasks["items"]
         .as_array()

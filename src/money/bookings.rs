@@ -519,3 +519,36 @@ pub async fn get(db: &Db, id: i64) -> Result<Booking> {
         cancel_reason: r.get("cancel_reason"),
     })
 }
+
+/// The booking unit rates a completed service once (非常满意 … 极差), with an optional text.
+pub async fn rate(db: &Db, user: &CurrentUser, id: i64, rating: &str, text: &str) -> Result<()> {
+    if !RATINGS.contains(&rating) {
+        return Err(AppError::field(
+            "rating",
+            "请选择评价：非常满意、基本满意、一般、不满意或极差",
+        ));
+    }
+    if text.chars().count() > 500 {
+        return Err(AppError::field("comment", "评价内容不能超过 500 字"));
+    }
+    let b = get(db, id).await?;
+    if !user.acts_for(b.unit_id, false) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    if b.status != "completed" {
+        return Err(wrong_state(&b.status, "评价"));
+    }
+    let n = sqlx::query("UPDATE service_records SET rating = $1, rating_text = $2 WHERE booking_id = $3 AND rating IS NULL")
+        .bind(rating)
+        .bind(text.trim())
+        .bind(id)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(AppError::conflict("already_rated", "该服务已评价过"));
+    }
+    Ok(())
+}

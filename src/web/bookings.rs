@@ -264,13 +264,15 @@ fn booking_rows(rows: &[sqlx::any::AnyRow]) -> Vec<serde_json::Value> {
                 "voucher": Yuan::from_fen(r.get("voucher_fen")),
                 "customs": r.get::<i64, _>("customs_supervised") != 0,
                 "cancel_reason": r.get::<String, _>("cancel_reason"),
+                "rating": r.get::<Option<String>, _>("rating"),
             })
         })
         .collect()
 }
 
 const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
-    b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason \
+    b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason, \
+    (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating \
     FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
 
 async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
@@ -318,6 +320,8 @@ struct ActForm {
     reason: String,
     #[serde(default)]
     back: String,
+    #[serde(default)]
+    rating: String,
 }
 
 async fn act(
@@ -370,6 +374,9 @@ async fn act(
         "cancel" => bookings::cancel(&state.db, &user, id, &form.reason, now)
             .await
             .map(|_| "预约已取消".to_string()),
+        "rate" => bookings::rate(&state.db, &user, id, &form.rating, &form.reason)
+            .await
+            .map(|_| "感谢您的评价".to_string()),
         _ => return Err(AppError::NotFound.into()),
     };
     match result {

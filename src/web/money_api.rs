@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/bookings/{id}/confirm", post(confirm))
         .route("/bookings/{id}/complete", post(complete))
         .route("/bookings/{id}/cancel", post(cancel))
+        .route("/bookings/{id}/rating", post(rate))
         .route("/units/{id}/vouchers", get(voucher_balance))
         .route("/units/{id}/voucher-ledger", get(voucher_ledger))
         .route("/units/{id}/grades/{year}", put(set_grade))
@@ -340,6 +341,24 @@ async fn cancel(
 ) -> ApiResult<Json<Value>> {
     bookings::cancel(&state.db, &user, id, &body.reason, state.now()).await?;
     Ok(Json(json!({"status": "cancelled"})))
+}
+
+#[derive(Deserialize)]
+struct RatingBody {
+    rating: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn rate(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RatingBody>,
+) -> ApiResult<Json<Value>> {
+    user.require(Permission::BookingCreate)?;
+    bookings::rate(&state.db, &user, id, &body.rating, &body.comment).await?;
+    Ok(Json(json!({"id": id, "rating": body.rating})))
 }
 
 #[derive(Deserialize)]

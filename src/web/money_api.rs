@@ -50,6 +50,10 @@ pub fn router() -> Router<AppState> {
         .route("/units/{id}/grades/{year}", put(set_grade))
         .route("/subsidy-settlements", post(create_settlement))
         .route("/subsidy-settlements/{id}", get(get_settlement))
+        .route(
+            "/subsidy-settlements/{id}/export.xlsx",
+            get(export_settlement),
+        )
         .route("/policy", get(get_policy).put(put_policy))
         .route("/voucher-applications", post(apply_vouchers))
         .route("/redemptions", post(create_redemption))
@@ -514,6 +518,97 @@ async fn get_settlement(
     user.require(Permission::SubsidyManage)?;
     let s = settlement::get(&state.db, id).await?;
     Ok(Json(settlement_json(&s)))
+}
+
+/// The settlement line by line as xlsx: unit, grade, coefficient, instrument, income,
+/// income × coefficient, amount after the caps, and the totals.
+async fn export_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    user.require(Permission::SubsidyManage)?;
+    let s = settlement::get(&state.db, id).await?;
+    let mut rows = Vec::new();
+    for u in &s.units {
+        let unit_name: String = sqlx::query_scalar("SELECT name FROM units WHERE id = $1")
+            .bind(u.unit_id)
+            .fetch_one(&state.db.pool)
+            .await?;
+        let grade = money::GRADES
+            .iter()
+            .find(|(g, _)| *g == u.grade)
+            .map(|(_, l)| *l)
+            .unwrap_or("");
+        for l in &u.instruments {
+            let name: String =
+                sqlx::query_scalar("SELECT name || ' ' || model FROM instruments WHERE id = $1")
+                    .bind(l.instrument_id)
+                    .fetch_one(&state.db.pool)
+                    .await?;
+            rows.push(vec![
+                unit_name.clone(),
+                grade.to_string(),
+                u.coefficient.to_string(),
+                name,
+                l.income.to_string(),
+                l.uncapped.to_string(),
+                l.amount.to_string(),
+            ]);
+        }
+        rows.push(vec![
+            format!("{unit_name} 小计"),
+            grade.to_string(),
+            String::new(),
+            if u.unit_cap_applied {
+                "已按单位上限等比例调减".into()
+            } else {
+                String::new()
+            },
+            String::new(),
+            String::new(),
+            u.total.to_string(),
+        ]);
+    }
+    rows.push(vec![
+        "合计".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        s.total.to_string(),
+    ]);
+    let bytes = crate::spreadsheets::export(
+        &format!("{} 年度补贴结算", s.year),
+        &[
+            "单位",
+            "绩效等级",
+            "补贴系数",
+            "仪器",
+            "共享服务收入（元）",
+            "收入×系数（元）",
+            "补贴金额（元）",
+        ],
+        &rows,
+    )?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"settlement-{}-{}.xlsx\"",
+                    s.year, s.id
+                ),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn get_policy(

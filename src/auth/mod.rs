@@ -382,7 +382,7 @@ pub async fn authenticate(
             Some(r.get::<i64, _>("id")),
             r.get::<String, _>("password_hash"),
         ),
-        None => (None, dummy_hash().to_string()),
+        None => (None, decoy_hash().to_string()),
     };
     let pw = password.to_string();
     let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
@@ -409,7 +409,7 @@ pub async fn authenticate(
     }
 }
 
-fn dummy_hash() -> &'static str {
+fn decoy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password("not-a-real-password-0").unwrap_or_default())
 }

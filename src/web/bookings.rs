@@ -36,6 +36,12 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ),
     ("GET", "/console/bookings", Some(Permission::BookingHandle)),
     ("GET", "/console/vouchers", Some(Permission::VoucherApply)),
+    (
+        "GET",
+        "/console/voucher-admin",
+        Some(Permission::VoucherManage),
+    ),
+    ("GET", "/console/subsidies", Some(Permission::SubsidyManage)),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -46,6 +52,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/bookings", get(incoming))
         .route("/console/bookings/{id}/{action}", post(act))
         .route("/console/vouchers", get(my_vouchers))
+        .route("/console/voucher-admin", get(voucher_admin))
+        .route("/console/subsidies", get(subsidies))
+        .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
 }
 
 /// Busy slots of an instrument between two instants.
@@ -459,4 +468,105 @@ async fn instrument_ics(State(state): State<AppState>, PagePath(id): PagePath<i6
         ics,
     )
         .into_response())
+}
+
+/// 创新券管理: a year's vouchers granted, in use and redeemed, the applications and the
+/// redemptions, for the platform admin.
+async fn voucher_admin(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<YearQuery>,
+) -> PageResult {
+    user.require(Permission::VoucherManage)?;
+    let year = q
+        .year
+        .unwrap_or_else(|| state.clock.today().year() as i64)
+        .clamp(2000, 2100);
+    let sum = |kind: &'static str| {
+        let db = state.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger WHERE year = $1 AND kind = $2",
+            )
+            .bind(year)
+            .bind(kind)
+            .fetch_one(&db.pool)
+            .await
+        }
+    };
+    let (granted, reserved, released, redeemed, expired) = (
+        sum("grant").await?,
+        sum("reserve").await?,
+        sum("release").await?,
+        sum("redeem").await?,
+        sum("expire").await?,
+    );
+    let applications = sqlx::query(
+        "SELECT a.id, u.name, u.enterprise_type, a.status, a.instance_id, a.created_at FROM voucher_applications a \
+         JOIN units u ON u.id = a.unit_id WHERE a.year = $1 ORDER BY a.id DESC LIMIT 200",
+    )
+    .bind(year)
+    .fetch_all(&state.db.pool)
+    .await?
+    .iter()
+    .map(|r| serde_json::json!({
+        "id": r.get::<i64, _>("id"), "unit": r.get::<String, _>("name"),
+        "enterprise_type": crate::units::ENTERPRISE_TYPES.iter().find(|(k, _)| *k == r.get::<String, _>("enterprise_type")).map(|(_, l)| *l).unwrap_or(""),
+        "status": r.get::<String, _>("status"), "instance_id": r.get::<Option<i64>, _>("instance_id"),
+        "created_at": r.get::<i64, _>("created_at"),
+    }))
+    .collect::<Vec<_>>();
+    let redemptions = sqlx::query(
+        "SELECT r.id, u.name, r.status, r.total_fen, r.instance_id, r.created_at FROM redemptions r \
+         JOIN units u ON u.id = r.managing_unit_id ORDER BY r.id DESC LIMIT 200",
+    )
+    .fetch_all(&state.db.pool)
+    .await?
+    .iter()
+    .map(|r| serde_json::json!({
+        "id": r.get::<i64, _>("id"), "unit": r.get::<String, _>("name"), "status": r.get::<String, _>("status"),
+        "total": Yuan::from_fen(r.get("total_fen")), "instance_id": r.get::<Option<i64>, _>("instance_id"),
+        "created_at": r.get::<i64, _>("created_at"),
+    }))
+    .collect::<Vec<_>>();
+    Ok(Page::new(
+        "console/voucher_admin.html",
+        crate::ctx! {
+            year => year,
+            figures => crate::ctx! {
+                granted => Yuan::from_fen(granted), in_use => Yuan::from_fen(reserved - released - redeemed),
+                redeemed => Yuan::from_fen(redeemed), expired => Yuan::from_fen(expired),
+            },
+            applications => applications, redemptions => redemptions,
+        },
+    )
+    .into_response())
+}
+
+/// 补贴结算: the settlements with their status and totals, and their xlsx downloads.
+async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::SubsidyManage)?;
+    let rows = sqlx::query(
+        "SELECT id, year, status, total_fen, policy_version_id, instance_id, created_at FROM settlements ORDER BY id DESC LIMIT 100",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| serde_json::json!({
+            "id": r.get::<i64, _>("id"), "year": r.get::<i64, _>("year"), "status": r.get::<String, _>("status"),
+            "total": Yuan::from_fen(r.get("total_fen")), "policy_version": r.get::<i64, _>("policy_version_id"),
+            "instance_id": r.get::<Option<i64>, _>("instance_id"), "created_at": r.get::<i64, _>("created_at"),
+        }))
+        .collect();
+    Ok(Page::new("console/subsidies.html", crate::ctx! { items => items }).into_response())
+}
+
+async fn subsidy_xlsx(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    user.require(Permission::SubsidyManage)?;
+    Ok(super::money_api::settlement_xlsx(&state, id).await?)
 }

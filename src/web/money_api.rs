@@ -528,6 +528,14 @@ async fn export_settlement(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     user.require(Permission::SubsidyManage)?;
+    Ok(settlement_xlsx(&state, id).await?)
+}
+
+/// The xlsx download of a settlement (shared by the API and the console).
+pub async fn settlement_xlsx(
+    state: &AppState,
+    id: i64,
+) -> crate::error::Result<axum::response::Response> {
     let s = settlement::get(&state.db, id).await?;
     let mut rows = Vec::new();
     for u in &s.units {

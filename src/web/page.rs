@@ -233,13 +233,13 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "创新券管理",
             "/console/voucher-admin",
             Some(Permission::VoucherManage),
-            false,
+            true,
         ),
         (
             "补贴结算",
             "/console/subsidies",
             Some(Permission::SubsidyManage),
-            false,
+            true,
         ),
         (
             "绩效评审",

@@ -956,4 +956,34 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
         .await;
     assert_eq!(s2["status"], "published");
     assert_eq!(s2["total"], "1481.48");
+
+    // The platform admin's console pages show the same figures.
+    let console = w.app.browser_login("bureau_j").await;
+    let (status, html) = w
+        .app
+        .get_page(&console, "/console/voucher-admin?year=2026")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("50000.00") && html.contains("4938.26") && html.contains("已兑付"),
+        "{html}"
+    );
+    let (status, html) = w.app.get_page(&console, "/console/subsidies").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("1481.48") && html.contains("已下达"));
+    let res = console
+        .get(
+            w.app
+                .url(&format!("/console/subsidies/{}/export.xlsx", s["id"])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
 }

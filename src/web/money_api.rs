@@ -59,6 +59,36 @@ pub fn router() -> Router<AppState> {
         .route("/redemptions", post(create_redemption))
 }
 
+/// Start `flow` (key, subject type, table) for a record just created, and remember the
+/// instance on the record. If the flow refuses to start, `cleanup` (statements binding the
+/// id) removes the record again, so nothing is left half-submitted.
+async fn start_flow(
+    state: &AppState,
+    (key, subject_type, table): (&str, &str, &'static str),
+    id: i64,
+    applicant: i64,
+    data: Value,
+    cleanup: &[&'static str],
+) -> Result<crate::workflow::Started, ApiError> {
+    match crate::workflow::start(state, key, subject_type, id, applicant, data).await {
+        Ok(started) => {
+            let sql = format!("UPDATE {table} SET instance_id = $1 WHERE id = $2");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(started.instance_id)
+                .bind(id)
+                .execute(&state.db.pool)
+                .await?;
+            Ok(started)
+        }
+        Err(e) => {
+            for sql in cleanup {
+                sqlx::query(*sql).bind(id).execute(&state.db.pool).await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ApplyBody {
     unit_id: i64,
@@ -104,30 +134,19 @@ async fn apply_vouchers(
             AppError::Database(e)
         }
     })?;
-    let started = match crate::workflow::start(
+    let started = start_flow(
         &state,
-        "voucher_application",
-        "voucher_application",
+        (
+            "voucher_application",
+            "voucher_application",
+            "voucher_applications",
+        ),
         id,
         user.id,
         json!({"year": year}),
+        &["DELETE FROM voucher_applications WHERE id = $1"],
     )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            sqlx::query("DELETE FROM voucher_applications WHERE id = $1")
-                .bind(id)
-                .execute(&state.db.pool)
-                .await?;
-            return Err(e.into());
-        }
-    };
-    sqlx::query("UPDATE voucher_applications SET instance_id = $1 WHERE id = $2")
-        .bind(started.instance_id)
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "instance_id": started.instance_id, "state": started.state})),
@@ -207,34 +226,18 @@ async fn create_redemption(
             })?;
     }
     tx.commit().await?;
-    let started = match crate::workflow::start(
+    let started = start_flow(
         &state,
-        "voucher_redemption",
-        "redemption",
+        ("voucher_redemption", "redemption", "redemptions"),
         id,
         user.id,
         json!({"total": Yuan::from_fen(total)}),
+        &[
+            "DELETE FROM redemption_items WHERE redemption_id = $1",
+            "DELETE FROM redemptions WHERE id = $1",
+        ],
     )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            sqlx::query("DELETE FROM redemption_items WHERE redemption_id = $1")
-                .bind(id)
-                .execute(&state.db.pool)
-                .await?;
-            sqlx::query("DELETE FROM redemptions WHERE id = $1")
-                .bind(id)
-                .execute(&state.db.pool)
-                .await?;
-            return Err(e.into());
-        }
-    };
-    sqlx::query("UPDATE redemptions SET instance_id = $1 WHERE id = $2")
-        .bind(started.instance_id)
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "instance_id": started.instance_id, "total": Yuan::from_fen(total)})),
@@ -478,20 +481,18 @@ async fn create_settlement(
     user.require(Permission::SubsidyManage)?;
     let year = year_or_now(&state, Some(body.year))?;
     let mut s = settlement::create(&state.db, year, user.id, state.now()).await?;
-    let started = crate::workflow::start(
+    let started = start_flow(
         &state,
-        "subsidy_settlement",
-        "subsidy_settlement",
+        ("subsidy_settlement", "subsidy_settlement", "settlements"),
         s.id,
         user.id,
         json!({"year": year}),
+        &[
+            "DELETE FROM settlement_lines WHERE settlement_id = $1",
+            "DELETE FROM settlements WHERE id = $1",
+        ],
     )
     .await?;
-    sqlx::query("UPDATE settlements SET instance_id = $1 WHERE id = $2")
-        .bind(started.instance_id)
-        .bind(s.id)
-        .execute(&state.db.pool)
-        .await?;
     s.instance_id = Some(started.instance_id);
     Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
 }

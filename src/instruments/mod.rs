@@ -1,0 +1,242 @@
+//! Instruments (科研仪器): the records units publish. This module reads them for the portal
+//! and console; only approved instruments are public.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{
+    catalog,
+    error::{AppError, Result},
+    store::Db,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instrument {
+    pub id: i64,
+    pub unit_id: i64,
+    pub unit_name: String,
+    pub name: String,
+    pub model: String,
+    pub manufacturer: String,
+    pub country: String,
+    pub category_code: String,
+    pub category_label: String,
+    pub department: String,
+    pub value_fen: i64,
+    pub open_to_public: bool,
+    pub city: String,
+    pub customs_supervised: bool,
+    pub usage_status: String,
+    pub sharing_mode: String,
+    pub source: String,
+    pub funding: String,
+    pub instrument_type: String,
+    pub description: String,
+    pub service_content: String,
+    pub typical_achievements: String,
+    pub location: String,
+    pub fee_standard: String,
+    pub data_source: String,
+    pub review_status: String,
+    pub joined_on: Option<String>,
+    pub purchase_date: Option<String>,
+    pub service_count: i64,
+    pub annual_running_hours: i64,
+    pub annual_service_hours: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "i.id, i.unit_id, u.name AS unit_name, i.name, i.model, i.manufacturer, \
+    i.country, i.category_code, i.department, i.value_fen, i.open_to_public, i.city, \
+    i.customs_supervised, i.usage_status, i.sharing_mode, i.source, i.funding, i.instrument_type, \
+    i.description, i.service_content, i.typical_achievements, i.location, i.fee_standard, \
+    i.data_source, i.review_status, i.joined_on, i.purchase_date, i.service_count, \
+    i.annual_running_hours, i.annual_service_hours, i.updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Instrument {
+    let code: String = r.get("category_code");
+    Instrument {
+        id: r.get("id"),
+        unit_id: r.get("unit_id"),
+        unit_name: r.get("unit_name"),
+        name: r.get("name"),
+        model: r.get("model"),
+        manufacturer: r.get("manufacturer"),
+        country: r.get("country"),
+        category_label: catalog::class_label(&code),
+        category_code: code,
+        department: r.get("department"),
+        value_fen: r.get("value_fen"),
+        open_to_public: r.get::<i64, _>("open_to_public") != 0,
+        city: r.get("city"),
+        customs_supervised: r.get::<i64, _>("customs_supervised") != 0,
+        usage_status: r.get("usage_status"),
+        sharing_mode: r.get("sharing_mode"),
+        source: r.get("source"),
+        funding: r.get("funding"),
+        instrument_type: r.get("instrument_type"),
+        description: r.get("description"),
+        service_content: r.get("service_content"),
+        typical_achievements: r.get("typical_achievements"),
+        location: r.get("location"),
+        fee_standard: r.get("fee_standard"),
+        data_source: r.get("data_source"),
+        review_status: r.get("review_status"),
+        joined_on: r.get("joined_on"),
+        purchase_date: r.get("purchase_date"),
+        service_count: r.get("service_count"),
+        annual_running_hours: r.get("annual_running_hours"),
+        annual_service_hours: r.get("annual_service_hours"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+/// Portal filters for the instrument list.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub q: String,
+    /// A major class (`010000`) or a subclass code.
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub unit: Option<i64>,
+    #[serde(default)]
+    pub open: String,
+    #[serde(default)]
+    pub sort: String,
+}
+
+/// Approved instruments matching the filter, newest first; returns (page items, total).
+pub async fn list_public(
+    db: &Db,
+    f: &Filter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Instrument>, i64)> {
+    let mut wh = vec!["i.review_status = 'approved'".to_string()];
+    let mut args: Vec<String> = Vec::new();
+    let q = f.q.trim();
+    if !q.is_empty() {
+        args.push(format!("%{q}%"));
+        let n = args.len();
+        wh.push(format!(
+            "(i.name LIKE ${n} OR i.model LIKE ${n} OR i.manufacturer LIKE ${n} OR u.name LIKE ${n})"
+        ));
+    }
+    let cat = f.category.trim();
+    if cat.len() == 6 && cat.chars().all(|c| c.is_ascii_digit()) {
+        if cat.ends_with("0000") {
+            args.push(format!("{}%", &cat[..2]));
+        } else {
+            args.push(cat.to_string());
+        }
+        wh.push(format!("i.category_code LIKE ${}", args.len()));
+    }
+    if !f.city.trim().is_empty() {
+        args.push(f.city.trim().to_string());
+        wh.push(format!("i.city = ${}", args.len()));
+    }
+    if let Some(unit) = f.unit {
+        // An integer, so it can be inlined safely.
+        wh.push(format!("i.unit_id = {unit}"));
+    }
+    if f.open == "1" {
+        wh.push("i.open_to_public = 1".into());
+    }
+    let order = match f.sort.as_str() {
+        "value" => "i.value_fen DESC, i.id",
+        "name" => "i.name, i.id",
+        _ => "i.joined_on DESC, i.id DESC",
+    };
+    let where_sql = wh.join(" AND ");
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM instruments i JOIN units u ON u.id = i.unit_id WHERE {where_sql}"
+    );
+    let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+    for a in &args {
+        count = count.bind(a.clone());
+    }
+    let total = count.fetch_one(&db.pool).await?;
+    let n = args.len();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instruments i JOIN units u ON u.id = i.unit_id WHERE {where_sql} \
+         ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in &args {
+        query = query.bind(a.clone());
+    }
+    let rows = query.bind(limit).bind(offset).fetch_all(&db.pool).await?;
+    Ok((rows.iter().map(from_row).collect(), total))
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Instrument> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instruments i JOIN units u ON u.id = i.unit_id WHERE i.id = $1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(from_row(&row))
+}
+
+/// Approved instrument counts per major class, for the home page's quick entries.
+pub async fn counts_by_class(db: &Db) -> Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT SUBSTR(category_code, 1, 2) AS major, COUNT(*) AS n FROM instruments \
+         WHERE review_status = 'approved' GROUP BY SUBSTR(category_code, 1, 2)",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for class in catalog::classes() {
+        let n = rows
+            .iter()
+            .find(|r| r.get::<String, _>("major") == class.code[..2])
+            .map(|r| r.get::<i64, _>("n"))
+            .unwrap_or(0);
+        out.push((class.code.clone(), class.name.clone(), n));
+    }
+    Ok(out)
+}
+
+/// Distinct cities of approved instruments (for the filter).
+pub async fn cities(db: &Db) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT city FROM instruments WHERE review_status = 'approved' ORDER BY city",
+    )
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// Figures for the home page strip: approved instruments, their total value (fen),
+/// certified managing units, approved services.
+pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(value_fen), 0) AS BIGINT) AS v \
+         FROM instruments WHERE review_status = 'approved'",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let units: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM units WHERE certification_status = 'certified' AND kind = 'managing'",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let services: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE review_status = 'approved'")
+            .fetch_one(&db.pool)
+            .await?;
+    Ok((row.get("n"), row.get("v"), units, services))
+}
+
+mod edit;
+
+pub use edit::*;

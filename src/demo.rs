@@ -45,21 +45,21 @@ const ACCOUNTS: &[(&str, &str, &str, Option<usize>, &str)] = &[
     ),
     (
         "expert_zhang",
-        "张教授",
+        "张建华",
         "expert",
-        Some(5),
+        Some(4),
         "expert_zhang@labshare.example",
     ),
     (
         "expert_liu",
-        "刘研究员",
+        "刘晓燕",
         "expert",
         Some(6),
         "expert_liu@labshare.example",
     ),
     (
         "expert_chen",
-        "陈高工",
+        "陈国栋",
         "expert",
         None,
         "expert_chen@labshare.example",
@@ -1007,11 +1007,11 @@ async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64) -> Result
         ),
         (
             "刘晓燕",
-            "许昌学院",
+            "河南省科学院",
             "副高级",
             "环境检测、水处理",
             "2024-09-15",
-            "draft",
+            "certified",
         ),
         (
             "陈国栋",
@@ -1019,6 +1019,22 @@ async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64) -> Result
             "正高级",
             "电力装备、电磁兼容",
             "2025-01-10",
+            "certified",
+        ),
+        (
+            "赵立新",
+            "许昌学院",
+            "副高级",
+            "生物医药、细胞分析",
+            "2025-05-18",
+            "draft",
+        ),
+        (
+            "孙伟",
+            "许昌市中心医院",
+            "正高级",
+            "医学影像设备",
+            "2025-08-02",
             "pending",
         ),
     ];
@@ -1047,6 +1063,20 @@ async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64) -> Result
         .execute(&db.pool)
         .await?;
         n += 1;
+    }
+    // The demo expert accounts are these pool members (they review evaluations).
+    for (username, name) in [
+        ("expert_zhang", "张建华"),
+        ("expert_liu", "刘晓燕"),
+        ("expert_chen", "陈国栋"),
+    ] {
+        sqlx::query(
+            "UPDATE experts SET user_id = (SELECT id FROM users WHERE username = $1) WHERE name = $2 AND user_id IS NULL",
+        )
+        .bind(username)
+        .bind(name)
+        .execute(&db.pool)
+        .await?;
     }
     let rules: &[(usize, &str, &str, &str, &str)] = &[
         (

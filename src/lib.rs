@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod email_actions;
 pub mod error;
+pub mod evaluations;
 pub mod experts;
 pub mod instruments;
 pub mod jobs;

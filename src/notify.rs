@@ -189,6 +189,9 @@ pub async fn subject_label(
         "platform" => "SELECT name FROM platforms WHERE id = $1",
         "service" => "SELECT name FROM services WHERE id = $1",
         "achievement" => "SELECT title FROM achievements WHERE id = $1",
+        "evaluation" => {
+            "SELECT u.name || ' ' || CAST(e.year AS TEXT) || ' 年度绩效评价' FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE e.id = $1"
+        }
         _ => return Ok(format!("#{id}")),
     };
     let name: Option<String> = sqlx::query_scalar(sql)

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Policy, vouchers};
+use super::vouchers;
 use crate::{
     domain::Yuan,
     error::{AppError, Result},
@@ -47,21 +47,7 @@ pub fn run_grant<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> 
                 "该单位被列为失信或经营异常单位，不能发放创新券",
             ));
         }
-        let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *ctx.conn)
-            .await?;
-        let (pid, policy) = match row {
-            Some(r) => (
-                r.get::<i64, _>("id"),
-                Policy::parse(&r.get::<String, _>("content"))
-                    .map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?,
-            ),
-            None => {
-                return Err(AppError::Internal(anyhow::anyhow!(
-                    "no policy version stored"
-                )));
-            }
-        };
+        let (pid, policy) = super::current_in(ctx.conn).await?;
         let quota = policy.quota_for(&app.get::<String, _>("enterprise_type"));
         if quota == Yuan::ZERO {
             return Err(AppError::unprocessable(

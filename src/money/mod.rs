@@ -46,6 +46,44 @@ pub struct SubsidyRules {
 #[serde(deny_unknown_fields)]
 pub struct EvaluationRules {
     pub thresholds: BTreeMap<String, u32>,
+    /// How the experts' totals combine: `trimmed_mean` (drop one highest and one lowest
+    /// when there are at least three) or `mean`.
+    #[serde(default = "default_aggregate")]
+    pub aggregate: String,
+    /// The scoring sheet: each item's most points; together they make 100.
+    #[serde(default = "default_indicators")]
+    pub indicators: Vec<ScoreItem>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreItem {
+    pub key: String,
+    pub title: String,
+    pub max: u32,
+    /// What the expert looks at (shown beside the score box).
+    #[serde(default)]
+    pub hint: String,
+}
+
+fn default_aggregate() -> String {
+    "trimmed_mean".into()
+}
+
+fn default_indicators() -> Vec<ScoreItem> {
+    let item = |key: &str, title: &str, max: u32, hint: &str| ScoreItem {
+        key: key.into(),
+        title: title.into(),
+        max,
+        hint: hint.into(),
+    };
+    vec![
+        item("usage", "运行使用", 25, "有效工作机时、服务次数"),
+        item("sharing", "开放共享", 30, "对外服务机时、共享率"),
+        item("results", "服务成效", 25, "服务收入、创新券兑付"),
+        item("satisfaction", "用户评价", 10, "用户满意度"),
+        item("management", "管理制度", 10, "自评报告、管理制度与队伍"),
+    ]
 }
 
 /// The money rules.
@@ -90,6 +128,28 @@ impl Policy {
             _ => errors.push(
                 "evaluation.thresholds 需要 excellent > good > qualified（不超过 100）".into(),
             ),
+        }
+        let e = &p.evaluation;
+        if e.aggregate != "trimmed_mean" && e.aggregate != "mean" {
+            errors.push("evaluation.aggregate 应为 trimmed_mean 或 mean".into());
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for item in &e.indicators {
+            if item.key.is_empty() || !keys.insert(item.key.as_str()) {
+                errors.push(format!(
+                    "evaluation.indicators 的 key `{}` 为空或重复",
+                    item.key
+                ));
+            }
+            if item.max == 0 {
+                errors.push(format!(
+                    "evaluation.indicators.{} 的 max 必须大于 0",
+                    item.key
+                ));
+            }
+        }
+        if e.indicators.iter().map(|i| i.max).sum::<u32>() != 100 {
+            errors.push("evaluation.indicators 各项满分之和必须为 100".into());
         }
         if errors.is_empty() {
             Ok(p)
@@ -139,25 +199,36 @@ impl Policy {
 
 /// The policy in force and its version id.
 pub async fn current(db: &Db) -> Result<(i64, Policy)> {
-    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&db.pool)
-        .await?;
-    match row {
-        Some(r) => {
-            let content: String = r.get("content");
-            let p = Policy::parse(&content).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!("stored policy invalid: {}", e.join("; ")))
-            })?;
-            Ok((r.get("id"), p))
-        }
-        None => {
-            let id = publish(db, DEFAULT_POLICY, None, 0).await?;
-            let p = Policy::parse(DEFAULT_POLICY).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!("default policy invalid: {}", e.join("; ")))
-            })?;
-            Ok((id, p))
-        }
+    let mut conn = db.pool.acquire().await?;
+    if let Some(found) = stored(&mut conn).await? {
+        return Ok(found);
     }
+    drop(conn);
+    let id = publish(db, DEFAULT_POLICY, None, 0).await?;
+    let p = Policy::parse(DEFAULT_POLICY).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("default policy invalid: {}", e.join("; ")))
+    })?;
+    Ok((id, p))
+}
+
+/// The policy in force, read on a connection already in use (e.g. inside a workflow hook's
+/// transaction). The default policy is stored at startup, so one is always there.
+pub async fn current_in(conn: &mut sqlx::AnyConnection) -> Result<(i64, Policy)> {
+    stored(conn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))
+}
+
+async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Policy)>> {
+    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let content: String = r.get("content");
+    let p = Policy::parse(&content).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("stored policy invalid: {}", e.join("; ")))
+    })?;
+    Ok(Some((r.get("id"), p)))
 }
 
 /// Validate and store a new policy version (the same content twice is one version).

@@ -7,6 +7,7 @@ pub mod bookings;
 pub mod console;
 pub mod content_admin;
 pub mod email_actions;
+pub mod evaluations;
 pub mod experts;
 pub mod extract;
 pub mod instruments;
@@ -77,10 +78,12 @@ pub fn app(state: AppState) -> Router {
         .merge(uploads::router())
         .merge(records::console_router())
         .merge(experts::router())
+        .merge(evaluations::router())
         .nest(
             "/api/v1",
             api::router()
                 .merge(money_api::router())
+                .merge(evaluations::api_router())
                 .merge(workflows::api_router())
                 .merge(instruments::api_router())
                 .merge(records::api_router())

@@ -62,7 +62,7 @@ pub fn router() -> Router<AppState> {
 /// Start `flow` (key, subject type, table) for a record just created, and remember the
 /// instance on the record. If the flow refuses to start, `cleanup` (statements binding the
 /// id) removes the record again, so nothing is left half-submitted.
-async fn start_flow(
+pub(super) async fn start_flow(
     state: &AppState,
     (key, subject_type, table): (&str, &str, &'static str),
     id: i64,

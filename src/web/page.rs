@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 25] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 26] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -201,7 +201,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "绩效评价申报",
             "/console/evaluations",
             Some(Permission::EvaluationDeclare),
-            false,
+            true,
         ),
         ("待办任务", "/console/tasks", None, true),
         ("消息通知", "/console/notifications", None, true),
@@ -245,7 +245,13 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "绩效评审",
             "/console/expert-reviews",
             Some(Permission::EvaluationReview),
-            false,
+            true,
+        ),
+        (
+            "绩效评价管理",
+            "/console/evaluation-admin",
+            Some(Permission::EvaluationManage),
+            true,
         ),
         (
             "用户管理",

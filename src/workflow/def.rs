@@ -120,6 +120,12 @@ pub enum RawTransition {
         guard: Option<String>,
         #[serde(default)]
         message: Option<String>,
+        /// Checked on every decision with this action (the guard only on the last one),
+        /// e.g. that each expert's form carries a score.
+        #[serde(default)]
+        require: Option<String>,
+        #[serde(default)]
+        require_message: Option<String>,
     },
 }
 
@@ -196,6 +202,8 @@ pub struct Transition {
     pub to: String,
     pub guard: Option<String>,
     pub message: Option<String>,
+    pub require: Option<String>,
+    pub require_message: Option<String>,
 }
 
 /// A deadline: an amount of calendar days, working days or hours.
@@ -436,11 +444,21 @@ pub fn parse(
             let mut on = BTreeMap::new();
             for (action, spanned) in &t.on {
                 let line = spanned.referenced.line();
-                let (to, guard, message) = match &spanned.value {
-                    RawTransition::To(to) => (to, None, None),
-                    RawTransition::Full { to, guard, message } => {
-                        (to, guard.as_ref(), message.clone())
-                    }
+                let (to, guard, message, require, require_message) = match &spanned.value {
+                    RawTransition::To(to) => (to, None, None, None, None),
+                    RawTransition::Full {
+                        to,
+                        guard,
+                        message,
+                        require,
+                        require_message,
+                    } => (
+                        to,
+                        guard.as_ref(),
+                        message.clone(),
+                        require.as_ref(),
+                        require_message.clone(),
+                    ),
                 };
                 if !matches!(
                     action.as_str(),
@@ -459,10 +477,10 @@ pub fn parse(
                 if !raw.states.contains_key(to) {
                     problems.push(problem(line, format!("未知的状态 `{to}`")));
                 }
-                if let Some(g) = guard
-                    && let Err(e) = env.compile_expression(g)
-                {
-                    problems.push(problem(line, format!("条件表达式无法编译：{e}")));
+                for g in [guard, require].into_iter().flatten() {
+                    if let Err(e) = env.compile_expression(g) {
+                        problems.push(problem(line, format!("条件表达式无法编译：{e}")));
+                    }
                 }
                 on.insert(
                     action.clone(),
@@ -470,6 +488,8 @@ pub fn parse(
                         to: to.clone(),
                         guard: guard.cloned(),
                         message,
+                        require: require.cloned(),
+                        require_message,
                     },
                 );
             }
@@ -607,6 +627,8 @@ pub fn parse(
             to: raw.initial.value.clone(),
             guard: Some(g.value.clone()),
             message: raw.guard_message.clone(),
+            require: None,
+            require_message: None,
         }),
         states,
         version: 0,

@@ -79,6 +79,13 @@ pub const SUBJECTS: &[Subject] = &[
         has_joined_on: false,
     },
     Subject {
+        kind: "evaluation",
+        table: "evaluations",
+        status_column: "status",
+        unit_column: "unit_id",
+        has_joined_on: false,
+    },
+    Subject {
         kind: "subsidy_settlement",
         table: "settlements",
         status_column: "status",
@@ -137,6 +144,11 @@ pub const HOOKS: &[Hook] = &[
         name: "redeem_vouchers",
         check: crate::money::hooks::check_redeem,
         run: crate::money::hooks::run_redeem,
+    },
+    Hook {
+        name: "finalise_evaluation",
+        check: crate::evaluations::check_finalise_hook,
+        run: crate::evaluations::run_finalise_hook,
     },
 ];
 

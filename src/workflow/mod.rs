@@ -727,6 +727,17 @@ pub async fn act(
         }
     }
     let ctx = expr_ctx(&mut tx, &inst, &form).await?;
+    if let Some(tr) = spec.on.get(&action)
+        && let Some(req) = &tr.require
+        && !eval(req, &ctx)?.is_true()
+    {
+        return Err(AppError::unprocessable(
+            "form_incomplete",
+            tr.require_message
+                .clone()
+                .unwrap_or_else(|| format!("填写的内容不满足要求：{req}")),
+        ));
+    }
     let mut target: Option<String> = None;
     match action.as_str() {
         "comment" => {}

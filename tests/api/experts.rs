@@ -227,7 +227,7 @@ async fn demo_experts_and_rules_load_once_and_show_in_the_console() {
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(experts, 5);
+    assert_eq!(experts, 7);
 
     let client = crate::common::new_client();
     let res = app

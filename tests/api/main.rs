@@ -8,6 +8,7 @@ mod accounts;
 mod content;
 mod demo;
 mod email_actions;
+mod evaluations;
 mod experts;
 mod jobs;
 mod money;

@@ -6,15 +6,15 @@ use crate::common::{TestApp, spawn_app_with, unit_body};
 /// Tuesday 1 December 2026, 08:00 in Xuchang: a working day.
 const NOW: &str = "2026-12-01T08:00:00+08:00";
 
-struct World {
-    app: TestApp,
-    owner: String,
-    user: String,
-    user_unit: i64,
-    instrument: i64,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) owner: String,
+    pub(crate) user: String,
+    pub(crate) user_unit: i64,
+    pub(crate) instrument: i64,
 }
 
-async fn certified_unit(
+pub(crate) async fn certified_unit(
     app: &TestApp,
     token: &str,
     name: &str,
@@ -45,7 +45,7 @@ async fn instrument(app: &TestApp, unit: i64, customs: bool) -> i64 {
     .bind(unit).bind(customs as i64).fetch_one(&app.db.pool).await.unwrap()
 }
 
-async fn world(etype: &str) -> World {
+pub(crate) async fn world(etype: &str) -> World {
     let app = spawn_app_with(&[("LABSHARE_NOW", NOW)]).await;
     app.create_user("owner", "unit_manager").await;
     app.create_user("buyer", "user").await;
@@ -63,7 +63,7 @@ async fn world(etype: &str) -> World {
     }
 }
 
-async fn grant(w: &World, year: i64) {
+pub(crate) async fn grant(w: &World, year: i64) {
     let (pid, policy) = money::current(&w.app.db).await.unwrap();
     let et: String = sqlx::query_scalar("SELECT enterprise_type FROM units WHERE id = $1")
         .bind(w.user_unit)
@@ -91,7 +91,7 @@ async fn book(w: &World, start: &str, end: &str) -> (u16, Value) {
         .await
 }
 
-async fn quoted(w: &World, start: &str, end: &str, price: &str) -> i64 {
+pub(crate) async fn quoted(w: &World, start: &str, end: &str, price: &str) -> i64 {
     let (status, b) = book(w, start, end).await;
     assert_eq!(status, 201, "{b}");
     let id = b["id"].as_i64().unwrap();
@@ -782,7 +782,7 @@ async fn the_whole_booking_journey_works_through_the_pages() {
 }
 
 /// Approve every open task of `token`'s user until none is left; returns how many.
-async fn approve_all(w: &World, token: &str) -> usize {
+pub(crate) async fn approve_all(w: &World, token: &str) -> usize {
     let mut n = 0;
     loop {
         let (_, tasks) = w.app.api("GET", "/api/v1/tasks", Some(token), None).await;

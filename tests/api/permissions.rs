@@ -40,6 +40,7 @@ async fn each_role_gets_403_exactly_on_routes_it_lacks_the_permission_for() {
         for (method, path, perm) in labshare::web::console::ROUTES
             .iter()
             .chain(labshare::web::notifications::ROUTES)
+            .chain(labshare::web::evaluations::ROUTES)
         {
             let Some(perm) = perm else { continue };
             assert_eq!(*method, "GET");

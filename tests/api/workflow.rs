@@ -26,6 +26,47 @@ async fn unit_and_reviewer(app: &TestApp, n: u32, dishonest: bool) -> (String, S
     (mgr, rev, unit["id"].as_i64().unwrap())
 }
 
+/// A quorum variant of `expert_evaluation`: two approvals of the pool's experts suffice, with
+/// a guard on the trimmed mean of the scores.
+const QUORUM_EVALUATION: &str = r#"
+key: expert_evaluation
+title: 绩效评价（多数通过）
+subject: evaluation
+initial: expert_review
+states:
+  expert_review:
+    title: 专家评审
+    task:
+      assignees: { permission: evaluation.review }
+      mode: { min_approvals: 2 }
+      actions: [approve, reject, withdraw]
+      on:
+        approve:
+          to: grading
+          guard: "scores.count == 0 or scores.trimmed_mean >= 60"
+          message: "专家评分去极值平均低于 60 分"
+        reject: rejected
+        withdraw: rejected
+      deadline: 10 working days
+  grading:
+    title: 平台定级
+    task:
+      assignees: { permission: evaluation.manage }
+      actions: [approve, reject]
+      on:
+        approve:
+          to: finalised
+          guard: "form.grade in ['excellent', 'good', 'qualified', 'unqualified']"
+        reject: rejected
+      deadline: 5 working days
+  finalised:
+    title: 已定级
+    terminal: true
+  rejected:
+    title: 未通过
+    terminal: true
+"#;
+
 /// A settlement row to run `subsidy_settlement` on.
 async fn settlement_row(app: &TestApp, by: i64) -> i64 {
     sqlx::query_scalar(
@@ -528,7 +569,13 @@ async fn return_resubmit_transfer_add_signer_withdraw_and_recusal() {
 
 #[tokio::test]
 async fn countersign_quorum_and_deadline_actions() {
-    let app = spawn_app().await;
+    // A copy of the definitions: this test publishes its own variant of one.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(workflows_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let app = spawn_app_with(&[("LABSHARE_WORKFLOWS_DIR", dir.path().to_str().unwrap())]).await;
     let admin = app.create_user("padm", "platform_admin").await;
     let pa = app.token("padm").await;
     app.create_user("padm2", "platform_admin").await;
@@ -563,11 +610,27 @@ async fn countersign_quorum_and_deadline_actions() {
     }
     let mgr = app.create_user("evmgr", "unit_manager").await;
     let mgr_token = app.token("evmgr").await;
+    // An administrator's own variant of the evaluation flow: any two of the experts decide.
+    app.state
+        .workflows
+        .publish(&app.db, "expert_evaluation", QUORUM_EVALUATION, app.now())
+        .await
+        .unwrap();
+    let application = voucher_application_row(&app, mgr, 6).await;
+    let evaluation: i64 = sqlx::query_scalar(
+        "INSERT INTO evaluations (unit_id, year, self_report, indicators, applicant_id, created_at) \
+         SELECT unit_id, 2026, '自评', '{}', $1, 0 FROM voucher_applications WHERE id = $2 RETURNING id",
+    )
+    .bind(mgr)
+    .bind(application)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
     let e = workflow::start(
         &app.state,
         "expert_evaluation",
         "evaluation",
-        1,
+        evaluation,
         mgr,
         json!({}),
     )

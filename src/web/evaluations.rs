@@ -1,0 +1,725 @@
+//! Performance evaluation (绩效评价) on the web: the managing unit's declaration
+//! (绩效评价申报), the platform admin's list with expert assignment and grading
+//! (绩效评价管理), the expert's scoring (绩效评审), the public results (绩效评价结果), and the
+//! API (`POST /api/v1/evaluations` as the contract says, and the rest beside it).
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post, put},
+};
+use chrono::Datelike;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AppState,
+    api::ApiResult,
+    extract::{ApiJson, ApiPath, ApiQuery, CsrfForm, PagePath, PageQuery},
+    page::{Page, PageResult, redirect_with_flash},
+    session::{ApiUser, SignedIn},
+};
+use crate::{
+    auth::{CurrentUser, Permission},
+    error::{AppError, Result},
+    evaluations::{self, Access, Evaluation},
+    money::{self, GRADES},
+    workflow::{self, Decision},
+};
+
+const PER_PAGE: i64 = 20;
+
+/// Console pages and the permission each needs.
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    (
+        "GET",
+        "/console/evaluations",
+        Some(Permission::EvaluationDeclare),
+    ),
+    (
+        "GET",
+        "/console/evaluation-admin",
+        Some(Permission::EvaluationManage),
+    ),
+    (
+        "GET",
+        "/console/expert-reviews",
+        Some(Permission::EvaluationReview),
+    ),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/evaluations", get(public_results))
+        .route("/console/evaluations", get(declare_page).post(declare))
+        .route("/console/evaluation-admin", get(admin_page))
+        .route("/console/expert-reviews", get(reviews_page))
+        .route("/console/evaluations/{id}", get(detail_page))
+        .route("/console/evaluations/{id}/experts", post(assign_form))
+        .route("/console/evaluations/{id}/scores", post(score_form))
+        .route("/console/evaluations/{id}/grade", post(grade_form))
+        .route("/console/evaluations/{id}/report", post(report_form))
+}
+
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/evaluations", post(api_declare).get(api_list))
+        .route("/evaluations/{id}", get(api_get))
+        .route("/evaluations/{id}/experts", put(api_assign))
+        .route("/evaluations/{id}/scores", post(api_score))
+        .route("/evaluations/{id}/report", put(api_report))
+}
+
+fn this_year(state: &AppState) -> i64 {
+    state.clock.today().year() as i64
+}
+
+fn pager(page: i64, total: i64) -> Value {
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    json!({"page": page, "pages": pages, "total": total, "has_prev": page > 1, "has_next": page < pages})
+}
+
+/// Store a declaration and start `expert_evaluation`; the record goes again if the flow
+/// refuses to start, so nothing is left half-submitted.
+async fn declare_and_start(
+    state: &AppState,
+    user: &CurrentUser,
+    unit_id: i64,
+    year: i64,
+    self_report: &str,
+) -> Result<(i64, workflow::Started)> {
+    let id = evaluations::declare(
+        &state.db,
+        user,
+        unit_id,
+        year,
+        self_report,
+        state.now(),
+        this_year(state),
+    )
+    .await?;
+    let started = super::money_api::start_flow(
+        state,
+        ("expert_evaluation", "evaluation", "evaluations"),
+        id,
+        user.id,
+        json!({"year": year}),
+        &["DELETE FROM evaluations WHERE id = $1"],
+    )
+    .await
+    .map_err(|e| e.0)?;
+    Ok((id, started))
+}
+
+/// What the viewer may see of an evaluation: managers everything, experts their own sheet,
+/// the unit the aggregate once published.
+async fn view_json(state: &AppState, user: &CurrentUser, e: &Evaluation) -> Result<Value> {
+    let access = evaluations::access(&state.db, user, e).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let scores = evaluations::expert_scores(&mut conn, e.instance_id).await?;
+    drop(conn);
+    let mut v = serde_json::to_value(e).map_err(anyhow::Error::from)?;
+    let scores: Vec<_> = match access {
+        Access::Manager => scores,
+        Access::Expert => scores
+            .into_iter()
+            .filter(|s| s.user_id == user.id)
+            .collect(),
+        Access::Unit => Vec::new(),
+    };
+    if access == Access::Unit && e.status != "published" {
+        v["score"] = Value::Null;
+        v["suggested_grade"] = Value::Null;
+    }
+    if access != Access::Manager {
+        // Experts stay anonymous to the unit and to each other.
+        v["experts"] = json!(
+            e.experts
+                .iter()
+                .filter(|x| access == Access::Expert && x.user_id == user.id)
+                .collect::<Vec<_>>()
+        );
+    }
+    v["access"] = json!(access);
+    v["scores"] = json!(scores);
+    if access == Access::Manager && e.status == "assigning" {
+        v["candidates"] = json!(evaluations::candidates(&state.db, e.id).await?);
+    }
+    Ok(v)
+}
+
+// ---- API ---------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct DeclareBody {
+    unit_id: i64,
+    year: i64,
+    #[serde(default)]
+    self_report: String,
+}
+
+async fn api_declare(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<DeclareBody>,
+) -> ApiResult {
+    let (id, started) =
+        declare_and_start(&state, &user, body.unit_id, body.year, &body.self_report).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "instance_id": started.instance_id, "state": started.state})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    year: Option<i64>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+async fn api_list(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let per_page = q.per_page.unwrap_or(20).clamp(1, 100);
+    let (items, total) =
+        evaluations::list(&state.db, &user, q.year, (page - 1) * per_page, per_page).await?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "unit_id": e.unit_id, "unit_name": e.unit_name, "year": e.year,
+                   "status": e.status, "grade": e.grade, "instance_id": e.instance_id})
+        })
+        .collect();
+    Ok(Json(
+        json!({"items": items, "total": total, "page": page, "per_page": per_page}),
+    ))
+}
+
+async fn api_get(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let (_, policy) = money::current(&state.db).await?;
+    let e = evaluations::get(&state.db, &policy, id).await?;
+    Ok(Json(view_json(&state, &user, &e).await?))
+}
+
+#[derive(Deserialize)]
+struct AssignBody {
+    expert_ids: Vec<i64>,
+}
+
+async fn api_assign(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AssignBody>,
+) -> ApiResult<Json<Value>> {
+    evaluations::assign_experts(&state.db, &user, id, &body.expert_ids, state.now()).await?;
+    let (_, policy) = money::current(&state.db).await?;
+    let e = evaluations::get(&state.db, &policy, id).await?;
+    Ok(Json(view_json(&state, &user, &e).await?))
+}
+
+#[derive(Deserialize)]
+struct ScoreBody {
+    scores: BTreeMap<String, Value>,
+    #[serde(default)]
+    comment: String,
+}
+
+/// An expert submits their scoring sheet: it is checked against the policy and becomes the
+/// approval of their review task.
+async fn submit_scores(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    sheet: &BTreeMap<String, String>,
+    comment: &str,
+) -> Result<workflow::Outcome> {
+    let (_, policy) = money::current(&state.db).await?;
+    let e = evaluations::get(&state.db, &policy, id).await?;
+    let Some(task) = evaluations::open_task(&state.db, &e, user.id, "expert_review").await? else {
+        return Err(AppError::Forbidden {
+            code: "not_assignee",
+        });
+    };
+    let (items, total) = evaluations::check_sheet(&policy, sheet)?;
+    workflow::act(
+        state,
+        Some(user),
+        task,
+        Decision {
+            action: "approve".into(),
+            comment: comment.trim().to_string(),
+            data: evaluations::score_form(&items, total),
+        },
+    )
+    .await
+}
+
+async fn api_score(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ScoreBody>,
+) -> ApiResult<Json<Value>> {
+    let sheet: BTreeMap<String, String> = body
+        .scores
+        .into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, s)
+        })
+        .collect();
+    let out = submit_scores(&state, &user, id, &sheet, &body.comment).await?;
+    Ok(Json(
+        json!({"instance_id": out.instance_id, "state": out.state, "status": out.status}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ReportBody {
+    self_report: String,
+}
+
+async fn api_report(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ReportBody>,
+) -> ApiResult<Json<Value>> {
+    evaluations::revise(&state.db, &user, id, &body.self_report, state.now()).await?;
+    Ok(Json(json!({"id": id, "updated": true})))
+}
+
+// ---- pages -------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct PageQ {
+    year: Option<i64>,
+    page: Option<i64>,
+}
+
+/// The managing unit's declarations and the declaration form.
+async fn declare_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+    user.require(Permission::EvaluationDeclare)?;
+    render_declare(&state, &user, json!({}), json!({}), StatusCode::OK).await
+}
+
+async fn render_declare(
+    state: &AppState,
+    user: &CurrentUser,
+    form: Value,
+    errors: Value,
+    status: StatusCode,
+) -> PageResult {
+    let (items, _) = evaluations::list(&state.db, user, None, 0, 100).await?;
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|e| user.acts_for(e.unit_id, false))
+        .collect();
+    let mut units = Vec::new();
+    for m in user.units.iter().filter(|m| m.role == "manager") {
+        let u = crate::units::get(&state.db, m.id).await?;
+        if u.kind == "managing" {
+            units.push(u);
+        }
+    }
+    let year = this_year(state);
+    let years: Vec<i64> = (year - 2..=year).rev().collect();
+    Ok(Page::new(
+        "console/evaluations.html",
+        crate::ctx! { items => items, units => units, years => years, form => form, errors => errors },
+    )
+    .with_status(status)
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct DeclareForm {
+    #[serde(default)]
+    unit_id: String,
+    #[serde(default)]
+    year: String,
+    #[serde(default)]
+    self_report: String,
+}
+
+async fn declare(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(form): CsrfForm<DeclareForm>,
+) -> PageResult {
+    user.require(Permission::EvaluationDeclare)?;
+    let kept = json!({"unit_id": form.unit_id, "year": form.year, "self_report": form.self_report});
+    let (Ok(unit_id), Ok(year)) = (form.unit_id.parse::<i64>(), form.year.parse::<i64>()) else {
+        return render_declare(
+            &state,
+            &user,
+            kept,
+            json!({"unit_id": "请选择申报单位和年度"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    match declare_and_start(&state, &user, unit_id, year, &form.self_report).await {
+        Ok((id, _)) => Ok(redirect_with_flash(
+            &format!("/console/evaluations/{id}"),
+            "申报已提交，等待平台指派专家评审",
+        )),
+        Err(e) => match form_errors(&e) {
+            Some(errors) => {
+                render_declare(
+                    &state,
+                    &user,
+                    kept,
+                    errors,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// A refusal to show on the form (field messages, or the whole message under `_`).
+fn form_errors(e: &AppError) -> Option<Value> {
+    match e {
+        AppError::Validation { fields, .. } => Some(json!(fields)),
+        AppError::Conflict { .. } | AppError::Unprocessable { .. } => {
+            Some(json!({"_": e.to_string()}))
+        }
+        _ => None,
+    }
+}
+
+async fn admin_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<PageQ>,
+) -> PageResult {
+    user.require(Permission::EvaluationManage)?;
+    list_page(&state, &user, q, "console/evaluation_admin.html").await
+}
+
+async fn reviews_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PageQuery(q): PageQuery<PageQ>,
+) -> PageResult {
+    user.require(Permission::EvaluationReview)?;
+    list_page(&state, &user, q, "console/expert_reviews.html").await
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    q: PageQ,
+    template: &'static str,
+) -> PageResult {
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let (items, total) =
+        evaluations::list(&state.db, user, q.year, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    let mut rows = Vec::new();
+    for e in items {
+        let open = match (e.status.as_str(), template) {
+            ("reviewing", "console/expert_reviews.html") => {
+                evaluations::open_task(&state.db, &e, user.id, "expert_review")
+                    .await?
+                    .is_some()
+            }
+            _ => false,
+        };
+        rows.push(json!({"e": e, "my_turn": open}));
+    }
+    let query = match q.year {
+        Some(y) => json!({"year": y}),
+        None => json!({}),
+    };
+    Ok(Page::new(
+        template,
+        crate::ctx! { items => rows, pager => pager(page, total), year => q.year, query => query },
+    )
+    .into_response())
+}
+
+async fn detail_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    render_detail(&state, &user, id, json!({}), json!({}), StatusCode::OK).await
+}
+
+async fn render_detail(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    form: Value,
+    errors: Value,
+    status: StatusCode,
+) -> PageResult {
+    let (_, policy) = money::current(&state.db).await?;
+    let e = evaluations::get(&state.db, &policy, id).await?;
+    let view = view_json(state, user, &e).await?;
+    let my_task = |st: &'static str| evaluations::open_task(&state.db, &e, user.id, st);
+    let can_score = my_task("expert_review").await?.is_some();
+    let can_assign = my_task("assign").await?.is_some();
+    let can_grade = my_task("grading").await?.is_some();
+    let can_revise = my_task("revise").await?.is_some();
+    let history = match e.instance_id {
+        Some(i) => workflow::history(&state.db, i).await?,
+        None => Vec::new(),
+    };
+    let grades: Vec<Value> = GRADES
+        .iter()
+        .map(|(k, l)| json!({"key": k, "label": l}))
+        .collect();
+    Ok(Page::new(
+        "console/evaluation.html",
+        crate::ctx! { ev => view, sheet => policy.evaluation.indicators, thresholds => policy.evaluation.thresholds,
+            aggregate => policy.evaluation.aggregate, grades => grades, can_score => can_score,
+            can_assign => can_assign, can_grade => can_grade, can_revise => can_revise,
+            history => history, form => form, errors => errors },
+    )
+    .with_status(status)
+    .into_response())
+}
+
+/// Run a page action on the evaluation: success goes back to the page with a notice;
+/// a refusal re-renders it with the messages and what was typed.
+async fn after(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    kept: Value,
+    result: Result<String>,
+) -> PageResult {
+    match result {
+        Ok(msg) => Ok(redirect_with_flash(
+            &format!("/console/evaluations/{id}"),
+            &msg,
+        )),
+        Err(e) => match form_errors(&e) {
+            Some(errors) => {
+                render_detail(
+                    state,
+                    user,
+                    id,
+                    kept,
+                    errors,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+async fn assign_form(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    user.require(Permission::EvaluationManage)?;
+    let ids: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "expert_id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let submit = pairs.iter().any(|(k, v)| k == "submit" && v == "1");
+    let result = async {
+        evaluations::assign_experts(&state.db, &user, id, &ids, state.now()).await?;
+        if !submit {
+            return Ok(format!("已保存 {} 位评审专家", ids.len()));
+        }
+        let (_, policy) = money::current(&state.db).await?;
+        let e = evaluations::get(&state.db, &policy, id).await?;
+        let task = evaluations::open_task(&state.db, &e, user.id, "assign")
+            .await?
+            .ok_or(AppError::Forbidden {
+                code: "not_assignee",
+            })?;
+        workflow::act(
+            &state,
+            Some(&user),
+            task,
+            Decision {
+                action: "approve".into(),
+                comment: String::new(),
+                data: json!({}),
+            },
+        )
+        .await?;
+        Ok(format!("已指派 {} 位专家，评审任务已发出", ids.len()))
+    }
+    .await;
+    after(&state, &user, id, json!({"expert_ids": ids}), result).await
+}
+
+async fn score_form(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> PageResult {
+    let sheet: BTreeMap<String, String> = pairs
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("score_").map(|k| (k.to_string(), v.clone())))
+        .collect();
+    let comment = pairs
+        .iter()
+        .find(|(k, _)| k == "comment")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let result = submit_scores(&state, &user, id, &sheet, &comment)
+        .await
+        .map(|_| "评分已提交，感谢您的评审".to_string());
+    after(
+        &state,
+        &user,
+        id,
+        json!({"scores": sheet, "comment": comment}),
+        result,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct GradeForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    grade: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// The platform admin's decision at 平台定级: approve with a grade (and a reason when it
+/// departs from the score), return to the experts, or reject.
+async fn grade_form(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<GradeForm>,
+) -> PageResult {
+    user.require(Permission::EvaluationManage)?;
+    let result = async {
+        let (_, policy) = money::current(&state.db).await?;
+        let e = evaluations::get(&state.db, &policy, id).await?;
+        let task = evaluations::open_task(&state.db, &e, user.id, "grading")
+            .await?
+            .ok_or(AppError::Forbidden {
+                code: "not_assignee",
+            })?;
+        let action = match form.action.as_str() {
+            "return" | "reject" => form.action.clone(),
+            _ => "approve".to_string(),
+        };
+        if action != "approve" && form.reason.trim().is_empty() {
+            return Err(AppError::field("reason", "退回或不予通过时请填写理由"));
+        }
+        workflow::act(
+            &state,
+            Some(&user),
+            task,
+            Decision {
+                action: action.clone(),
+                comment: form.reason.trim().to_string(),
+                data: json!({"grade": form.grade, "reason": form.reason.trim()}),
+            },
+        )
+        .await?;
+        Ok(match action.as_str() {
+            "approve" => format!("已定级为“{}”并公示", evaluations::grade_label(&form.grade)),
+            "return" => "已退回专家重新评审".to_string(),
+            _ => "已不予通过".to_string(),
+        })
+    }
+    .await;
+    after(
+        &state,
+        &user,
+        id,
+        json!({"grade": form.grade, "reason": form.reason}),
+        result,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ReportForm {
+    #[serde(default)]
+    self_report: String,
+}
+
+/// The unit rewrites its self report after 退回补充 and sends it back to the platform.
+async fn report_form(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+    CsrfForm(form): CsrfForm<ReportForm>,
+) -> PageResult {
+    let result = async {
+        evaluations::revise(&state.db, &user, id, &form.self_report, state.now()).await?;
+        let (_, policy) = money::current(&state.db).await?;
+        let e = evaluations::get(&state.db, &policy, id).await?;
+        let task = evaluations::open_task(&state.db, &e, user.id, "revise")
+            .await?
+            .ok_or(AppError::Forbidden {
+                code: "not_assignee",
+            })?;
+        workflow::act(
+            &state,
+            Some(&user),
+            task,
+            Decision {
+                action: "approve".into(),
+                comment: "已补充材料".into(),
+                data: json!({}),
+            },
+        )
+        .await?;
+        Ok("已补充材料并重新提交".to_string())
+    }
+    .await;
+    after(
+        &state,
+        &user,
+        id,
+        json!({"self_report": form.self_report}),
+        result,
+    )
+    .await
+}
+
+/// 绩效评价结果公示: published grades, by year.
+async fn public_results(
+    State(state): State<AppState>,
+    PageQuery(q): PageQuery<PageQ>,
+) -> PageResult {
+    let items = evaluations::published(&state.db, q.year).await?;
+    let years = evaluations::published_years(&state.db).await?;
+    Ok(Page::new(
+        "portal/evaluations.html",
+        crate::ctx! { items => items, year => q.year, years => years },
+    )
+    .into_response())
+}

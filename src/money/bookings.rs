@@ -235,6 +235,8 @@ struct Row_ {
     voucher_fen: i64,
     voucher_year: Option<i64>,
     user_id: i64,
+    kind: String,
+    report_upload_id: Option<i64>,
 }
 
 /// Lock the booking row for the transaction before reading it: a no-op write takes the row
@@ -246,7 +248,8 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
         .await?;
     let r = sqlx::query(
         "SELECT b.unit_id, b.instrument_id, i.unit_id AS managing_unit_id, b.status, b.start_at, b.end_at, \
-         b.price_fen, b.voucher_fen, b.voucher_year, b.user_id FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+         b.price_fen, b.voucher_fen, b.voucher_year, b.user_id, b.kind, b.report_upload_id \
+         FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -263,6 +266,8 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
         voucher_fen: r.get("voucher_fen"),
         voucher_year: r.get("voucher_year"),
         user_id: r.get("user_id"),
+        kind: r.get("kind"),
+        report_upload_id: r.get("report_upload_id"),
     })
 }
 
@@ -411,6 +416,13 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
             "预约开始之后才能登记完成",
         ));
     }
+    let testing = b.kind == "testing";
+    if testing && b.status == "confirmed" && b.report_upload_id.is_none() {
+        return Err(AppError::unprocessable(
+            "report_required",
+            "送样检测须先上传检测报告，才能登记完成",
+        ));
+    }
     if !transition(&mut tx, id, "confirmed", "completed", now).await? {
         return Err(wrong_state(&b.status, "登记完成"));
     }
@@ -436,9 +448,14 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
     .bind(applicant.get::<Option<String>, _>("phone").unwrap_or_default())
     .bind(b.price_fen.unwrap_or(0))
     .bind(b.voucher_fen)
-    .bind((b.end_at - b.start_at) * 100 / 3600)
+    // A testing order occupies no booked time: its machine hours are not known here.
+    .bind(if testing {
+        0
+    } else {
+        (b.end_at - b.start_at) * 100 / 3600
+    })
     .bind(b.start_at)
-    .bind(b.end_at)
+    .bind(if testing { now } else { b.end_at })
     .bind(now)
     .bind(local.year() as i64)
     .fetch_one(&mut *tx)

@@ -4,6 +4,7 @@
 pub mod bookings;
 pub mod hooks;
 pub mod settlement;
+pub mod testing;
 pub mod vouchers;
 
 use std::collections::BTreeMap;

@@ -274,6 +274,10 @@ fn booking_rows(rows: &[sqlx::any::AnyRow]) -> Vec<serde_json::Value> {
                 "customs": r.get::<i64, _>("customs_supervised") != 0,
                 "cancel_reason": r.get::<String, _>("cancel_reason"),
                 "rating": r.get::<Option<String>, _>("rating"),
+                "testing": r.get::<String, _>("kind") == "testing",
+                "service_name": r.get::<Option<String>, _>("service_name"),
+                "sample_count": r.get::<i64, _>("sample_count"),
+                "has_report": r.get::<Option<i64>, _>("report_upload_id").is_some(),
             })
         })
         .collect()
@@ -281,7 +285,8 @@ fn booking_rows(rows: &[sqlx::any::AnyRow]) -> Vec<serde_json::Value> {
 
 const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
     b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason, \
-    (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating \
+    (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating, \
+    b.kind, b.sample_count, b.report_upload_id, (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service_name \
     FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
 
 async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {

@@ -18,6 +18,7 @@ pub mod portal;
 pub mod records;
 pub mod search;
 pub mod session;
+pub mod testing;
 pub mod uploads;
 pub mod workflows;
 
@@ -79,11 +80,13 @@ pub fn app(state: AppState) -> Router {
         .merge(records::console_router())
         .merge(experts::router())
         .merge(evaluations::router())
+        .merge(testing::router())
         .nest(
             "/api/v1",
             api::router()
                 .merge(money_api::router())
                 .merge(evaluations::api_router())
+                .merge(testing::api_router())
                 .merge(workflows::api_router())
                 .merge(instruments::api_router())
                 .merge(records::api_router())

@@ -17,5 +17,6 @@ mod permissions;
 mod records;
 mod resources;
 mod search;
+mod testing_orders;
 mod uploads;
 mod workflow;

@@ -6,6 +6,7 @@
 mod common;
 
 mod journeys;
+mod money;
 
 use std::{
     net::TcpListener,

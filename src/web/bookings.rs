@@ -16,7 +16,7 @@ use sqlx::Row;
 use super::{
     AppState,
     extract::{CsrfForm, PagePath, PageQuery},
-    page::{Page, PageResult, redirect_with_flash},
+    page::{Page, PageResult, redirect_with_flash, refusal},
     session::{Auth, SignedIn},
 };
 use crate::{
@@ -395,20 +395,10 @@ async fn act(
     };
     match result {
         Ok(msg) => Ok(redirect_with_flash(back, &msg)),
-        Err(
-            e @ (AppError::Validation { .. }
-            | AppError::Conflict { .. }
-            | AppError::Unprocessable { .. }),
-        ) => {
-            let msg = match &e {
-                AppError::Validation { fields, .. } => {
-                    fields.values().cloned().collect::<Vec<_>>().join("；")
-                }
-                other => other.to_string(),
-            };
-            Ok(redirect_with_flash(back, &format!("操作未完成：{msg}")))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => match refusal(&e) {
+            Some(msg) => Ok(redirect_with_flash(back, &format!("操作未完成：{msg}"))),
+            None => Err(e.into()),
+        },
     }
 }
 

@@ -248,17 +248,12 @@ async fn submit_scores(
     comment: &str,
 ) -> Result<workflow::Outcome> {
     let (_, policy) = money::current(&state.db).await?;
-    let e = evaluations::get(&state.db, &policy, id).await?;
-    let Some(task) = evaluations::open_task(&state.db, &e, user.id, "expert_review").await? else {
-        return Err(AppError::Forbidden {
-            code: "not_assignee",
-        });
-    };
     let (items, total) = evaluations::check_sheet(&policy, sheet)?;
-    workflow::act(
+    decide(
         state,
-        Some(user),
-        task,
+        user,
+        id,
+        "expert_review",
         Decision {
             action: "approve".into(),
             comment: comment.trim().to_string(),
@@ -266,6 +261,24 @@ async fn submit_scores(
         },
     )
     .await
+}
+
+/// Decide the user's own open task on the evaluation at `step` (403 when they have none).
+async fn decide(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    step: &str,
+    decision: Decision,
+) -> Result<workflow::Outcome> {
+    let (_, policy) = money::current(&state.db).await?;
+    let e = evaluations::get(&state.db, &policy, id).await?;
+    let task = evaluations::open_task(&state.db, &e, user.id, step)
+        .await?
+        .ok_or(AppError::Forbidden {
+            code: "not_assignee",
+        })?;
+    workflow::act(state, Some(user), task, decision).await
 }
 
 async fn api_score(
@@ -550,17 +563,11 @@ async fn assign_form(
         if !submit {
             return Ok(format!("已保存 {} 位评审专家", ids.len()));
         }
-        let (_, policy) = money::current(&state.db).await?;
-        let e = evaluations::get(&state.db, &policy, id).await?;
-        let task = evaluations::open_task(&state.db, &e, user.id, "assign")
-            .await?
-            .ok_or(AppError::Forbidden {
-                code: "not_assignee",
-            })?;
-        workflow::act(
+        decide(
             &state,
-            Some(&user),
-            task,
+            &user,
+            id,
+            "assign",
             Decision {
                 action: "approve".into(),
                 comment: String::new(),
@@ -622,13 +629,6 @@ async fn grade_form(
 ) -> PageResult {
     user.require(Permission::EvaluationManage)?;
     let result = async {
-        let (_, policy) = money::current(&state.db).await?;
-        let e = evaluations::get(&state.db, &policy, id).await?;
-        let task = evaluations::open_task(&state.db, &e, user.id, "grading")
-            .await?
-            .ok_or(AppError::Forbidden {
-                code: "not_assignee",
-            })?;
         let action = match form.action.as_str() {
             "return" | "reject" => form.action.clone(),
             _ => "approve".to_string(),
@@ -636,10 +636,11 @@ async fn grade_form(
         if action != "approve" && form.reason.trim().is_empty() {
             return Err(AppError::field("reason", "退回或不予通过时请填写理由"));
         }
-        workflow::act(
+        decide(
             &state,
-            Some(&user),
-            task,
+            &user,
+            id,
+            "grading",
             Decision {
                 action: action.clone(),
                 comment: form.reason.trim().to_string(),
@@ -679,17 +680,11 @@ async fn report_form(
 ) -> PageResult {
     let result = async {
         evaluations::revise(&state.db, &user, id, &form.self_report, state.now()).await?;
-        let (_, policy) = money::current(&state.db).await?;
-        let e = evaluations::get(&state.db, &policy, id).await?;
-        let task = evaluations::open_task(&state.db, &e, user.id, "revise")
-            .await?
-            .ok_or(AppError::Forbidden {
-                code: "not_assignee",
-            })?;
-        workflow::act(
+        decide(
             &state,
-            Some(&user),
-            task,
+            &user,
+            id,
+            "revise",
             Decision {
                 action: "approve".into(),
                 comment: "已补充材料".into(),

@@ -96,6 +96,18 @@ impl IntoResponse for PageError {
 pub type PageResult<T = Response> = Result<T, PageError>;
 
 /// Redirect after a successful POST, with a message shown once on the next page.
+/// What to tell the user about a refusal they can act on (invalid input, a conflict, a rule
+/// that says no); `None` for errors that are not theirs to fix.
+pub fn refusal(e: &AppError) -> Option<String> {
+    match e {
+        AppError::Validation { fields, .. } => {
+            Some(fields.values().cloned().collect::<Vec<_>>().join("；"))
+        }
+        AppError::Conflict { .. } | AppError::Unprocessable { .. } => Some(e.to_string()),
+        _ => None,
+    }
+}
+
 pub fn redirect_with_flash(to: &str, message: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     let value = urlencode(message);

@@ -18,7 +18,7 @@ use super::{
     AppState,
     api::ApiResult,
     extract::{ApiJson, ApiPath, ApiQuery, CsrfForm, CsrfMultipart, PagePath},
-    page::{Page, PageResult, redirect_with_flash},
+    page::{Page, PageResult, redirect_with_flash, refusal},
     session::{ApiUser, SignedIn},
 };
 use crate::{
@@ -130,20 +130,10 @@ async fn upload_report(
     };
     match store_report(&state, &user, id, &file.file_name, &file.bytes).await {
         Ok(_) => Ok(redirect_with_flash(back, "检测报告已上传，可以登记完成")),
-        Err(
-            e @ (AppError::Validation { .. }
-            | AppError::Conflict { .. }
-            | AppError::Unprocessable { .. }),
-        ) => {
-            let msg = match &e {
-                AppError::Validation { fields, .. } => {
-                    fields.values().cloned().collect::<Vec<_>>().join("；")
-                }
-                other => other.to_string(),
-            };
-            Ok(redirect_with_flash(back, &format!("上传未完成：{msg}")))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => match refusal(&e) {
+            Some(msg) => Ok(redirect_with_flash(back, &format!("上传未完成：{msg}"))),
+            None => Err(e.into()),
+        },
     }
 }
 

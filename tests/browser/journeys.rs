@@ -2,7 +2,7 @@ use fantoccini::Locator;
 
 use crate::{Browser, common::spawn_app};
 
-async fn fill(b: &Browser, selector: &str, value: &str) {
+pub(crate) async fn fill(b: &Browser, selector: &str, value: &str) {
     let el = b
         .client
         .find(Locator::Css(selector))
@@ -12,7 +12,7 @@ async fn fill(b: &Browser, selector: &str, value: &str) {
     el.send_keys(value).await.unwrap();
 }
 
-async fn body_text(b: &Browser) -> String {
+pub(crate) async fn body_text(b: &Browser) -> String {
     b.client
         .find(Locator::Css("body"))
         .await

@@ -8,27 +8,12 @@ use serde_json::json;
 
 use crate::{
     Browser,
-    common::{TestApp, spawn_app_with, unit_body},
+    common::{TestApp, certified_unit, spawn_app_with},
+    journeys::{body_text as text, fill as set},
 };
 
 /// Tuesday 1 December 2026, 08:00 in Xuchang.
 const NOW: &str = "2026-12-01T08:00:00+08:00";
-
-async fn certified_unit(app: &TestApp, token: &str, name: &str, n: u32, kind: &str) -> i64 {
-    let mut body = unit_body(name, n, kind);
-    body["enterprise_type"] = json!("high_tech");
-    let (status, b) = app
-        .api("POST", "/api/v1/units", Some(token), Some(body))
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let id = b["id"].as_i64().unwrap();
-    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    id
-}
 
 async fn login(b: &Browser, app: &TestApp, user: &str) {
     b.client.delete_all_cookies().await.unwrap();
@@ -41,17 +26,6 @@ async fn login(b: &Browser, app: &TestApp, user: &str) {
         .for_element(Locator::Css(".console"))
         .await
         .unwrap();
-}
-
-/// Type into a field (cleared first).
-async fn set(b: &Browser, css: &str, value: &str) {
-    let el = b
-        .client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
 }
 
 /// Set a field's value directly (date inputs ignore typed text in some locales).
@@ -104,16 +78,6 @@ async fn flash(b: &Browser) -> String {
         .unwrap()
 }
 
-async fn text(b: &Browser) -> String {
-    b.client
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Approve every open task of the signed-in user on the task page, one by one.
 async fn approve_tasks(b: &Browser, app: &TestApp, expected: usize) {
     for n in 0..expected {
@@ -147,8 +111,8 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     app.create_user("bureau", "platform_admin").await;
     let owner = app.token("owner").await;
     let buyer = app.token("buyer").await;
-    let owner_unit = certified_unit(&app, &owner, "许昌浏览器大学", 301, "managing").await;
-    let buyer_unit = certified_unit(&app, &buyer, "许昌浏览器企业", 302, "user").await;
+    let owner_unit = certified_unit(&app, &owner, "许昌浏览器大学", 301, "managing", "other").await;
+    let buyer_unit = certified_unit(&app, &buyer, "许昌浏览器企业", 302, "user", "high_tech").await;
     let instrument: i64 = sqlx::query_scalar(
         "INSERT INTO instruments (unit_id, name, category_code, value_fen, review_status, open_to_public, created_at, updated_at) \
          VALUES ($1, '场发射扫描电子显微镜', '010100', 380000000, 'approved', 1, 0, 0) RETURNING id",

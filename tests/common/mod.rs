@@ -281,3 +281,27 @@ pub fn unit_body(name: &str, n: u32, kind: &str) -> Value {
         "dishonest": false, "abnormal_operation": false,
     })
 }
+
+/// A unit created through the API by `token`'s user and marked certified (Arrange).
+pub async fn certified_unit(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    n: u32,
+    kind: &str,
+    etype: &str,
+) -> i64 {
+    let mut body = unit_body(name, n, kind);
+    body["enterprise_type"] = serde_json::json!(etype);
+    let (status, b) = app
+        .api("POST", "/api/v1/units", Some(token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    id
+}

@@ -24,6 +24,7 @@ pub mod resources;
 pub mod search;
 pub mod server;
 pub mod spreadsheets;
+pub mod statistics;
 pub mod store;
 pub mod units;
 pub mod uploads;

@@ -18,6 +18,7 @@ pub mod portal;
 pub mod records;
 pub mod search;
 pub mod session;
+pub mod statistics;
 pub mod testing;
 pub mod uploads;
 pub mod workflows;
@@ -81,12 +82,14 @@ pub fn app(state: AppState) -> Router {
         .merge(experts::router())
         .merge(evaluations::router())
         .merge(testing::router())
+        .merge(statistics::router())
         .nest(
             "/api/v1",
             api::router()
                 .merge(money_api::router())
                 .merge(evaluations::api_router())
                 .merge(testing::api_router())
+                .merge(statistics::api_router())
                 .merge(workflows::api_router())
                 .merge(instruments::api_router())
                 .merge(records::api_router())

@@ -153,7 +153,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 26] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 27] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -257,6 +257,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "绩效评审",
             "/console/expert-reviews",
             Some(Permission::EvaluationReview),
+            true,
+        ),
+        (
+            "统计分析",
+            "/console/statistics",
+            Some(Permission::VoucherManage),
             true,
         ),
         (

@@ -381,6 +381,36 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         html.contains(&unit_name) && html.contains("良好") && html.contains("80.00"),
         "{html}"
     );
+
+    // The year's statistics count the same records.
+    let (status, st) = app
+        .api("GET", "/api/v1/statistics?year=2026", Some(&admin), None)
+        .await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(
+        (st["services"].as_i64(), st["external_services"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(st["service_hours"], "2.00");
+    assert_eq!(st["service_income"], "1000.00");
+    assert_eq!(st["ratings"]["非常满意"], 1);
+    assert_eq!(st["vouchers"]["grant"], "50000.00");
+    assert_eq!(st["vouchers"]["reserve"], "400.00");
+    assert_eq!(st["grades"]["good"], 1);
+    assert_eq!(st["top_instruments"][0]["income"], "1000.00");
+    let (status, _) = app
+        .api("GET", "/api/v1/statistics?year=2026", Some(&w.owner), None)
+        .await;
+    assert_eq!(status, 403);
+    let console = app.browser_login("bureau_e").await;
+    let (status, html) = app
+        .get_page(&console, "/console/statistics?year=2026")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("50000.00") && html.contains("良好：1"),
+        "{html}"
+    );
 }
 
 /// Post a console form (the helper fetches the CSRF token from `page`); (status, body).

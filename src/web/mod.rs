@@ -17,6 +17,7 @@ pub mod page;
 pub mod portal;
 pub mod records;
 pub mod search;
+pub mod service_records;
 pub mod session;
 pub mod statistics;
 pub mod testing;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .merge(evaluations::router())
         .merge(testing::router())
         .merge(statistics::router())
+        .merge(service_records::router())
         .nest(
             "/api/v1",
             api::router()

@@ -153,7 +153,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 27] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 28] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -195,6 +195,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "预约管理",
             "/console/bookings",
             Some(Permission::BookingHandle),
+            true,
+        ),
+        (
+            "服务记录",
+            "/console/service-records",
+            Some(Permission::ConsoleAccess),
             true,
         ),
         (

@@ -42,6 +42,7 @@ async fn each_role_gets_403_exactly_on_routes_it_lacks_the_permission_for() {
             .chain(labshare::web::notifications::ROUTES)
             .chain(labshare::web::evaluations::ROUTES)
             .chain(labshare::web::statistics::ROUTES)
+            .chain(labshare::web::service_records::ROUTES)
         {
             let Some(perm) = perm else { continue };
             assert_eq!(*method, "GET");

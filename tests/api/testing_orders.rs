@@ -179,6 +179,22 @@ async fn a_testing_order_is_quoted_paid_with_vouchers_and_completed_with_its_rep
         "{html}"
     );
     let (_, html) = app
+        .get_page(&buyer, "/console/service-records?year=2026")
+        .await;
+    assert!(
+        html.contains("2000.00") && html.contains("800.00") && html.contains("未评价"),
+        "{html}"
+    );
+    let owner = app.browser_login("owner").await;
+    let (_, html) = app
+        .get_page(&owner, "/console/service-records?side=provider&year=2026")
+        .await;
+    assert!(
+        html.contains("许昌测试企业")
+            && html.contains(done["service_record"]["order_no"].as_str().unwrap()),
+        "{html}"
+    );
+    let (_, html) = app
         .get_page(&buyer, &format!("/services/{service}/order"))
         .await;
     assert!(html.contains("提交委托"), "{html}");

@@ -189,6 +189,13 @@ pub async fn subject_label(
         "platform" => "SELECT name FROM platforms WHERE id = $1",
         "service" => "SELECT name FROM services WHERE id = $1",
         "achievement" => "SELECT title FROM achievements WHERE id = $1",
+        "subsidy_settlement" => {
+            "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1"
+        }
+        "redemption" => {
+            "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r \
+             JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1"
+        }
         _ => return Ok(format!("#{id}")),
     };
     let name: Option<String> = sqlx::query_scalar(sql)

@@ -41,7 +41,6 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/console/voucher-admin",
         Some(Permission::VoucherManage),
     ),
-    ("GET", "/console/subsidies", Some(Permission::SubsidyManage)),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -53,8 +52,6 @@ pub fn router() -> Router<AppState> {
         .route("/console/bookings/{id}/{action}", post(act))
         .route("/console/vouchers", get(my_vouchers))
         .route("/console/voucher-admin", get(voucher_admin))
-        .route("/console/subsidies", get(subsidies))
-        .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
 }
 
 /// Busy slots of an instrument between two instants.
@@ -541,32 +538,4 @@ async fn voucher_admin(
         },
     )
     .into_response())
-}
-
-/// 补贴结算: the settlements with their status and totals, and their xlsx downloads.
-async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
-    user.require(Permission::SubsidyManage)?;
-    let rows = sqlx::query(
-        "SELECT id, year, status, total_fen, policy_version_id, instance_id, created_at FROM settlements ORDER BY id DESC LIMIT 100",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|r| serde_json::json!({
-            "id": r.get::<i64, _>("id"), "year": r.get::<i64, _>("year"), "status": r.get::<String, _>("status"),
-            "total": Yuan::from_fen(r.get("total_fen")), "policy_version": r.get::<i64, _>("policy_version_id"),
-            "instance_id": r.get::<Option<i64>, _>("instance_id"), "created_at": r.get::<i64, _>("created_at"),
-        }))
-        .collect();
-    Ok(Page::new("console/subsidies.html", crate::ctx! { items => items }).into_response())
-}
-
-async fn subsidy_xlsx(
-    State(state): State<AppState>,
-    SignedIn(user): SignedIn,
-    PagePath(id): PagePath<i64>,
-) -> PageResult {
-    user.require(Permission::SubsidyManage)?;
-    Ok(super::money_api::settlement_xlsx(&state, id).await?)
 }

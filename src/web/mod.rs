@@ -17,6 +17,7 @@ pub mod portal;
 pub mod records;
 pub mod search;
 pub mod session;
+pub mod settlements;
 pub mod uploads;
 pub mod workflows;
 
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(notifications::router())
         .merge(bookings::router())
+        .merge(settlements::router())
         .merge(email_actions::router())
         .merge(workflows::router())
         .merge(instruments::console_router())

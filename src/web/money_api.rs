@@ -51,6 +51,14 @@ pub fn router() -> Router<AppState> {
         .route("/subsidy-settlements", post(create_settlement))
         .route("/subsidy-settlements/{id}", get(get_settlement))
         .route(
+            "/subsidy-settlements/{id}/confirm",
+            post(confirm_settlement),
+        )
+        .route(
+            "/subsidy-settlements/{id}/objection",
+            post(object_settlement),
+        )
+        .route(
             "/subsidy-settlements/{id}/export.xlsx",
             get(export_settlement),
         )
@@ -480,45 +488,140 @@ async fn create_settlement(
 ) -> ApiResult {
     user.require(Permission::SubsidyManage)?;
     let year = year_or_now(&state, Some(body.year))?;
-    let mut s = settlement::create(&state.db, year, user.id, state.now()).await?;
-    let started = start_flow(
+    let id = settlement::create(&state.db, year, user.id, state.now()).await?;
+    // The flow's first step computes the figures and asks the units to confirm them.
+    start_flow(
         &state,
         ("subsidy_settlement", "subsidy_settlement", "settlements"),
-        s.id,
+        id,
         user.id,
         json!({"year": year}),
         &[
+            "DELETE FROM settlement_units WHERE settlement_id = $1",
             "DELETE FROM settlement_lines WHERE settlement_id = $1",
             "DELETE FROM settlements WHERE id = $1",
         ],
     )
     .await?;
-    s.instance_id = Some(started.instance_id);
+    let s = settlement::get(&state.db, id).await?;
     Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
 }
 
+/// The contract's settlement shape, plus each unit's confirmation (单位确认) and the list of
+/// confirmations.
 fn settlement_json(s: &settlement::Settlement) -> Value {
+    let confirmation = |unit_id: i64| match s.confirmation(unit_id) {
+        Some(c) => json!({"status": c.status, "reason": c.reason, "decided_by": c.decided_by,
+            "decided_at": c.decided_at.map(crate::clock::rfc3339)}),
+        None => Value::Null,
+    };
     json!({
         "id": s.id, "year": s.year, "status": s.status, "policy_version": s.policy_version_id,
         "instance_id": s.instance_id, "total": s.total,
+        "computed_at": (s.computed_at > 0).then(|| crate::clock::rfc3339(s.computed_at)),
+        "computations": s.computations,
         "units": s.units.iter().map(|u| json!({
             "unit_id": u.unit_id, "grade": u.grade, "coefficient": u.coefficient.to_string(),
             "total": u.total, "unit_cap_applied": u.unit_cap_applied,
+            "confirmation": confirmation(u.unit_id),
             "instruments": u.instruments.iter().map(|l| json!({
                 "instrument_id": l.instrument_id, "income": l.income, "uncapped": l.uncapped, "amount": l.amount,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "confirmations": s.confirmations.iter().map(|c| json!({
+            "unit_id": c.unit_id, "unit_name": c.unit_name, "status": c.status, "reason": c.reason,
+            "decided_by": c.decided_by, "decided_at": c.decided_at.map(crate::clock::rfc3339),
+        })).collect::<Vec<_>>(),
     })
 }
 
+/// Subsidy managers see the whole settlement; a unit's managers see their own units' lines.
 async fn get_settlement(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    user.require(Permission::SubsidyManage)?;
-    let s = settlement::get(&state.db, id).await?;
+    let mut s = settlement::get(&state.db, id).await?;
+    if !user.can(Permission::SubsidyManage) {
+        s.units.retain(|u| user.acts_for(u.unit_id, true));
+        s.confirmations.retain(|c| user.acts_for(c.unit_id, true));
+        if s.units.is_empty() {
+            user.require(Permission::SubsidyManage)?;
+        }
+    }
     Ok(Json(settlement_json(&s)))
+}
+
+/// A unit manager's answer to settlement `id`: `approve` confirms their units' figures,
+/// `reject` objects with `comment` as the reason. It decides the manager's open task of the
+/// confirmation step (shared by the API and the console).
+pub async fn decide_settlement(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    id: i64,
+    action: &str,
+    comment: &str,
+) -> crate::error::Result<crate::workflow::Outcome> {
+    let s = settlement::get(&state.db, id).await?;
+    if !s.units.iter().any(|u| user.acts_for(u.unit_id, true)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    let task: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open' ORDER BY id LIMIT 1",
+    )
+    .bind(s.instance_id.unwrap_or(0))
+    .bind(user.id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some(task) = task else {
+        return Err(AppError::conflict(
+            "not_awaiting_confirmation",
+            "该结算当前不需要您确认（已处理，或不在单位确认环节）",
+        ));
+    };
+    crate::workflow::act(
+        state,
+        Some(user),
+        task,
+        crate::workflow::Decision {
+            action: action.into(),
+            comment: comment.into(),
+            data: json!({}),
+        },
+    )
+    .await
+}
+
+/// `POST /subsidy-settlements/{id}/confirm`: the unit manager confirms their units' lines.
+async fn confirm_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    decide_settlement(&state, &user, id, "approve", "确认本单位结算明细").await?;
+    get_settlement(State(state), ApiUser(user), ApiPath(id)).await
+}
+
+#[derive(Deserialize)]
+struct ObjectionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /subsidy-settlements/{id}/objection {reason}`: the unit manager objects (异议).
+async fn object_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ObjectionBody>,
+) -> ApiResult<Json<Value>> {
+    if body.reason.trim().is_empty() {
+        return Err(AppError::field("reason", "请写明异议理由").into());
+    }
+    decide_settlement(&state, &user, id, "reject", body.reason.trim()).await?;
+    get_settlement(State(state), ApiUser(user), ApiPath(id)).await
 }
 
 /// The settlement line by line as xlsx: unit, grade, coefficient, instrument, income,

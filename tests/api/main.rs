@@ -16,5 +16,6 @@ mod permissions;
 mod records;
 mod resources;
 mod search;
+mod settlements;
 mod uploads;
 mod workflow;

@@ -1,0 +1,20 @@
+-- Subsidy settlements confirmed by the units they pay (单位确认): one row per unit and
+-- settlement with its confirmation or objection; who must confirm is kept on the settlement
+-- (the managers of its units, as the workflow's assignee expression reads it).
+
+CREATE TABLE settlement_units (
+    settlement_id BIGINT NOT NULL REFERENCES settlements(id),
+    unit_id BIGINT NOT NULL REFERENCES units(id),
+    -- pending | confirmed | objected
+    status TEXT NOT NULL DEFAULT 'pending',
+    reason TEXT NOT NULL DEFAULT '',
+    decided_by BIGINT REFERENCES users(id),
+    decided_at BIGINT,
+    PRIMARY KEY (settlement_id, unit_id)
+);
+
+-- Comma-separated user ids of the unit managers who confirm the current computation.
+ALTER TABLE settlements ADD COLUMN confirmer_ids TEXT NOT NULL DEFAULT '';
+-- When the figures were last computed and how many times (1 + recomputations).
+ALTER TABLE settlements ADD COLUMN computed_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE settlements ADD COLUMN computations BIGINT NOT NULL DEFAULT 0;

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod page;
 pub mod portal;
 pub mod records;
+pub mod redemptions;
 pub mod search;
 pub mod session;
 pub mod settlements;
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(bookings::router())
         .merge(settlements::router())
+        .merge(redemptions::router())
         .merge(email_actions::router())
         .merge(workflows::router())
         .merge(instruments::console_router())

@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use super::{
     AppState,
     api::{ApiError, ApiResult},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery},
     session::ApiUser,
 };
 use crate::{
     auth::Permission,
     domain::Yuan,
     error::AppError,
-    money::{self, bookings, settlement, vouchers},
+    money::{self, bookings, redemptions, settlement, vouchers},
 };
 
 /// Routes and the permission each needs.
@@ -65,6 +65,12 @@ pub fn router() -> Router<AppState> {
         .route("/policy", get(get_policy).put(put_policy))
         .route("/voucher-applications", post(apply_vouchers))
         .route("/redemptions", post(create_redemption))
+        .route("/redemptions/{id}", get(get_redemption))
+        .route(
+            "/redemptions/{id}/files",
+            post(add_redemption_file).layer(DefaultBodyLimit::max(super::uploads::BODY_LIMIT)),
+        )
+        .route("/redemptions/{id}/files/{file_id}", get(redemption_file))
 }
 
 /// Start `flow` (key, subject type, table) for a record just created, and remember the
@@ -169,88 +175,117 @@ struct RedemptionBody {
 }
 
 /// A managing unit bundles completed bookings paid with vouchers (`voucher_redemption`).
+/// Its contract and invoice files follow at `POST /redemptions/{id}/files`; review cannot
+/// approve before both are there.
 async fn create_redemption(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ApiJson(body): ApiJson<RedemptionBody>,
 ) -> ApiResult {
-    user.require(Permission::RedemptionApply)?;
-    crate::units::get(&state.db, body.unit_id).await?;
-    user.require_unit(body.unit_id)?;
-    if body.booking_ids.is_empty() {
-        return Err(AppError::field("booking_ids", "请选择要兑付的已完成预约").into());
-    }
-    let now = state.now();
-    let mut tx = state.db.pool.begin().await?;
-    let mut total = 0i64;
-    for b in &body.booking_ids {
-        let row: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT b.status, i.unit_id, b.voucher_fen FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
-        )
-        .bind(b)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match row {
-            Some((status, owner, voucher))
-                if status == "completed" && owner == body.unit_id && voucher > 0 =>
-            {
-                total += voucher
-            }
-            _ => {
-                return Err(AppError::field(
-                    "booking_ids",
-                    format!("预约 {b} 不是本单位已完成且使用了创新券的预约"),
-                )
-                .into());
-            }
-        }
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO redemptions (managing_unit_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    let (id, total) = redemptions::create(
+        &state.db,
+        &user,
+        body.unit_id,
+        &body.booking_ids,
+        state.now(),
     )
-    .bind(body.unit_id)
-    .bind(total)
-    .bind(user.id)
-    .bind(now)
-    .fetch_one(&mut *tx)
     .await?;
-    for b in &body.booking_ids {
-        let voucher: i64 = sqlx::query_scalar("SELECT voucher_fen FROM bookings WHERE id = $1")
-            .bind(b)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(b)
-            .bind(voucher)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if crate::store::is_unique_violation(&e) {
-                    AppError::field("booking_ids", format!("预约 {b} 已在其他兑付申请中"))
-                } else {
-                    AppError::Database(e)
-                }
-            })?;
-    }
-    tx.commit().await?;
-    let started = start_flow(
-        &state,
+    let started = start_redemption(&state, &user, id, total).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "instance_id": started.instance_id, "total": total})),
+    )
+        .into_response())
+}
+
+/// Start `voucher_redemption` for a redemption just created (shared with the console).
+pub async fn start_redemption(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    id: i64,
+    total: Yuan,
+) -> Result<crate::workflow::Started, ApiError> {
+    start_flow(
+        state,
         ("voucher_redemption", "redemption", "redemptions"),
         id,
         user.id,
-        json!({"total": Yuan::from_fen(total)}),
-        &[
-            "DELETE FROM redemption_items WHERE redemption_id = $1",
-            "DELETE FROM redemptions WHERE id = $1",
-        ],
+        json!({"total": total}),
+        &redemptions::CLEANUP,
+    )
+    .await
+}
+
+pub fn redemption_json(r: &redemptions::Redemption) -> Value {
+    json!({
+        "id": r.id, "unit_id": r.managing_unit_id, "unit_name": r.unit_name, "status": r.status,
+        "total": r.total, "instance_id": r.instance_id, "created_at": crate::clock::rfc3339(r.created_at),
+        "booking_ids": r.items.iter().map(|i| i.booking_id).collect::<Vec<_>>(),
+        "contract_count": r.contract_count, "invoice_count": r.invoice_count,
+        "files": r.files.iter().map(|f| json!({
+            "id": f.id, "kind": f.kind, "name": f.name, "content_type": f.content_type,
+            "size_bytes": f.size_bytes, "url": format!("/api/v1/redemptions/{}/files/{}", r.id, f.id),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn get_redemption(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let r = redemptions::get(&state.db, id).await?;
+    if !r.visible_to(&user) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    Ok(Json(redemption_json(&r)))
+}
+
+/// `POST /redemptions/{id}/files`: multipart with `kind` (`contract` or `invoice`) and `file`.
+async fn add_redemption_file(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    form: ApiMultipart,
+) -> ApiResult {
+    let kind = form.fields.get("kind").map(|k| k.trim()).unwrap_or("");
+    let Some(file) = form.file("file") else {
+        return Err(AppError::field("file", "请选择要上传的文件").into());
+    };
+    let f = redemptions::attach(
+        &state.db,
+        &state.config.data_dir,
+        &user,
+        id,
+        kind,
+        &file.file_name,
+        &file.bytes,
+        state.now(),
     )
     .await?;
+    let r = redemptions::get(&state.db, id).await?;
     Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "instance_id": started.instance_id, "total": Yuan::from_fen(total)})),
+        StatusCode::CREATED,
+        Json(json!({
+            "id": f.id, "kind": f.kind, "name": f.name, "content_type": f.content_type, "size_bytes": f.size_bytes,
+            "url": format!("/api/v1/redemptions/{id}/files/{}", f.id),
+            "contract_count": r.contract_count, "invoice_count": r.invoice_count,
+        })),
     )
         .into_response())
+}
+
+async fn redemption_file(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath((id, file_id)): ApiPath<(i64, i64)>,
+) -> ApiResult {
+    let (upload, bytes) =
+        redemptions::read_file(&state.db, &state.config.data_dir, &user, id, file_id).await?;
+    Ok(super::uploads::file_response(&upload, bytes))
 }
 
 async fn create_booking(

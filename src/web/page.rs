@@ -141,7 +141,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 26] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 27] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -195,6 +195,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "创新券",
             "/console/vouchers",
             Some(Permission::VoucherApply),
+            true,
+        ),
+        (
+            "创新券兑付",
+            "/console/redemptions",
+            Some(Permission::RedemptionApply),
             true,
         ),
         (

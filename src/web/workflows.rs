@@ -379,6 +379,10 @@ async fn subject_detail(
             }
             json!({"settlement": summary, "manages_unit": manages_unit})
         }
+        "redemption" => {
+            let r = crate::money::redemptions::get(&state.db, id).await?;
+            json!({"redemption": r})
+        }
         _ => Value::Null,
     })
 }

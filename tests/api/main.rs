@@ -14,6 +14,7 @@ mod money;
 mod pages;
 mod permissions;
 mod records;
+mod redemptions;
 mod resources;
 mod search;
 mod settlements;

@@ -900,6 +900,14 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
         )
         .await;
     assert_eq!(status, 422, "a booking is redeemed once");
+    // Review needs the contract and the invoice.
+    let rid = r["id"].as_i64().unwrap();
+    for (kind, name) in [("contract", "合同.pdf"), ("invoice", "发票.pdf")] {
+        let (status, body) =
+            crate::redemptions::attach(&w.app, &w.owner, rid, kind, name, crate::redemptions::PDF)
+                .await;
+        assert_eq!(status, 201, "{body}");
+    }
     assert_eq!(
         approve_all(&w, &admin).await,
         3,

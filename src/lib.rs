@@ -13,6 +13,7 @@ pub mod domain;
 pub mod email_actions;
 pub mod error;
 pub mod experts;
+pub mod feeds;
 pub mod instruments;
 pub mod jobs;
 pub mod mail;

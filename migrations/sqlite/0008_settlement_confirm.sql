@@ -1,4 +1,5 @@
--- Money issue: settlements confirmed by the units they pay, and redemption files.
+-- Money issue: settlements confirmed by the units they pay, redemption files, and the
+-- personal calendar feed of bookings.
 
 -- Subsidy settlements confirmed by the units they pay (单位确认): one row per unit and
 -- settlement with its confirmation or objection; who must confirm is kept on the settlement
@@ -34,3 +35,11 @@ CREATE TABLE redemption_files (
 CREATE INDEX redemption_files_redemption ON redemption_files(redemption_id);
 ALTER TABLE redemptions ADD COLUMN contract_count BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE redemptions ADD COLUMN invoice_count BIGINT NOT NULL DEFAULT 0;
+
+-- Personal calendar feeds (我的日程订阅): one secret URL per user, stored only as the SHA-256
+-- of its token; regenerating replaces the row, so the old URL stops working at once.
+CREATE TABLE calendar_feeds (
+    user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);

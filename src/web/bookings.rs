@@ -48,6 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/instruments/{id}/book", get(book_page).post(book))
         .route("/instruments/{id}/calendar.ics", get(instrument_ics))
         .route("/console/my-bookings", get(my_bookings))
+        .route("/console/my-bookings/calendar", post(regenerate_calendar))
+        .route("/calendar/{file}", get(personal_ics))
         .route("/console/bookings", get(incoming))
         .route("/console/bookings/{id}/{action}", post(act))
         .route("/console/vouchers", get(my_vouchers))
@@ -283,6 +285,15 @@ const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument
 
 async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::BookingCreate)?;
+    render_my_bookings(&state, &user, crate::ctx! {}).await
+}
+
+/// 我的预约, with the personal calendar feed's state (`calendar` adds to it).
+async fn render_my_bookings(
+    state: &AppState,
+    user: &CurrentUser,
+    calendar: minijinja::Value,
+) -> PageResult {
     let sql = format!(
         "{BOOKING_SELECT} WHERE b.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY b.id DESC LIMIT 200"
     );
@@ -290,11 +301,69 @@ async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) ->
         .bind(user.id)
         .fetch_all(&state.db.pool)
         .await?;
+    let feed_since = crate::feeds::created_at(&state.db, user.id).await?;
     Ok(Page::new(
         "console/my_bookings.html",
-        crate::ctx! { items => booking_rows(&rows) },
+        crate::ctx! { items => booking_rows(&rows),
+                      calendar => minijinja::context! { since => feed_since, handles => user.can(Permission::BookingHandle), ..calendar } },
     )
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct CalendarForm {
+    #[serde(default)]
+    confirmed: String,
+}
+
+/// 生成 / 重新生成 the personal calendar URL. Replacing an existing one first asks for
+/// confirmation; the new URL is shown once, on this response (only its hash is kept).
+async fn regenerate_calendar(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(form): CsrfForm<CalendarForm>,
+) -> PageResult {
+    user.require(Permission::BookingCreate)?;
+    let exists = crate::feeds::created_at(&state.db, user.id)
+        .await?
+        .is_some();
+    if exists && form.confirmed != "1" {
+        return render_my_bookings(&state, &user, crate::ctx! { confirm => true }).await;
+    }
+    let token = crate::feeds::regenerate(&state.db, user.id, state.now()).await?;
+    let url = format!(
+        "{}/calendar/{token}.ics",
+        state.config.public_url.trim_end_matches('/')
+    );
+    render_my_bookings(
+        &state,
+        &user,
+        crate::ctx! { url => url, regenerated => exists },
+    )
+    .await
+}
+
+/// `/calendar/{token}.ics`: the personal feed; an unknown or replaced token is 404.
+async fn personal_ics(
+    State(state): State<AppState>,
+    PagePath(file): PagePath<String>,
+) -> PageResult {
+    let Some(token) = file.strip_suffix(".ics") else {
+        return Err(AppError::NotFound.into());
+    };
+    let Some((user_id, name)) = crate::feeds::user_for(&state.db, token).await? else {
+        return Err(AppError::NotFound.into());
+    };
+    let ics = crate::feeds::ics(&state.db, user_id, &name, state.now()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+            (header::HeaderName::from_static("x-robots-tag"), "noindex"),
+        ],
+        ics,
+    )
+        .into_response())
 }
 
 async fn incoming(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {

@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod calendar;
 mod content;
 mod demo;
 mod email_actions;

@@ -325,6 +325,21 @@ async fn review_needs_a_contract_and_an_invoice_which_reviewers_download_from_th
         .await;
     assert_eq!(r["status"], "approved");
     assert_eq!(r["total"], "1100.00");
+    let (status, html) = app
+        .get_page(&console, "/console/voucher-admin?year=2026")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("/console/redemptions/{id}")),
+        "the list links to the files"
+    );
+    let (status, html) = app
+        .get_page(&console, &format!("/console/redemptions/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("技术服务合同.pdf") && html.contains("已兑付") && !html.contains("补充材料")
+    );
     let (status, body) = attach(app, &w.owner, id, "invoice", "补票.pdf", PDF).await;
     assert_eq!(
         status, 409,

@@ -14,6 +14,7 @@ pub mod email_actions;
 pub mod error;
 pub mod evaluations;
 pub mod experts;
+pub mod feeds;
 pub mod instruments;
 pub mod jobs;
 pub mod mail;

@@ -192,6 +192,13 @@ pub async fn subject_label(
         "evaluation" => {
             "SELECT u.name || ' ' || CAST(e.year AS TEXT) || ' 年度绩效评价' FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE e.id = $1"
         }
+        "subsidy_settlement" => {
+            "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1"
+        }
+        "redemption" => {
+            "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r \
+             JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1"
+        }
         _ => return Ok(format!("#{id}")),
     };
     let name: Option<String> = sqlx::query_scalar(sql)

@@ -116,3 +116,56 @@ pub fn run_redeem<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>
         Ok(())
     })
 }
+
+pub fn check_compute_settlement(
+    subject_type: &str,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
+    if subject_type != "subsidy_settlement" {
+        return Err("compute_settlement 只能用于 subsidy_settlement 流程".into());
+    }
+    if !with.is_empty() {
+        return Err("compute_settlement 不需要参数".into());
+    }
+    Ok(())
+}
+
+/// Compute (or recompute) the settlement from the current inputs and open the units'
+/// confirmation: run on entering the confirmation step, the first time and after each return.
+pub fn run_compute_settlement<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if ctx.dry_run {
+            return Ok(());
+        }
+        super::settlement::recompute(ctx.conn, ctx.subject_id, ctx.now).await
+    })
+}
+
+pub fn check_record_unit_confirmation(
+    subject_type: &str,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
+    if subject_type != "subsidy_settlement" {
+        return Err("record_unit_confirmation 只能用于 subsidy_settlement 流程".into());
+    }
+    if !with.is_empty() {
+        return Err("record_unit_confirmation 不需要参数".into());
+    }
+    Ok(())
+}
+
+/// On a unit manager's decision: approve confirms their units, reject objects with the
+/// comment as the reason (refused without one).
+pub fn run_record_unit_confirmation<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let Some(decision) = ctx.decision.clone() else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "record_unit_confirmation runs only as an on_decision hook"
+            )));
+        };
+        if ctx.dry_run {
+            return Ok(());
+        }
+        super::settlement::record_decision(ctx.conn, ctx.subject_id, &decision, ctx.now).await
+    })
+}

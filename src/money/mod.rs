@@ -3,6 +3,7 @@
 
 pub mod bookings;
 pub mod hooks;
+pub mod redemptions;
 pub mod settlement;
 pub mod testing;
 pub mod vouchers;

@@ -109,6 +109,18 @@ pub fn allocate(amounts: &[i64], target: i64) -> Vec<i64> {
     out
 }
 
+/// A unit's answer to the computation (单位确认): `pending`, `confirmed` or `objected`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Confirmation {
+    pub unit_id: i64,
+    pub unit_name: String,
+    pub status: String,
+    /// The objection's reason (异议理由); empty otherwise.
+    pub reason: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+}
+
 /// A stored settlement as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settlement {
@@ -119,11 +131,20 @@ pub struct Settlement {
     pub instance_id: Option<i64>,
     pub units: Vec<UnitLine>,
     pub total: Yuan,
+    pub confirmations: Vec<Confirmation>,
+    pub computed_at: i64,
+    pub computations: i64,
+}
+
+impl Settlement {
+    pub fn confirmation(&self, unit_id: i64) -> Option<&Confirmation> {
+        self.confirmations.iter().find(|c| c.unit_id == unit_id)
+    }
 }
 
 /// Incomes per instrument for `year`: voucher amounts of service records completed that year
 /// whose redemption has been approved.
-async fn incomes(db: &Db, year: i64) -> Result<Vec<(i64, i64, i64)>> {
+async fn incomes(conn: &mut sqlx::AnyConnection, year: i64) -> Result<Vec<(i64, i64, i64)>> {
     let rows = sqlx::query(
         "SELECT sr.managing_unit_id AS unit_id, sr.instrument_id, CAST(SUM(sr.voucher_fen) AS BIGINT) AS income \
          FROM service_records sr JOIN redemption_items ri ON ri.booking_id = sr.booking_id \
@@ -132,7 +153,7 @@ async fn incomes(db: &Db, year: i64) -> Result<Vec<(i64, i64, i64)>> {
          GROUP BY sr.managing_unit_id, sr.instrument_id ORDER BY sr.managing_unit_id, sr.instrument_id",
     )
     .bind(year)
-    .fetch_all(&db.pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows
         .iter()
@@ -141,8 +162,12 @@ async fn incomes(db: &Db, year: i64) -> Result<Vec<(i64, i64, i64)>> {
 }
 
 /// Compute the year's settlement from approved redemptions and final grades (no grade: 0).
-pub async fn compute(db: &Db, policy: &Policy, year: i64) -> Result<Vec<UnitLine>> {
-    let rows = incomes(db, year).await?;
+pub async fn compute(
+    conn: &mut sqlx::AnyConnection,
+    policy: &Policy,
+    year: i64,
+) -> Result<Vec<UnitLine>> {
+    let rows = incomes(&mut *conn, year).await?;
     let mut units: Vec<UnitLine> = Vec::new();
     let mut i = 0;
     while i < rows.len() {
@@ -156,7 +181,7 @@ pub async fn compute(db: &Db, policy: &Policy, year: i64) -> Result<Vec<UnitLine
             sqlx::query_scalar("SELECT grade FROM unit_grades WHERE unit_id = $1 AND year = $2")
                 .bind(unit_id)
                 .bind(year)
-                .fetch_optional(&db.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
         units.push(compute_unit(
             policy,
@@ -168,22 +193,53 @@ pub async fn compute(db: &Db, policy: &Policy, year: i64) -> Result<Vec<UnitLine
     Ok(units)
 }
 
-/// Compute and store a settlement for `year` (status `computed`).
-pub async fn create(db: &Db, year: i64, user_id: i64, now: i64) -> Result<Settlement> {
-    let (policy_id, policy) = super::current(db).await?;
-    let units = compute(db, &policy, year).await?;
-    let total = Yuan::from_fen(units.iter().map(|u| u.total.fen()).sum());
-    let mut tx = db.pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+/// Store a new settlement for `year` (status `computed`, no figures yet): its workflow's
+/// first step computes it (`compute_settlement`).
+pub async fn create(db: &Db, year: i64, user_id: i64, now: i64) -> Result<i64> {
+    let (policy_id, _) = super::current(db).await?;
+    Ok(sqlx::query_scalar(
+        "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, 0, $3, $4, $4) RETURNING id",
     )
     .bind(year)
     .bind(policy_id)
-    .bind(total.fen())
     .bind(user_id)
     .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// (Re)compute settlement `id` from the current inputs — approved redemptions, final grades
+/// and the policy in force — replacing its lines, and open the units' confirmation afresh:
+/// every unit `pending`, its managers the confirmers. The same inputs give the same figures.
+pub async fn recompute(conn: &mut sqlx::AnyConnection, id: i64, now: i64) -> Result<()> {
+    let year: i64 = sqlx::query_scalar("SELECT year FROM settlements WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))?;
+    let policy_id: i64 = row.get("id");
+    let policy = Policy::parse(&row.get::<String, _>("content"))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
+    let units = compute(&mut *conn, &policy, year).await?;
+    if units.is_empty() {
+        return Err(AppError::unprocessable(
+            "nothing_to_settle",
+            format!("{year} 年度没有已兑付的共享服务收入，无需结算"),
+        ));
+    }
+    sqlx::query("DELETE FROM settlement_lines WHERE settlement_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM settlement_units WHERE settlement_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let mut confirmers: Vec<i64> = Vec::new();
     for u in &units {
         for l in &u.instruments {
             sqlx::query(
@@ -197,17 +253,154 @@ pub async fn create(db: &Db, year: i64, user_id: i64, now: i64) -> Result<Settle
             .bind(l.income.fen())
             .bind(l.uncapped.fen())
             .bind(l.amount.fen())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
+        sqlx::query("INSERT INTO settlement_units (settlement_id, unit_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(u.unit_id)
+            .execute(&mut *conn)
+            .await?;
+        let managers: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.user_id FROM unit_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.unit_id = $1 AND m.role = 'manager' AND u.is_active = 1 ORDER BY m.user_id",
+        )
+        .bind(u.unit_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        if managers.is_empty() {
+            let name: String = sqlx::query_scalar("SELECT name FROM units WHERE id = $1")
+                .bind(u.unit_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            return Err(AppError::unprocessable(
+                "no_unit_manager",
+                format!("单位“{name}”没有单位管理员，无法确认结算，请先为其指定单位管理员"),
+            ));
+        }
+        confirmers.extend(managers);
     }
-    tx.commit().await?;
-    get(db, id).await
+    confirmers.sort_unstable();
+    confirmers.dedup();
+    let confirmer_ids = confirmers
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let total: i64 = units.iter().map(|u| u.total.fen()).sum();
+    sqlx::query(
+        "UPDATE settlements SET total_fen = $1, policy_version_id = $2, confirmer_ids = $3, computed_at = $4, \
+         computations = computations + 1, updated_at = $4 WHERE id = $5",
+    )
+    .bind(total)
+    .bind(policy_id)
+    .bind(confirmer_ids)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Record a unit manager's decision on the computation: an approval confirms their units
+/// once every manager of the unit has confirmed (会签 among co-managers); a rejection is an
+/// objection (异议) and needs a reason.
+pub async fn record_decision(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    d: &crate::workflow::hooks::DecisionInfo,
+    now: i64,
+) -> Result<()> {
+    let mine: Vec<i64> = sqlx::query_scalar(
+        "SELECT su.unit_id FROM settlement_units su JOIN unit_members m ON m.unit_id = su.unit_id \
+         WHERE su.settlement_id = $1 AND m.user_id = $2 AND m.role = 'manager' AND su.status = 'pending' ORDER BY su.unit_id",
+    )
+    .bind(id)
+    .bind(d.assignee_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let decided_by = d.actor_id.unwrap_or(d.assignee_id);
+    match d.action.as_str() {
+        "reject" => {
+            let reason = d.comment.trim();
+            if reason.is_empty() {
+                return Err(AppError::field(
+                    "comment",
+                    "提出异议时请写明理由（哪一条不对、应当是多少）",
+                ));
+            }
+            for unit in mine {
+                sqlx::query(
+                    "UPDATE settlement_units SET status = 'objected', reason = $1, decided_by = $2, decided_at = $3 \
+                     WHERE settlement_id = $4 AND unit_id = $5",
+                )
+                .bind(reason)
+                .bind(decided_by)
+                .bind(now)
+                .bind(id)
+                .bind(unit)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        "approve" => {
+            for unit in mine {
+                // Co-managers of the unit who still hold an open task in this round.
+                let (waiting,): (i64,) = sqlx::query_as(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks t JOIN unit_members m ON m.user_id = t.assignee_id \
+                     WHERE t.instance_id = (SELECT instance_id FROM workflow_tasks WHERE id = $1) AND t.round = $2 \
+                     AND t.status = 'open' AND m.unit_id = $3 AND m.role = 'manager'",
+                )
+                .bind(d.task_id)
+                .bind(d.round)
+                .bind(unit)
+                .fetch_one(&mut *conn)
+                .await?;
+                if waiting == 0 {
+                    sqlx::query(
+                        "UPDATE settlement_units SET status = 'confirmed', reason = '', decided_by = $1, decided_at = $2 \
+                         WHERE settlement_id = $3 AND unit_id = $4",
+                    )
+                    .bind(decided_by)
+                    .bind(now)
+                    .bind(id)
+                    .bind(unit)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Units' confirmations of settlement `id`, by unit.
+pub async fn confirmations(db: &Db, id: i64) -> Result<Vec<Confirmation>> {
+    let rows = sqlx::query(
+        "SELECT su.unit_id, un.name, su.status, su.reason, us.display_name, su.decided_at FROM settlement_units su \
+         JOIN units un ON un.id = su.unit_id LEFT JOIN users us ON us.id = su.decided_by \
+         WHERE su.settlement_id = $1 ORDER BY su.unit_id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Confirmation {
+            unit_id: r.get("unit_id"),
+            unit_name: r.get("name"),
+            status: r.get("status"),
+            reason: r.get("reason"),
+            decided_by: r.get("display_name"),
+            decided_at: r.get("decided_at"),
+        })
+        .collect())
 }
 
 /// Load a stored settlement, rebuilt from its lines and its policy version.
 pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
-    let row = sqlx::query("SELECT id, year, status, policy_version_id, instance_id, total_fen FROM settlements WHERE id = $1")
+    let row = sqlx::query("SELECT id, year, status, policy_version_id, instance_id, total_fen, computed_at, computations FROM settlements WHERE id = $1")
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
@@ -265,6 +458,9 @@ pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
         instance_id: row.get("instance_id"),
         total: Yuan::from_fen(row.get("total_fen")),
         units,
+        confirmations: confirmations(db, id).await?,
+        computed_at: row.get("computed_at"),
+        computations: row.get("computations"),
     })
 }
 

@@ -41,7 +41,6 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/console/voucher-admin",
         Some(Permission::VoucherManage),
     ),
-    ("GET", "/console/subsidies", Some(Permission::SubsidyManage)),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -49,12 +48,12 @@ pub fn router() -> Router<AppState> {
         .route("/instruments/{id}/book", get(book_page).post(book))
         .route("/instruments/{id}/calendar.ics", get(instrument_ics))
         .route("/console/my-bookings", get(my_bookings))
+        .route("/console/my-bookings/calendar", post(regenerate_calendar))
+        .route("/calendar/{file}", get(personal_ics))
         .route("/console/bookings", get(incoming))
         .route("/console/bookings/{id}/{action}", post(act))
         .route("/console/vouchers", get(my_vouchers))
         .route("/console/voucher-admin", get(voucher_admin))
-        .route("/console/subsidies", get(subsidies))
-        .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
 }
 
 /// Busy slots of an instrument between two instants.
@@ -291,6 +290,15 @@ const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument
 
 async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::BookingCreate)?;
+    render_my_bookings(&state, &user, crate::ctx! {}).await
+}
+
+/// 我的预约, with the personal calendar feed's state (`calendar` adds to it).
+async fn render_my_bookings(
+    state: &AppState,
+    user: &CurrentUser,
+    calendar: minijinja::Value,
+) -> PageResult {
     let sql = format!(
         "{BOOKING_SELECT} WHERE b.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY b.id DESC LIMIT 200"
     );
@@ -298,11 +306,69 @@ async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) ->
         .bind(user.id)
         .fetch_all(&state.db.pool)
         .await?;
+    let feed_since = crate::feeds::created_at(&state.db, user.id).await?;
     Ok(Page::new(
         "console/my_bookings.html",
-        crate::ctx! { items => booking_rows(&rows) },
+        crate::ctx! { items => booking_rows(&rows),
+                      calendar => minijinja::context! { since => feed_since, handles => user.can(Permission::BookingHandle), ..calendar } },
     )
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct CalendarForm {
+    #[serde(default)]
+    confirmed: String,
+}
+
+/// 生成 / 重新生成 the personal calendar URL. Replacing an existing one first asks for
+/// confirmation; the new URL is shown once, on this response (only its hash is kept).
+async fn regenerate_calendar(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(form): CsrfForm<CalendarForm>,
+) -> PageResult {
+    user.require(Permission::BookingCreate)?;
+    let exists = crate::feeds::created_at(&state.db, user.id)
+        .await?
+        .is_some();
+    if exists && form.confirmed != "1" {
+        return render_my_bookings(&state, &user, crate::ctx! { confirm => true }).await;
+    }
+    let token = crate::feeds::regenerate(&state.db, user.id, state.now()).await?;
+    let url = format!(
+        "{}/calendar/{token}.ics",
+        state.config.public_url.trim_end_matches('/')
+    );
+    render_my_bookings(
+        &state,
+        &user,
+        crate::ctx! { url => url, regenerated => exists },
+    )
+    .await
+}
+
+/// `/calendar/{token}.ics`: the personal feed; an unknown or replaced token is 404.
+async fn personal_ics(
+    State(state): State<AppState>,
+    PagePath(file): PagePath<String>,
+) -> PageResult {
+    let Some(token) = file.strip_suffix(".ics") else {
+        return Err(AppError::NotFound.into());
+    };
+    let Some((user_id, name)) = crate::feeds::user_for(&state.db, token).await? else {
+        return Err(AppError::NotFound.into());
+    };
+    let ics = crate::feeds::ics(&state.db, user_id, &name, state.now()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+            (header::HeaderName::from_static("x-robots-tag"), "noindex"),
+        ],
+        ics,
+    )
+        .into_response())
 }
 
 async fn incoming(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
@@ -536,32 +602,4 @@ async fn voucher_admin(
         },
     )
     .into_response())
-}
-
-/// 补贴结算: the settlements with their status and totals, and their xlsx downloads.
-async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
-    user.require(Permission::SubsidyManage)?;
-    let rows = sqlx::query(
-        "SELECT id, year, status, total_fen, policy_version_id, instance_id, created_at FROM settlements ORDER BY id DESC LIMIT 100",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|r| serde_json::json!({
-            "id": r.get::<i64, _>("id"), "year": r.get::<i64, _>("year"), "status": r.get::<String, _>("status"),
-            "total": Yuan::from_fen(r.get("total_fen")), "policy_version": r.get::<i64, _>("policy_version_id"),
-            "instance_id": r.get::<Option<i64>, _>("instance_id"), "created_at": r.get::<i64, _>("created_at"),
-        }))
-        .collect();
-    Ok(Page::new("console/subsidies.html", crate::ctx! { items => items }).into_response())
-}
-
-async fn subsidy_xlsx(
-    State(state): State<AppState>,
-    SignedIn(user): SignedIn,
-    PagePath(id): PagePath<i64>,
-) -> PageResult {
-    user.require(Permission::SubsidyManage)?;
-    Ok(super::money_api::settlement_xlsx(&state, id).await?)
 }

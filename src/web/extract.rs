@@ -142,11 +142,63 @@ pub struct FormFile {
 }
 
 /// A multipart page form (file uploads) whose `csrf_token` field must match the session's
-/// token. Text fields are collected by name; files are kept in memory (routes that accept
-/// uploads set their own body limit).
+/// token. Text fields are collected by name (a repeated field: its values joined by
+/// newlines); files are kept in memory (routes that accept uploads set their own body limit).
 pub struct CsrfMultipart {
     pub fields: std::collections::HashMap<String, String>,
     pub files: Vec<FormFile>,
+}
+
+/// Read a multipart body: text fields by name, files in memory.
+async fn read_multipart<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(std::collections::HashMap<String, String>, Vec<FormFile>), AppError> {
+    let too_big = || AppError::Unprocessable {
+        code: "upload_too_large",
+        message: "上传的文件过大：照片不超过 5 MB，PDF 不超过 20 MB".into(),
+    };
+    let mut multipart = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let mut fields = std::collections::HashMap::new();
+    let mut files = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_big());
+            }
+            Err(e) => return Err(AppError::BadRequest(e.body_text())),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_big());
+            }
+            Err(e) => return Err(AppError::BadRequest(e.body_text())),
+        };
+        match file_name {
+            Some(file_name) => files.push(FormFile {
+                field: name,
+                file_name,
+                bytes,
+            }),
+            None => {
+                fields
+                    .entry(name)
+                    .and_modify(|v: &mut String| {
+                        v.push('\n');
+                        v.push_str(&String::from_utf8_lossy(&bytes));
+                    })
+                    .or_insert_with(|| String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+    Ok((fields, files))
 }
 
 impl<S: Send + Sync> FromRequest<S> for CsrfMultipart {
@@ -158,46 +210,7 @@ impl<S: Send + Sync> FromRequest<S> for CsrfMultipart {
             .await
             .unwrap_or_default();
         let req = Request::from_parts(parts, body);
-        let too_big = || {
-            PageError(AppError::Unprocessable {
-                code: "upload_too_large",
-                message: "上传的文件过大：照片不超过 5 MB，PDF 不超过 20 MB".into(),
-            })
-        };
-        let mut multipart = axum::extract::Multipart::from_request(req, state)
-            .await
-            .map_err(|e| PageError(AppError::BadRequest(e.body_text())))?;
-        let mut fields = std::collections::HashMap::new();
-        let mut files = Vec::new();
-        loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    return Err(too_big());
-                }
-                Err(e) => return Err(PageError(AppError::BadRequest(e.body_text()))),
-            };
-            let name = field.name().unwrap_or_default().to_string();
-            let file_name = field.file_name().map(str::to_string);
-            let bytes = match field.bytes().await {
-                Ok(b) => b,
-                Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    return Err(too_big());
-                }
-                Err(e) => return Err(PageError(AppError::BadRequest(e.body_text()))),
-            };
-            match file_name {
-                Some(file_name) => files.push(FormFile {
-                    field: name,
-                    file_name,
-                    bytes,
-                }),
-                None => {
-                    fields.insert(name, String::from_utf8_lossy(&bytes).into_owned());
-                }
-            }
-        }
+        let (fields, files) = read_multipart(req, state).await.map_err(PageError)?;
         let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
         if auth.csrf_token.is_empty()
             || token.is_empty()
@@ -206,6 +219,31 @@ impl<S: Send + Sync> FromRequest<S> for CsrfMultipart {
             return Err(PageError(AppError::Csrf));
         }
         Ok(CsrfMultipart { fields, files })
+    }
+}
+
+/// A multipart API body (bearer-token callers: no CSRF token). A text field sent several
+/// times is kept as its values joined by newlines.
+pub struct ApiMultipart {
+    pub fields: std::collections::HashMap<String, String>,
+    pub files: Vec<FormFile>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (fields, files) = read_multipart(req, state).await.map_err(ApiError)?;
+        Ok(ApiMultipart { fields, files })
+    }
+}
+
+impl ApiMultipart {
+    /// The first non-empty file sent under `field`.
+    pub fn file(&self, field: &str) -> Option<&FormFile> {
+        self.files
+            .iter()
+            .find(|f| f.field == field && !f.bytes.is_empty())
     }
 }
 

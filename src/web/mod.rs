@@ -16,9 +16,11 @@ pub mod notifications;
 pub mod page;
 pub mod portal;
 pub mod records;
+pub mod redemptions;
 pub mod search;
 pub mod service_records;
 pub mod session;
+pub mod settlements;
 pub mod statistics;
 pub mod testing;
 pub mod uploads;
@@ -74,6 +76,8 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(notifications::router())
         .merge(bookings::router())
+        .merge(settlements::router())
+        .merge(redemptions::router())
         .merge(email_actions::router())
         .merge(workflows::router())
         .merge(instruments::console_router())

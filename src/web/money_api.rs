@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use super::{
     AppState,
     api::{ApiError, ApiResult},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery},
     session::ApiUser,
 };
 use crate::{
     auth::Permission,
     domain::Yuan,
     error::AppError,
-    money::{self, bookings, settlement, vouchers},
+    money::{self, bookings, redemptions, settlement, vouchers},
 };
 
 /// Routes and the permission each needs.
@@ -51,12 +51,26 @@ pub fn router() -> Router<AppState> {
         .route("/subsidy-settlements", post(create_settlement))
         .route("/subsidy-settlements/{id}", get(get_settlement))
         .route(
+            "/subsidy-settlements/{id}/confirm",
+            post(confirm_settlement),
+        )
+        .route(
+            "/subsidy-settlements/{id}/objection",
+            post(object_settlement),
+        )
+        .route(
             "/subsidy-settlements/{id}/export.xlsx",
             get(export_settlement),
         )
         .route("/policy", get(get_policy).put(put_policy))
         .route("/voucher-applications", post(apply_vouchers))
         .route("/redemptions", post(create_redemption))
+        .route("/redemptions/{id}", get(get_redemption))
+        .route(
+            "/redemptions/{id}/files",
+            post(add_redemption_file).layer(DefaultBodyLimit::max(super::uploads::BODY_LIMIT)),
+        )
+        .route("/redemptions/{id}/files/{file_id}", get(redemption_file))
 }
 
 /// Start `flow` (key, subject type, table) for a record just created, and remember the
@@ -161,88 +175,117 @@ struct RedemptionBody {
 }
 
 /// A managing unit bundles completed bookings paid with vouchers (`voucher_redemption`).
+/// Its contract and invoice files follow at `POST /redemptions/{id}/files`; review cannot
+/// approve before both are there.
 async fn create_redemption(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ApiJson(body): ApiJson<RedemptionBody>,
 ) -> ApiResult {
-    user.require(Permission::RedemptionApply)?;
-    crate::units::get(&state.db, body.unit_id).await?;
-    user.require_unit(body.unit_id)?;
-    if body.booking_ids.is_empty() {
-        return Err(AppError::field("booking_ids", "请选择要兑付的已完成预约").into());
-    }
-    let now = state.now();
-    let mut tx = state.db.pool.begin().await?;
-    let mut total = 0i64;
-    for b in &body.booking_ids {
-        let row: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT b.status, i.unit_id, b.voucher_fen FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
-        )
-        .bind(b)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match row {
-            Some((status, owner, voucher))
-                if status == "completed" && owner == body.unit_id && voucher > 0 =>
-            {
-                total += voucher
-            }
-            _ => {
-                return Err(AppError::field(
-                    "booking_ids",
-                    format!("预约 {b} 不是本单位已完成且使用了创新券的预约"),
-                )
-                .into());
-            }
-        }
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO redemptions (managing_unit_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    let (id, total) = redemptions::create(
+        &state.db,
+        &user,
+        body.unit_id,
+        &body.booking_ids,
+        state.now(),
     )
-    .bind(body.unit_id)
-    .bind(total)
-    .bind(user.id)
-    .bind(now)
-    .fetch_one(&mut *tx)
     .await?;
-    for b in &body.booking_ids {
-        let voucher: i64 = sqlx::query_scalar("SELECT voucher_fen FROM bookings WHERE id = $1")
-            .bind(b)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(b)
-            .bind(voucher)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if crate::store::is_unique_violation(&e) {
-                    AppError::field("booking_ids", format!("预约 {b} 已在其他兑付申请中"))
-                } else {
-                    AppError::Database(e)
-                }
-            })?;
-    }
-    tx.commit().await?;
-    let started = start_flow(
-        &state,
+    let started = start_redemption(&state, &user, id, total).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "instance_id": started.instance_id, "total": total})),
+    )
+        .into_response())
+}
+
+/// Start `voucher_redemption` for a redemption just created (shared with the console).
+pub async fn start_redemption(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    id: i64,
+    total: Yuan,
+) -> Result<crate::workflow::Started, ApiError> {
+    start_flow(
+        state,
         ("voucher_redemption", "redemption", "redemptions"),
         id,
         user.id,
-        json!({"total": Yuan::from_fen(total)}),
-        &[
-            "DELETE FROM redemption_items WHERE redemption_id = $1",
-            "DELETE FROM redemptions WHERE id = $1",
-        ],
+        json!({"total": total}),
+        &redemptions::CLEANUP,
+    )
+    .await
+}
+
+pub fn redemption_json(r: &redemptions::Redemption) -> Value {
+    json!({
+        "id": r.id, "unit_id": r.managing_unit_id, "unit_name": r.unit_name, "status": r.status,
+        "total": r.total, "instance_id": r.instance_id, "created_at": crate::clock::rfc3339(r.created_at),
+        "booking_ids": r.items.iter().map(|i| i.booking_id).collect::<Vec<_>>(),
+        "contract_count": r.contract_count, "invoice_count": r.invoice_count,
+        "files": r.files.iter().map(|f| json!({
+            "id": f.id, "kind": f.kind, "name": f.name, "content_type": f.content_type,
+            "size_bytes": f.size_bytes, "url": format!("/api/v1/redemptions/{}/files/{}", r.id, f.id),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn get_redemption(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let r = redemptions::get(&state.db, id).await?;
+    if !r.visible_to(&user) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        }
+        .into());
+    }
+    Ok(Json(redemption_json(&r)))
+}
+
+/// `POST /redemptions/{id}/files`: multipart with `kind` (`contract` or `invoice`) and `file`.
+async fn add_redemption_file(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    form: ApiMultipart,
+) -> ApiResult {
+    let kind = form.fields.get("kind").map(|k| k.trim()).unwrap_or("");
+    let Some(file) = form.file("file") else {
+        return Err(AppError::field("file", "请选择要上传的文件").into());
+    };
+    let f = redemptions::attach(
+        &state.db,
+        &state.config.data_dir,
+        &user,
+        id,
+        kind,
+        &file.file_name,
+        &file.bytes,
+        state.now(),
     )
     .await?;
+    let r = redemptions::get(&state.db, id).await?;
     Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "instance_id": started.instance_id, "total": Yuan::from_fen(total)})),
+        StatusCode::CREATED,
+        Json(json!({
+            "id": f.id, "kind": f.kind, "name": f.name, "content_type": f.content_type, "size_bytes": f.size_bytes,
+            "url": format!("/api/v1/redemptions/{id}/files/{}", f.id),
+            "contract_count": r.contract_count, "invoice_count": r.invoice_count,
+        })),
     )
         .into_response())
+}
+
+async fn redemption_file(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath((id, file_id)): ApiPath<(i64, i64)>,
+) -> ApiResult {
+    let (upload, bytes) =
+        redemptions::read_file(&state.db, &state.config.data_dir, &user, id, file_id).await?;
+    Ok(super::uploads::file_response(&upload, bytes))
 }
 
 async fn create_booking(
@@ -480,45 +523,140 @@ async fn create_settlement(
 ) -> ApiResult {
     user.require(Permission::SubsidyManage)?;
     let year = year_or_now(&state, Some(body.year))?;
-    let mut s = settlement::create(&state.db, year, user.id, state.now()).await?;
-    let started = start_flow(
+    let id = settlement::create(&state.db, year, user.id, state.now()).await?;
+    // The flow's first step computes the figures and asks the units to confirm them.
+    start_flow(
         &state,
         ("subsidy_settlement", "subsidy_settlement", "settlements"),
-        s.id,
+        id,
         user.id,
         json!({"year": year}),
         &[
+            "DELETE FROM settlement_units WHERE settlement_id = $1",
             "DELETE FROM settlement_lines WHERE settlement_id = $1",
             "DELETE FROM settlements WHERE id = $1",
         ],
     )
     .await?;
-    s.instance_id = Some(started.instance_id);
+    let s = settlement::get(&state.db, id).await?;
     Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
 }
 
+/// The contract's settlement shape, plus each unit's confirmation (单位确认) and the list of
+/// confirmations.
 fn settlement_json(s: &settlement::Settlement) -> Value {
+    let confirmation = |unit_id: i64| match s.confirmation(unit_id) {
+        Some(c) => json!({"status": c.status, "reason": c.reason, "decided_by": c.decided_by,
+            "decided_at": c.decided_at.map(crate::clock::rfc3339)}),
+        None => Value::Null,
+    };
     json!({
         "id": s.id, "year": s.year, "status": s.status, "policy_version": s.policy_version_id,
         "instance_id": s.instance_id, "total": s.total,
+        "computed_at": (s.computed_at > 0).then(|| crate::clock::rfc3339(s.computed_at)),
+        "computations": s.computations,
         "units": s.units.iter().map(|u| json!({
             "unit_id": u.unit_id, "grade": u.grade, "coefficient": u.coefficient.to_string(),
             "total": u.total, "unit_cap_applied": u.unit_cap_applied,
+            "confirmation": confirmation(u.unit_id),
             "instruments": u.instruments.iter().map(|l| json!({
                 "instrument_id": l.instrument_id, "income": l.income, "uncapped": l.uncapped, "amount": l.amount,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "confirmations": s.confirmations.iter().map(|c| json!({
+            "unit_id": c.unit_id, "unit_name": c.unit_name, "status": c.status, "reason": c.reason,
+            "decided_by": c.decided_by, "decided_at": c.decided_at.map(crate::clock::rfc3339),
+        })).collect::<Vec<_>>(),
     })
 }
 
+/// Subsidy managers see the whole settlement; a unit's managers see their own units' lines.
 async fn get_settlement(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    user.require(Permission::SubsidyManage)?;
-    let s = settlement::get(&state.db, id).await?;
+    let mut s = settlement::get(&state.db, id).await?;
+    if !user.can(Permission::SubsidyManage) {
+        s.units.retain(|u| user.acts_for(u.unit_id, true));
+        s.confirmations.retain(|c| user.acts_for(c.unit_id, true));
+        if s.units.is_empty() {
+            user.require(Permission::SubsidyManage)?;
+        }
+    }
     Ok(Json(settlement_json(&s)))
+}
+
+/// A unit manager's answer to settlement `id`: `approve` confirms their units' figures,
+/// `reject` objects with `comment` as the reason. It decides the manager's open task of the
+/// confirmation step (shared by the API and the console).
+pub async fn decide_settlement(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    id: i64,
+    action: &str,
+    comment: &str,
+) -> crate::error::Result<crate::workflow::Outcome> {
+    let s = settlement::get(&state.db, id).await?;
+    if !s.units.iter().any(|u| user.acts_for(u.unit_id, true)) {
+        return Err(AppError::Forbidden {
+            code: "not_unit_member",
+        });
+    }
+    let task: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open' ORDER BY id LIMIT 1",
+    )
+    .bind(s.instance_id.unwrap_or(0))
+    .bind(user.id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some(task) = task else {
+        return Err(AppError::conflict(
+            "not_awaiting_confirmation",
+            "该结算当前不需要您确认（已处理，或不在单位确认环节）",
+        ));
+    };
+    crate::workflow::act(
+        state,
+        Some(user),
+        task,
+        crate::workflow::Decision {
+            action: action.into(),
+            comment: comment.into(),
+            data: json!({}),
+        },
+    )
+    .await
+}
+
+/// `POST /subsidy-settlements/{id}/confirm`: the unit manager confirms their units' lines.
+async fn confirm_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    decide_settlement(&state, &user, id, "approve", "确认本单位结算明细").await?;
+    get_settlement(State(state), ApiUser(user), ApiPath(id)).await
+}
+
+#[derive(Deserialize)]
+struct ObjectionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /subsidy-settlements/{id}/objection {reason}`: the unit manager objects (异议).
+async fn object_settlement(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ObjectionBody>,
+) -> ApiResult<Json<Value>> {
+    if body.reason.trim().is_empty() {
+        return Err(AppError::field("reason", "请写明异议理由").into());
+    }
+    decide_settlement(&state, &user, id, "reject", body.reason.trim()).await?;
+    get_settlement(State(state), ApiUser(user), ApiPath(id)).await
 }
 
 /// The settlement line by line as xlsx: unit, grade, coefficient, instrument, income,

@@ -153,7 +153,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
     let Some(user) = &auth.user else {
         return vec![];
     };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 28] = [
+    let entries: [(&'static str, &'static str, Option<Permission>, bool); 30] = [
         ("工作台", "/console", None, true),
         (
             "我的单位",
@@ -216,6 +216,12 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             true,
         ),
         (
+            "创新券兑付",
+            "/console/redemptions",
+            Some(Permission::RedemptionApply),
+            true,
+        ),
+        (
             "绩效评价申报",
             "/console/evaluations",
             Some(Permission::EvaluationDeclare),
@@ -257,6 +263,13 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
             "补贴结算",
             "/console/subsidies",
             Some(Permission::SubsidyManage),
+            true,
+        ),
+        // Managing units confirm their settlement lines on the same page.
+        (
+            "补贴结算",
+            "/console/subsidies",
+            Some(Permission::RedemptionApply),
             true,
         ),
         (
@@ -303,11 +316,16 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
         ),
         ("修改密码", "/console/password", None, true),
     ];
-    entries
-        .into_iter()
-        .filter(|(_, _, p, _)| p.is_none_or(|p| user.can(p)))
-        .map(|(label, href, _, open)| NavItem { label, href, open })
-        .collect()
+    let mut items: Vec<NavItem> = Vec::new();
+    for (label, href, p, open) in entries {
+        // An entry listed twice for two permissions shows once.
+        if p.is_none_or(|p| user.can(p))
+            && !items.iter().any(|i| i.label == label && i.href == href)
+        {
+            items.push(NavItem { label, href, open });
+        }
+    }
+    items
 }
 
 /// Render pending pages and error pages with the shared context.

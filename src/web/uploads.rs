@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Room for a 20 MB PDF plus the form around it; each purpose has its own smaller limit.
-const BODY_LIMIT: usize = uploads::MAX_PDF_BYTES + 512 * 1024;
+pub const BODY_LIMIT: usize = uploads::MAX_PDF_BYTES + 512 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,14 +53,23 @@ fn encode_filename(name: &str) -> String {
 
 async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) -> PageResult {
     let (upload, bytes) = uploads::read(&state.db, &state.config.data_dir, &name).await?;
+    Ok(file_response(&upload, bytes))
+}
+
+/// A stored file as a download: its sniffed type, images inline and documents as
+/// attachments, under its original name, sandboxed.
+pub fn file_response(upload: &uploads::Upload, bytes: Vec<u8>) -> Response {
     // Images show inline; documents download. Types come from the sniffed content only.
     let disposition = if upload.content_type.starts_with("image/") {
         "inline"
     } else {
         "attachment"
     };
-    let fallback = format!("file.{}", name.rsplit('.').next().unwrap_or("bin"));
-    let response: Response = (
+    let fallback = format!(
+        "file.{}",
+        upload.stored_name.rsplit('.').next().unwrap_or("bin")
+    );
+    (
         [
             (header::CONTENT_TYPE, upload.content_type.clone()),
             (
@@ -78,8 +87,7 @@ async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) 
         ],
         bytes,
     )
-        .into_response();
-    Ok(response)
+        .into_response()
 }
 
 async fn add_photo(

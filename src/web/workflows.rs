@@ -343,7 +343,48 @@ async fn task_page(
         .iter()
         .map(|a| (a.clone(), def::action_label(a)))
         .collect();
-    Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, errors => crate::ctx!{}, form => crate::ctx!{} }).into_response())
+    let detail = subject_detail(&state, &user, &task).await?;
+    Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, detail => detail, errors => crate::ctx!{}, form => crate::ctx!{} }).into_response())
+}
+
+/// What a reviewer needs to see of the subject beside the generic task: a settlement's
+/// per-unit confirmations and objections, a redemption's contract and invoice files.
+async fn subject_detail(
+    state: &AppState,
+    user: &CurrentUser,
+    task: &workflow::TaskView,
+) -> Result<Value> {
+    let id = task.subject["id"].as_i64().unwrap_or(0);
+    Ok(match task.subject["type"].as_str().unwrap_or("") {
+        "subsidy_settlement" => {
+            let mut summary = super::settlements::summary(state, id).await?;
+            let mine = |v: &Value| {
+                v["unit_id"]
+                    .as_i64()
+                    .is_some_and(|u| user.acts_for(u, true))
+            };
+            let manages_unit = summary["confirmations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(mine);
+            if !user.can(Permission::SubsidyManage) {
+                // A unit's manager sees their own units only, not the others' figures.
+                for key in ["confirmations", "unit_totals"] {
+                    if let Some(list) = summary[key].as_array_mut() {
+                        list.retain(mine);
+                    }
+                }
+                summary["total"] = Value::Null;
+            }
+            json!({"settlement": summary, "manages_unit": manages_unit})
+        }
+        "redemption" => {
+            let r = crate::money::redemptions::get(&state.db, id).await?;
+            json!({"redemption": r})
+        }
+        _ => Value::Null,
+    })
 }
 
 #[derive(Deserialize, Clone, serde::Serialize)]
@@ -405,7 +446,8 @@ async fn task_act(
             if errors.is_empty() {
                 errors.insert("action".into(), e.to_string());
             }
-            Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, errors => errors, form => form })
+            let detail = subject_detail(&state, &user, &task).await?;
+            Ok(Page::new("console/task.html", crate::ctx! { task => task, ctx => ctx, actions => actions, detail => detail, errors => errors, form => form })
                 .with_status(StatusCode::UNPROCESSABLE_ENTITY)
                 .into_response())
         }

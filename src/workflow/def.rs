@@ -78,6 +78,11 @@ pub struct RawTask {
     /// Roles copied (抄送) on every decision.
     #[serde(default)]
     pub cc: Vec<Spanned<String>>,
+    /// Hooks run on every decision of this step's tasks (approve, reject, return …), inside
+    /// the decision's transaction and before the step counts its votes; a hook's error
+    /// refuses the decision (e.g. an objection without a reason).
+    #[serde(default)]
+    pub on_decision: Vec<RawEffect>,
 }
 
 /// Who gets the task.
@@ -195,6 +200,7 @@ pub struct Task {
     pub deadline: Option<Duration>,
     pub at_deadline: Option<AtDeadline>,
     pub cc: Vec<String>,
+    pub on_decision: Vec<Effect>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -265,6 +271,18 @@ impl Definition {
             .get(name)
             .map(|s| s.title.clone())
             .unwrap_or_else(|| name.to_string())
+    }
+}
+
+/// A hook named by `effects` or `on_decision`: registered, and its parameters accepted.
+fn check_hook(e: &RawEffect, subject: &str) -> Option<String> {
+    let hook = &e.hook.value;
+    match hooks::find(hook) {
+        None => Some(format!(
+            "未知的钩子 `{hook}`（已注册：{}）",
+            hooks::names().join("、")
+        )),
+        Some(h) => (h.check)(subject, &e.with).err(),
     }
 }
 
@@ -363,23 +381,9 @@ pub fn parse(
         let state_line = line_of(source, &format!("{name}:"));
         let mut effects = Vec::new();
         for e in &st.effects {
-            let hook = &e.hook.value;
-            match hooks::find(hook) {
-                None => problems.push(problem(
-                    e.hook.referenced.line(),
-                    format!(
-                        "未知的钩子 `{hook}`（已注册：{}）",
-                        hooks::names().join("、")
-                    ),
-                )),
-                Some(h) => {
-                    if let Err(msg) = (h.check)(&subject, &e.with) {
-                        problems.push(problem(e.hook.referenced.line(), msg));
-                    }
-                }
-            }
+            problems.extend(check_hook(e, &subject).map(|m| problem(e.hook.referenced.line(), m)));
             effects.push(Effect {
-                hook: hook.clone(),
+                hook: e.hook.value.clone(),
                 with: e.with.clone(),
             });
         }
@@ -542,6 +546,15 @@ pub fn parse(
                     ));
                 }
             }
+            let mut on_decision = Vec::new();
+            for e in &t.on_decision {
+                problems
+                    .extend(check_hook(e, &subject).map(|m| problem(e.hook.referenced.line(), m)));
+                on_decision.push(Effect {
+                    hook: e.hook.value.clone(),
+                    with: e.with.clone(),
+                });
+            }
             Task {
                 assignees: t.assignees.value.clone(),
                 mode: t.mode.clone(),
@@ -550,6 +563,7 @@ pub fn parse(
                 deadline,
                 at_deadline: t.at_deadline.clone(),
                 cc: t.cc.iter().map(|c| c.value.clone()).collect(),
+                on_decision,
             }
         });
         states.insert(

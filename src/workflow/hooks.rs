@@ -112,6 +112,22 @@ pub struct HookCtx<'c> {
     pub today: String,
     /// Set by the dry run: hooks must not write.
     pub dry_run: bool,
+    /// For an `on_decision` hook: the decision being made (None for state effects).
+    pub decision: Option<DecisionInfo>,
+}
+
+/// A decision on a task, as `on_decision` hooks see it. The task is already closed with
+/// this decision; the step has not yet counted it.
+#[derive(Clone, Debug)]
+pub struct DecisionInfo {
+    pub task_id: i64,
+    pub round: i64,
+    pub assignee_id: i64,
+    /// None when the engine acts (a deadline's automatic action).
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub comment: String,
+    pub form: Value,
 }
 
 pub type RunFn = for<'a, 'c> fn(&'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>;
@@ -149,6 +165,16 @@ pub const HOOKS: &[Hook] = &[
         name: "finalise_evaluation",
         check: crate::evaluations::check_finalise_hook,
         run: crate::evaluations::run_finalise_hook,
+    },
+    Hook {
+        name: "compute_settlement",
+        check: crate::money::hooks::check_compute_settlement,
+        run: crate::money::hooks::run_compute_settlement,
+    },
+    Hook {
+        name: "record_unit_confirmation",
+        check: crate::money::hooks::check_record_unit_confirmation,
+        run: crate::money::hooks::run_record_unit_confirmation,
     },
 ];
 

@@ -388,9 +388,21 @@ async fn enter_state(
             now,
             today: today(now),
             dry_run: false,
+            decision: None,
         };
         (hook.run)(&mut hc).await?;
     }
+    // Effects may prepare the step (e.g. compute who must confirm): assignee expressions see
+    // the subject as the effects left it.
+    let refreshed;
+    let ctx = if st.effects.is_empty() {
+        ctx
+    } else {
+        let mut fresh = ctx.clone();
+        fresh["subject"] = load_subject(conn, &inst.subject_type, inst.subject_id).await?;
+        refreshed = fresh;
+        &refreshed
+    };
     if let Some(task) = &st.task {
         let users = resolve_assignees(conn, &task.assignees, inst, ctx).await?;
         let due = task.deadline.map(|dl| dl.after(now));
@@ -725,6 +737,32 @@ pub async fn act(
         if done.rows_affected() != 1 {
             return Err(task_closed());
         }
+    }
+    for e in &spec.on_decision {
+        let hook =
+            hooks::find(&e.hook).ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
+        let mut hc = hooks::HookCtx {
+            conn: &mut tx,
+            instance_id: inst.id,
+            subject_type: inst.subject_type.clone(),
+            subject_id: inst.subject_id,
+            applicant_id: inst.applicant_id,
+            state: inst.state.clone(),
+            with: e.with.clone(),
+            now,
+            today: today(now),
+            dry_run: false,
+            decision: Some(hooks::DecisionInfo {
+                task_id,
+                round: inst.round,
+                assignee_id: task.assignee_id,
+                actor_id,
+                action: action.clone(),
+                comment: decision.comment.clone(),
+                form: form.clone(),
+            }),
+        };
+        (hook.run)(&mut hc).await?;
     }
     let ctx = expr_ctx(&mut tx, &inst, &form).await?;
     if let Some(tr) = spec.on.get(&action)

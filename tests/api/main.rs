@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod calendar;
 mod content;
 mod demo;
 mod email_actions;
@@ -15,8 +16,10 @@ mod money;
 mod pages;
 mod permissions;
 mod records;
+mod redemptions;
 mod resources;
 mod search;
+mod settlements;
 mod testing_orders;
 mod uploads;
 mod workflow;

@@ -900,6 +900,14 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
         )
         .await;
     assert_eq!(status, 422, "a booking is redeemed once");
+    // Review needs the contract and the invoice.
+    let rid = r["id"].as_i64().unwrap();
+    for (kind, name) in [("contract", "合同.pdf"), ("invoice", "发票.pdf")] {
+        let (status, body) =
+            crate::redemptions::attach(&w.app, &w.owner, rid, kind, name, crate::redemptions::PDF)
+                .await;
+        assert_eq!(status, 201, "{body}");
+    }
     assert_eq!(
         approve_all(&w, &admin).await,
         3,
@@ -944,6 +952,19 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
     assert_eq!(status, 201, "{s}");
     assert_eq!(s["total"], "1481.48");
     assert!(s["instance_id"].is_number());
+    // The owning unit's manager confirms its lines, then the subsidy manager publishes.
+    assert_eq!(s["units"][0]["confirmation"]["status"], "pending");
+    let (status, c) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/subsidy-settlements/{}/confirm", s["id"]),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["units"][0]["confirmation"]["status"], "confirmed");
     assert_eq!(approve_all(&w, &admin).await, 1);
     let (_, s2) = w
         .app

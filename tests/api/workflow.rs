@@ -67,16 +67,75 @@ states:
     terminal: true
 "#;
 
-/// A settlement row to run `subsidy_settlement` on.
-async fn settlement_row(app: &TestApp, by: i64) -> i64 {
-    sqlx::query_scalar(
+/// A settlement row to run `subsidy_settlement` on, with one unit earning approved voucher
+/// income whose manager (`smgr`, returned as a token) confirms its lines first.
+async fn settlement_row(app: &TestApp, by: i64) -> (i64, String) {
+    let mgr = app.create_user("smgr", "unit_manager").await;
+    let unit: i64 = sqlx::query_scalar(
+        "INSERT INTO units (name, kind, nature, credit_code, contact_name, contact_mobile, enterprise_type, created_at, updated_at) \
+         VALUES ('结算测试大学', 'managing', '高校', $1, '联系人', '13800000000', 'other', 0, 0) RETURNING id",
+    )
+    .bind(crate::common::credit_code(880))
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO unit_members (unit_id, user_id, role, created_at) VALUES ($1, $2, 'manager', 0)")
+        .bind(unit)
+        .bind(mgr)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let instrument: i64 = sqlx::query_scalar(
+        "INSERT INTO instruments (unit_id, name, category_code, value_fen, review_status, created_at, updated_at) \
+         VALUES ($1, '结算测试仪器', '010100', 100000000, 'approved', 0, 0) RETURNING id",
+    )
+    .bind(unit)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let booking: i64 = sqlx::query_scalar(
+        "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, status, live, voucher_fen, voucher_year, created_at, updated_at) \
+         VALUES ($1, $2, $3, 1780000000, 1780003600, '测试', 'completed', 0, 100000, 2026, 0, 0) RETURNING id",
+    )
+    .bind(instrument)
+    .bind(unit)
+    .bind(mgr)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO service_records (booking_id, order_no, instrument_id, managing_unit_id, user_unit_id, applicant_name, amount_fen, voucher_fen, \
+         service_hours_x100, started_at, ended_at, completed_at, year, created_at) VALUES ($1, 'FWWF000001', $2, $3, $3, '张三', 300000, 100000, 100, 0, 0, 0, 2026, 0)",
+    )
+    .bind(booking)
+    .bind(instrument)
+    .bind(unit)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let rid: i64 = sqlx::query_scalar(
+        "INSERT INTO redemptions (managing_unit_id, status, total_fen, created_by, created_at) VALUES ($1, 'approved', 100000, $2, 0) RETURNING id",
+    )
+    .bind(unit)
+    .bind(mgr)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, 100000)")
+        .bind(rid)
+        .bind(booking)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let id = sqlx::query_scalar(
         "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at) \
          VALUES (2026, (SELECT MAX(id) FROM policy_versions), 0, $1, 0) RETURNING id",
     )
     .bind(by)
     .fetch_one(&app.db.pool)
     .await
-    .unwrap()
+    .unwrap();
+    (id, app.token("smgr").await)
 }
 
 /// A voucher application row (with a fresh user unit) to run `voucher_application` on.
@@ -580,8 +639,8 @@ async fn countersign_quorum_and_deadline_actions() {
     let pa = app.token("padm").await;
     app.create_user("padm2", "platform_admin").await;
     let pa2 = app.token("padm2").await;
-    // 会签 (all): both platform admins must approve.
-    let settlement = settlement_row(&app, admin).await;
+    // 会签 (all): the unit confirms, then both platform admins must approve the review.
+    let (settlement, smgr) = settlement_row(&app, admin).await;
     let s = workflow::start(
         &app.state,
         "subsidy_settlement",
@@ -592,14 +651,17 @@ async fn countersign_quorum_and_deadline_actions() {
     )
     .await
     .unwrap();
+    let t0 = open_tasks(&app, &smgr).await[0]["id"].as_i64().unwrap();
+    let (_, out) = act(&app, &smgr, t0, "approve", json!({})).await;
+    assert_eq!(out["state"], "review");
     let t1 = open_tasks(&app, &pa).await[0]["id"].as_i64().unwrap();
     let (_, out) = act(&app, &pa, t1, "approve", json!({})).await;
-    assert_eq!(out["state"], "confirm");
+    assert_eq!(out["state"], "review");
     let t2 = open_tasks(&app, &pa2).await[0]["id"].as_i64().unwrap();
     let (_, out) = act(&app, &pa2, t2, "approve", json!({})).await;
     assert_eq!(
         (out["state"].as_str(), out["instance_id"].as_i64()),
-        (Some("settled"), Some(s.instance_id))
+        (Some("published"), Some(s.instance_id))
     );
 
     // Quorum: two of three experts, with a score guard on the trimmed mean.

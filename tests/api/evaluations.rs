@@ -8,7 +8,12 @@ use crate::common::TestApp;
 use crate::money::{World, grant, quoted, world};
 
 /// A certified expert of the pool with an account; `unit_name` is where they work.
-async fn expert(app: &TestApp, username: &str, name: &str, unit_name: &str) -> (i64, String) {
+pub(crate) async fn expert(
+    app: &TestApp,
+    username: &str,
+    name: &str,
+    unit_name: &str,
+) -> (i64, String) {
     let id = app.create_user(username, "expert").await;
     sqlx::query(
         "INSERT INTO experts (user_id, name, unit_name, title, fields, status, certification_status, created_at, updated_at) \

@@ -807,7 +807,7 @@ pub(crate) async fn approve_all(w: &World, token: &str) -> usize {
 }
 
 #[tokio::test]
-async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
+async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() {
     let w = world("high_tech").await;
     w.app.create_user("bureau_j", "platform_admin").await;
     let admin = w.app.token("bureau_j").await;
@@ -931,15 +931,67 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
     assert_eq!(ledger["items"][0]["kind"], "redeem");
     assert_eq!(ledger["balance"]["available"], "45061.74");
 
-    // Grade and settle: 4,938.26 × 30% = 1,481.478 → 1,481.48.
-    w.app
+    // Evaluate: the owner declares, three experts from the pool score 92, 91 and 95, the
+    // trimmed mean 92.00 gives 优秀 and the bureau publishes it.
+    let (status, ev) = w
+        .app
         .api(
-            "PUT",
-            &format!("/api/v1/units/{owner_unit}/grades/2026"),
-            Some(&admin),
-            Some(json!({"grade": "excellent", "reason": "专家评审"})),
+            "POST",
+            "/api/v1/evaluations",
+            Some(&w.owner),
+            Some(json!({"unit_id": owner_unit, "year": 2026, "self_report": "全年开放共享，服务企业，制度健全。"})),
         )
         .await;
+    assert_eq!(status, 202, "{ev}");
+    let ev_id = ev["id"].as_i64().unwrap();
+    let mut experts = Vec::new();
+    for i in 0..3 {
+        experts.push(
+            crate::evaluations::expert(&w.app, &format!("jx{i}"), &format!("专家{i}"), "河南大学")
+                .await,
+        );
+    }
+    let (status, body) = w
+        .app
+        .api(
+            "PUT",
+            &format!("/api/v1/evaluations/{ev_id}/experts"),
+            Some(&admin),
+            Some(json!({"expert_ids": experts.iter().map(|e| e.0).collect::<Vec<_>>()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(approve_all(&w, &admin).await, 1, "the assignment goes out");
+    for ((_, token), results) in experts.iter().zip(["22", "21", "25"]) {
+        let (status, out) = w
+            .app
+            .api(
+                "POST",
+                &format!("/api/v1/evaluations/{ev_id}/scores"),
+                Some(token),
+                Some(json!({"scores": {"usage": "25", "sharing": "25", "results": results, "satisfaction": "10", "management": "10"}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{out}");
+    }
+    let (_, tasks) = w.app.api("GET", "/api/v1/tasks", Some(&admin), None).await;
+    let grading = tasks["items"][0]["id"].as_i64().unwrap();
+    let (status, out) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{grading}/actions"),
+            Some(&admin),
+            Some(json!({"action": "approve", "comment": "", "data": {"grade": "excellent"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("published")),
+        "{out}"
+    );
+
+    // Settle: 4,938.26 × 30% (优秀) = 1,481.478 → 1,481.48.
     let (status, s) = w
         .app
         .api(
@@ -950,6 +1002,7 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_grade_settle() {
         )
         .await;
     assert_eq!(status, 201, "{s}");
+    assert_eq!(s["units"][0]["grade"], "excellent", "the published evaluation's grade");
     assert_eq!(s["total"], "1481.48");
     assert!(s["instance_id"].is_number());
     // The owning unit's manager confirms its lines, then the subsidy manager publishes.

@@ -523,13 +523,25 @@ async fn create_settlement(
 ) -> ApiResult {
     user.require(Permission::SubsidyManage)?;
     let year = year_or_now(&state, Some(body.year))?;
-    let id = settlement::create(&state.db, year, user.id, state.now()).await?;
+    let id = start_settlement(&state, user.id, year).await?;
+    let s = settlement::get(&state.db, id).await?;
+    Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
+}
+
+/// Compute and store a year's settlement and start `subsidy_settlement` on it (the API and
+/// the 补贴结算 page); nothing is left behind if the flow refuses to start.
+pub(super) async fn start_settlement(
+    state: &AppState,
+    user_id: i64,
+    year: i64,
+) -> Result<i64, ApiError> {
+    let id = settlement::create(&state.db, year, user_id, state.now()).await?;
     // The flow's first step computes the figures and asks the units to confirm them.
     start_flow(
-        &state,
+        state,
         ("subsidy_settlement", "subsidy_settlement", "settlements"),
         id,
-        user.id,
+        user_id,
         json!({"year": year}),
         &[
             "DELETE FROM settlement_units WHERE settlement_id = $1",
@@ -538,8 +550,7 @@ async fn create_settlement(
         ],
     )
     .await?;
-    let s = settlement::get(&state.db, id).await?;
-    Ok((StatusCode::CREATED, Json(settlement_json(&s))).into_response())
+    Ok(id)
 }
 
 /// The contract's settlement shape, plus each unit's confirmation (单位确认) and the list of

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::{
     AppState,
     extract::{CsrfForm, PagePath},
-    page::{Page, PageResult, redirect_with_flash},
+    page::{Page, PageResult, redirect_with_flash, refusal},
     session::SignedIn,
 };
 use crate::{
@@ -26,7 +26,7 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] =
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console/subsidies", get(subsidies))
+        .route("/console/subsidies", get(subsidies).post(start))
         .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
         .route(
             "/console/subsidies/{id}/confirm",
@@ -117,6 +117,37 @@ async fn awaiting(state: &AppState, user: &CurrentUser, instance_id: Option<i64>
 
 /// 补贴结算: for subsidy managers every settlement with each unit's confirmation state; for
 /// managing units the settlements that pay them.
+#[derive(Deserialize)]
+struct StartForm {
+    #[serde(default)]
+    year: String,
+}
+
+/// 发起年度结算 from the page: the same computation and flow as the API.
+async fn start(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    CsrfForm(form): CsrfForm<StartForm>,
+) -> PageResult {
+    user.require(Permission::SubsidyManage)?;
+    let Ok(year) = form.year.trim().parse::<i64>() else {
+        return Ok(redirect_with_flash("/console/subsidies", "请选择结算年度"));
+    };
+    match super::money_api::start_settlement(&state, user.id, year).await {
+        Ok(_) => Ok(redirect_with_flash(
+            "/console/subsidies",
+            &format!("{year} 年度补贴已核算，等待各单位确认"),
+        )),
+        Err(e) => match refusal(&e.0) {
+            Some(msg) => Ok(redirect_with_flash(
+                "/console/subsidies",
+                &format!("未能发起结算：{msg}"),
+            )),
+            None => Err(e.0.into()),
+        },
+    }
+}
+
 async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     let admin = user.can(Permission::SubsidyManage);
     if !admin {
@@ -160,9 +191,12 @@ async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> P
             "units": units, "awaiting": awaiting(&state, &user, s.instance_id).await?,
         }));
     }
+    // Settlements usually close the previous year; the current one is offered too.
+    let this_year = chrono::Datelike::year(&state.clock.today()) as i64;
+    let years = [this_year - 1, this_year, this_year - 2];
     Ok(Page::new(
         "console/subsidies.html",
-        crate::ctx! { admin => admin, items => items, mine => mine },
+        crate::ctx! { admin => admin, items => items, mine => mine, years => years },
     )
     .into_response())
 }

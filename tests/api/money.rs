@@ -1002,7 +1002,10 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         )
         .await;
     assert_eq!(status, 201, "{s}");
-    assert_eq!(s["units"][0]["grade"], "excellent", "the published evaluation's grade");
+    assert_eq!(
+        s["units"][0]["grade"], "excellent",
+        "the published evaluation's grade"
+    );
     assert_eq!(s["total"], "1481.48");
     assert!(s["instance_id"].is_number());
     // The owning unit's manager confirms its lines, then the subsidy manager publishes.

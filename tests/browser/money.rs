@@ -20,7 +20,7 @@ async fn login(b: &Browser, app: &TestApp, user: &str) {
     b.client.goto(&app.url("/login")).await.unwrap();
     set(b, "#f-username", user).await;
     set(b, "#f-password", crate::common::PASSWORD).await;
-    click(b, "//form[@action='/login']//button").await;
+    submit(b, "//form[@action='/login']//button").await;
     b.client
         .wait()
         .for_element(Locator::Css(".console"))
@@ -49,20 +49,44 @@ async fn click(b: &Browser, xpath: &str) {
         .unwrap();
 }
 
-/// Click a button that asks for confirmation, and confirm.
-async fn click_confirmed(b: &Browser, xpath: &str) {
+/// Click something that loads a new page (a submit button, a link) and wait until the old
+/// page is gone, so what is found next belongs to the new one.
+async fn submit(b: &Browser, xpath: &str) {
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    click(b, xpath).await;
+    gone(b, old, xpath).await;
+}
+
+/// The same for a button that asks for confirmation first: confirm, then wait.
+async fn submit_confirmed(b: &Browser, xpath: &str) {
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
     click(b, xpath).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if b.client.accept_alert().await.is_ok() {
-            break;
-        }
+    while b.client.accept_alert().await.is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "no confirmation for {xpath}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    gone(b, old, xpath).await;
+}
+
+async fn gone(b: &Browser, old: fantoccini::elements::Element, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not load a new page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("body"))
+        .await;
 }
 
 /// Wait for the flash message after a form and return it.
@@ -82,17 +106,14 @@ async fn flash(b: &Browser) -> String {
 async fn approve_tasks(b: &Browser, app: &TestApp, expected: usize) {
     for n in 0..expected {
         b.client.goto(&app.url("/console/tasks")).await.unwrap();
-        let link = b
-            .client
-            .find(Locator::XPath(
-                "//a[starts-with(@href, '/console/tasks/') and .='办理']",
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("task {n} of {expected} missing: {e}"));
-        link.click().await.unwrap();
+        let link = "//a[starts-with(@href, '/console/tasks/') and .='办理']";
+        if b.client.find(Locator::XPath(link)).await.is_err() {
+            panic!("task {n} of {expected} missing: {}", text(b).await);
+        }
+        submit(b, link).await;
         click(b, "//input[@name='action' and @value='approve']").await;
         set(b, "#t-comment", "同意").await;
-        click(
+        submit(
             b,
             "//form[starts-with(@action, '/console/tasks/')]//button[@type='submit']",
         )
@@ -160,7 +181,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     click(&b, "//select[@id='f-end']/option[.='11:00']").await;
     set(&b, "#f-purpose", "镀层形貌观察").await;
     b.screenshot("money-book").await;
-    click(
+    submit(
         &b,
         "//form[contains(@action, '/book')]//button[@type='submit']",
     )
@@ -176,7 +197,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     login(&b, &app, "owner").await;
     b.client.goto(&app.url("/console/bookings")).await.unwrap();
     set(&b, &format!("#p-{booking}"), "10000.00").await;
-    click(
+    submit(
         &b,
         &format!("//form[@action='/console/bookings/{booking}/quote']//button"),
     )
@@ -190,14 +211,14 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         .await
         .unwrap();
     set(&b, &format!("#v-{booking}"), "4000.01").await;
-    click(
+    submit(
         &b,
         &format!("//form[@action='/console/bookings/{booking}/confirm']//button"),
     )
     .await;
     assert!(flash(&b).await.contains("40%"));
     set(&b, &format!("#v-{booking}"), "4000.00").await;
-    click(
+    submit(
         &b,
         &format!("//form[@action='/console/bookings/{booking}/confirm']//button"),
     )
@@ -215,14 +236,51 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     .unwrap();
     login(&b, &app, "owner").await;
     b.client.goto(&app.url("/console/bookings")).await.unwrap();
-    click_confirmed(
+    submit_confirmed(
         &b,
         &format!("//form[@action='/console/bookings/{booking}/complete']//button"),
     )
     .await;
     assert!(flash(&b).await.contains("服务记录单号"));
 
-    // REDEEM: filled in with the redemption pages.
+    // The owner redeems the vouchers with the contract and the invoice; the bureau reviews,
+    // rechecks and closes the public notice.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+    let (contract, invoice) = (dir.path().join("合同.pdf"), dir.path().join("发票.pdf"));
+    std::fs::write(&contract, pdf).unwrap();
+    std::fs::write(&invoice, pdf).unwrap();
+    b.client
+        .goto(&app.url("/console/redemptions"))
+        .await
+        .unwrap();
+    click(&b, &format!("//input[@id='b-{booking}']")).await;
+    b.client
+        .find(Locator::Css("#f-contract"))
+        .await
+        .unwrap()
+        .send_keys(contract.to_str().unwrap())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#f-invoice"))
+        .await
+        .unwrap()
+        .send_keys(invoice.to_str().unwrap())
+        .await
+        .unwrap();
+    b.screenshot("money-redeem").await;
+    submit(&b, "//button[contains(., '提交兑付申请')]").await;
+    let msg = flash(&b).await;
+    assert!(msg.contains("兑付"), "{msg}");
+    login(&b, &app, "bureau").await;
+    approve_tasks(&b, &app, 3).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM redemptions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "approved");
+    login(&b, &app, "owner").await;
 
     // The owner declares its evaluation; the bureau assigns three experts.
     b.client
@@ -235,7 +293,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         "全年开放共享大型仪器，服务企业多家，制度健全。",
     )
     .await;
-    click(&b, "//form[@action='/console/evaluations']//button").await;
+    submit(&b, "//form[@action='/console/evaluations']//button").await;
     assert!(flash(&b).await.contains("申报已提交"));
     let evaluation: i64 = sqlx::query_scalar("SELECT id FROM evaluations WHERE unit_id = $1")
         .bind(owner_unit)
@@ -253,7 +311,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         .await;
     }
     b.screenshot("evaluation-assign").await;
-    click_confirmed(&b, "//button[contains(., '指派并发出评审')]").await;
+    submit_confirmed(&b, "//button[contains(., '指派并发出评审')]").await;
     assert!(flash(&b).await.contains("已指派 3 位专家"));
 
     // Each expert scores the sheet: totals 80, 85 and 78 → trimmed mean 80.00 → 良好.
@@ -263,7 +321,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
             .goto(&app.url("/console/expert-reviews"))
             .await
             .unwrap();
-        click(&b, "//a[contains(., '去评分')]").await;
+        submit(&b, "//a[contains(., '去评分')]").await;
         for (key, v) in [
             ("usage", "20"),
             ("sharing", "25"),
@@ -276,7 +334,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         if i == 0 {
             b.screenshot("evaluation-score").await;
         }
-        click_confirmed(&b, "//button[contains(., '提交评分')]").await;
+        submit_confirmed(&b, "//button[contains(., '提交评分')]").await;
         assert!(flash(&b).await.contains("评分已提交"));
     }
 
@@ -289,12 +347,38 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         "{body}"
     );
     b.screenshot("evaluation-grade").await;
-    click_confirmed(&b, "//button[contains(., '定级并公示')]").await;
+    submit_confirmed(&b, "//button[contains(., '定级并公示')]").await;
     assert!(flash(&b).await.contains("良好"));
     b.client.goto(&app.url("/evaluations")).await.unwrap();
     assert!(text(&b).await.contains("许昌浏览器大学"));
 
-    // SETTLE: filled in with the settlement pages.
+    // The bureau settles 2026: 4,000.00 × 30% (良好) = 1,200.00; the owner confirms its lines
+    // (with a second look) and the bureau publishes.
+    b.client.goto(&app.url("/console/subsidies")).await.unwrap();
+    click(&b, "//select[@id='s-year']/option[.='2026']").await;
+    submit_confirmed(&b, "//button[contains(., '发起年度结算')]").await;
+    let msg = flash(&b).await;
+    assert!(msg.contains("已核算"), "{msg}");
+    login(&b, &app, "owner").await;
+    b.client.goto(&app.url("/console/subsidies")).await.unwrap();
+    submit(&b, "//a[contains(., '核对明细并确认')]").await;
+    let body = text(&b).await;
+    assert!(
+        body.contains("1200.00") && body.contains("4000.00"),
+        "{body}"
+    );
+    submit(&b, "//button[contains(., '确认本单位明细')]").await;
+    submit(&b, "//button[contains(., '确认无误，提交')]").await;
+    flash(&b).await;
+    login(&b, &app, "bureau").await;
+    approve_tasks(&b, &app, 1).await;
+    b.client.goto(&app.url("/console/subsidies")).await.unwrap();
+    let body = text(&b).await;
+    assert!(
+        body.contains("1200.00") && body.contains("已下达"),
+        "{body}"
+    );
+    b.screenshot("money-settled").await;
 
     b.close().await;
 }

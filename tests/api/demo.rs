@@ -82,4 +82,40 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     let (status, html) = app.get_page(&new_client(), "/notices").await;
     assert_eq!(status, 200);
     assert!(html.contains("创新券"));
+
+    // The money history: the enterprise's vouchers used on completed services are exactly
+    // what its ledger says, and a request and a quote wait for the demo accounts.
+    let year = chrono::Datelike::year(&app.state.clock.today());
+    let token = app.token_with("senyuan", demo::DEMO_PASSWORD).await;
+    let (_, me) = app.api("GET", "/api/v1/me", Some(&token), None).await;
+    let unit = me["units"][0]["id"].as_i64().unwrap();
+    let (status, balance) = app
+        .api(
+            "GET",
+            &format!("/api/v1/units/{unit}/vouchers?year={year}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{balance}");
+    assert_eq!(balance["quota"], "50000.00");
+    let used: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(voucher_fen), 0) AS BIGINT) FROM bookings WHERE unit_id = $1 AND status = 'completed'",
+    )
+    .bind(unit)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(used > 0);
+    assert_eq!(
+        balance["used"].as_str().unwrap(),
+        labshare::domain::Yuan::from_fen(used).to_string()
+    );
+    let waiting: Vec<(String,)> = sqlx::query_as(
+        "SELECT status FROM bookings WHERE status IN ('requested', 'quoted') ORDER BY status",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting.len(), 2);
 }

@@ -178,10 +178,15 @@ impl TestApp {
 
     /// Log in through the API and return the bearer token.
     pub async fn token(&self, username: &str) -> String {
+        self.token_with(username, PASSWORD).await
+    }
+
+    /// A bearer token for an account with its own password (e.g. a demo account).
+    pub async fn token_with(&self, username: &str, password: &str) -> String {
         let res = self
             .client
             .post(self.url("/api/v1/session"))
-            .json(&serde_json::json!({"username": username, "password": PASSWORD}))
+            .json(&serde_json::json!({"username": username, "password": password}))
             .send()
             .await
             .expect("login request");

@@ -2,6 +2,8 @@
 //! national classes, platforms, services, achievements, articles and one account per role.
 //! Loading is idempotent: records that already exist (by name) are left alone.
 
+mod money;
+
 use std::fmt;
 
 use crate::{
@@ -973,6 +975,7 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
     report.others += insert_resources(db, &unit_ids, now).await?;
     report.articles += insert_articles(db, now).await?;
     report.others += insert_experts_and_rules(db, &unit_ids, now).await?;
+    report.others += money::load(db, now).await?;
     Ok(report)
 }
 

@@ -14,16 +14,93 @@ use crate::{
     store::Db,
 };
 
-/// (instrument index within its unit, days ago, start hour, hours, price in yuan, voucher
-/// share in percent, rating, by the enterprise (true) or the unit itself).
-const SERVICES: &[(usize, i64, u32, u32, i64, i64, Option<&str>, bool)] = &[
-    (0, 58, 9, 2, 1600, 40, Some("非常满意"), true),
-    (1, 51, 14, 3, 2400, 40, Some("基本满意"), true),
-    (0, 44, 9, 4, 3200, 25, Some("非常满意"), true),
-    (2, 37, 10, 2, 1200, 0, None, false),
-    (1, 30, 14, 2, 1800, 40, Some("一般"), true),
-    (0, 23, 9, 3, 2700, 0, None, false),
-    (2, 16, 9, 2, 1500, 40, None, true),
+/// One past service of the demo history.
+struct Service {
+    /// Index of the instrument within its unit (the first three approved ones).
+    instrument: usize,
+    days_ago: i64,
+    hour: u32,
+    hours: u32,
+    /// Negotiated price in yuan.
+    price: i64,
+    /// Share of the price paid with vouchers (external services only).
+    voucher_percent: i64,
+    rating: Option<&'static str>,
+    /// For the enterprise (true) or the unit's own research.
+    external: bool,
+}
+
+const SERVICES: &[Service] = &[
+    Service {
+        instrument: 0,
+        days_ago: 58,
+        hour: 9,
+        hours: 2,
+        price: 1600,
+        voucher_percent: 40,
+        rating: Some("非常满意"),
+        external: true,
+    },
+    Service {
+        instrument: 1,
+        days_ago: 51,
+        hour: 14,
+        hours: 3,
+        price: 2400,
+        voucher_percent: 40,
+        rating: Some("基本满意"),
+        external: true,
+    },
+    Service {
+        instrument: 0,
+        days_ago: 44,
+        hour: 9,
+        hours: 4,
+        price: 3200,
+        voucher_percent: 25,
+        rating: Some("非常满意"),
+        external: true,
+    },
+    Service {
+        instrument: 2,
+        days_ago: 37,
+        hour: 10,
+        hours: 2,
+        price: 1200,
+        voucher_percent: 0,
+        rating: None,
+        external: false,
+    },
+    Service {
+        instrument: 1,
+        days_ago: 30,
+        hour: 14,
+        hours: 2,
+        price: 1800,
+        voucher_percent: 40,
+        rating: Some("一般"),
+        external: true,
+    },
+    Service {
+        instrument: 0,
+        days_ago: 23,
+        hour: 9,
+        hours: 3,
+        price: 2700,
+        voucher_percent: 0,
+        rating: None,
+        external: false,
+    },
+    Service {
+        instrument: 2,
+        days_ago: 16,
+        hour: 9,
+        hours: 2,
+        price: 1500,
+        voucher_percent: 40,
+        rating: None,
+        external: true,
+    },
 ];
 
 async fn user_id(db: &Db, username: &str) -> Result<Option<i64>> {
@@ -108,12 +185,10 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             continue;
         }
         let mut redeemable = Vec::new();
-        for (n, (ix, days, hour, hours, price, share, rating, external)) in
-            SERVICES.iter().enumerate()
-        {
-            let instrument = instruments[*ix].0;
-            let start = past_slot(now, *days, *hour);
-            let end = start + i64::from(*hours) * 3600;
+        for (n, sv) in SERVICES.iter().enumerate() {
+            let instrument = instruments[sv.instrument].0;
+            let start = past_slot(now, sv.days_ago, sv.hour);
+            let end = start + i64::from(sv.hours) * 3600;
             // Early in January the older services would fall in last year: leave them out.
             if Shanghai
                 .timestamp_opt(start, 0)
@@ -123,14 +198,14 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             {
                 continue;
             }
-            let (unit, user) = if *external {
+            let (unit, user) = if sv.external {
                 (enterprise, buyer)
             } else {
                 (owner, manager_id)
             };
-            let price_fen = price * 100;
-            let voucher_fen = if *external {
-                price_fen * share / 100
+            let price_fen = sv.price * 100;
+            let voucher_fen = if sv.external {
+                price_fen * sv.voucher_percent / 100
             } else {
                 0
             };
@@ -143,7 +218,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             .bind(user)
             .bind(start)
             .bind(end)
-            .bind(if *external { "产品材料检测" } else { "本单位科研测试" })
+            .bind(if sv.external { "产品材料检测" } else { "本单位科研测试" })
             .bind(price_fen)
             .bind(voucher_fen)
             .bind(year)
@@ -178,14 +253,14 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             .bind(instrument)
             .bind(owner)
             .bind(unit)
-            .bind(if *external { "孙立" } else { "实验室教师" })
+            .bind(if sv.external { "孙立" } else { "实验室教师" })
             .bind(price_fen)
             .bind(voucher_fen)
-            .bind(i64::from(*hours) * 100)
+            .bind(i64::from(sv.hours) * 100)
             .bind(start)
             .bind(end)
             .bind(year)
-            .bind(*rating)
+            .bind(sv.rating)
             .execute(&mut *conn)
             .await?;
             sqlx::query("UPDATE instruments SET service_count = service_count + 1 WHERE id = $1")

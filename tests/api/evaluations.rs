@@ -264,6 +264,19 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         assert_eq!(tasks(app, token).await.len(), 1);
     }
     assert!(tasks(app, &experts[3].1).await.is_empty());
+    // Their mails link to the page: a one-click approval could not carry the scores.
+    labshare::notify::deliver_workflow_events(&app.state, 100)
+        .await
+        .unwrap();
+    let (tokens, notices): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM email_action_tokens k JOIN workflow_tasks t ON t.id = k.task_id WHERE t.state = 'expert_review'), \
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE user_id = $1 AND kind = 'assigned')",
+    )
+    .bind(experts[0].0)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((tokens, notices), (0, 1));
     let score = |token: String, body: Value| async move {
         app.api(
             "POST",

@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] =
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/subsidies", get(subsidies).post(start))
+        .route("/console/subsidies/{id}", get(detail))
         .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
         .route(
             "/console/subsidies/{id}/confirm",
@@ -117,6 +118,41 @@ async fn awaiting(state: &AppState, user: &CurrentUser, instance_id: Option<i64>
 
 /// 补贴结算: for subsidy managers every settlement with each unit's confirmation state; for
 /// managing units the settlements that pay them.
+/// The whole computation, line by line (platform admin): per unit its grade, coefficient and
+/// confirmation; per instrument its income, income × coefficient, and the amount after the caps.
+async fn detail(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
+    user.require(Permission::SubsidyManage)?;
+    let s = settlement::get(&state.db, id).await?;
+    let (_, policy) = money::current(&state.db).await?;
+    let mut units = Vec::new();
+    for u in &s.units {
+        let mut lines = Vec::new();
+        for l in &u.instruments {
+            let name: Option<String> =
+                sqlx::query_scalar("SELECT name FROM instruments WHERE id = $1")
+                    .bind(l.instrument_id)
+                    .fetch_optional(&state.db.pool)
+                    .await?;
+            lines.push(serde_json::json!({"line": l, "name": name.unwrap_or_default()}));
+        }
+        units.push(serde_json::json!({
+            "unit": u, "grade_label": grade_label(&u.grade),
+            "confirmation": s.confirmation(u.unit_id).map(|c| serde_json::json!({"label": confirmation_label(&c.status), "c": c})),
+            "lines": lines,
+        }));
+    }
+    Ok(Page::new(
+        "console/settlement.html",
+        crate::ctx! { s => s, status_label => status_label(&s.status), units => units,
+            cap_instrument => policy.subsidy.cap_per_instrument, cap_unit => policy.subsidy.cap_per_unit },
+    )
+    .into_response())
+}
+
 #[derive(Deserialize)]
 struct StartForm {
     #[serde(default)]

@@ -1048,6 +1048,28 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     let (status, html) = w.app.get_page(&console, "/console/subsidies").await;
     assert_eq!(status, 200);
     assert!(html.contains("1481.48") && html.contains("已下达"));
+    // The computation line by line: income, income × coefficient, amount.
+    let (status, html) = w
+        .app
+        .get_page(&console, &format!("/console/subsidies/{}", s["id"]))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("场发射扫描电子显微镜")
+            && html.contains("4938.26")
+            && html.contains("1481.48")
+            && html.contains("优秀"),
+        "{html}"
+    );
+    let owner_console = w.app.browser_login("owner").await;
+    let (status, _) = w
+        .app
+        .get_page(&owner_console, &format!("/console/subsidies/{}", s["id"]))
+        .await;
+    assert_eq!(
+        status, 403,
+        "units see their own lines on the confirmation page"
+    );
     let res = console
         .get(
             w.app

@@ -4,28 +4,9 @@
 
 use serde_json::json;
 
-use crate::common::{TestApp, spawn_app_with, unit_body};
+use crate::common::{TestApp, certified_unit, spawn_app_with};
 
 const NOW: &str = "2026-12-01T08:00:00+08:00";
-
-async fn certified(app: &TestApp, token: &str, name: &str, n: u32, kind: &str) -> i64 {
-    let (status, b) = app
-        .api(
-            "POST",
-            "/api/v1/units",
-            Some(token),
-            Some(unit_body(name, n, kind)),
-        )
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let id = b["id"].as_i64().unwrap();
-    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    id
-}
 
 async fn instrument(app: &TestApp, unit: i64, name: &str) -> i64 {
     sqlx::query_scalar(
@@ -93,9 +74,18 @@ async fn a_secret_url_shows_my_bookings_and_my_units_incoming_ones_until_regener
     let owner = app.token("cal_owner").await;
     let buyer = app.token("cal_buyer").await;
     let other = app.token("cal_other").await;
-    let owner_unit = certified(&app, &owner, "许昌日程测试大学", 401, "managing").await;
-    let buyer_unit = certified(&app, &buyer, "许昌日程测试企业", 402, "user").await;
-    let other_unit = certified(&app, &other, "许昌另一家企业", 403, "user").await;
+    let owner_unit = certified_unit(
+        &app,
+        &owner,
+        "许昌日程测试大学",
+        401,
+        "managing",
+        "high_tech",
+    )
+    .await;
+    let buyer_unit =
+        certified_unit(&app, &buyer, "许昌日程测试企业", 402, "user", "high_tech").await;
+    let other_unit = certified_unit(&app, &other, "许昌另一家企业", 403, "user", "high_tech").await;
     let sem = instrument(&app, owner_unit, "场发射扫描电子显微镜").await;
 
     // The buyer's booking (09:00–11:00 in Xuchang is 01:00–03:00 UTC), a cancelled one, and

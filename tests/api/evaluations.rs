@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::money::{World, grant, quoted, world};
+use crate::money::{World, complete_after_service, grant, quoted, world};
 
 /// A certified expert of the pool with an account; `unit_name` is where they work.
 pub(crate) async fn expert(
@@ -56,23 +56,7 @@ async fn served(w: &World) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    sqlx::query(
-        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
-    )
-    .bind(b)
-    .execute(&w.app.db.pool)
-    .await
-    .unwrap();
-    let (status, body) = w
-        .app
-        .api(
-            "POST",
-            &format!("/api/v1/bookings/{b}/complete"),
-            Some(&w.owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    complete_after_service(w, b).await;
     let (status, body) = w
         .app
         .api(

@@ -5,27 +5,15 @@ use labshare::{
 
 use crate::common::{
     smtp::{SmtpServer, decoded},
-    spawn_app, spawn_app_with, unit_body,
+    spawn_app, spawn_app_with,
 };
 
 /// A certified managing unit with a manager who has an email address.
 async fn certified_unit_manager(app: &crate::common::TestApp, username: &str, n: u32) -> i64 {
     let uid = app.create_user(username, "unit_manager").await;
     let token = app.token(username).await;
-    let (status, body) = app
-        .api(
-            "POST",
-            "/api/v1/units",
-            Some(&token),
-            Some(unit_body(&format!("测试大学{n}"), n, "managing")),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
-        .bind(body["id"].as_i64().unwrap())
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let name = format!("测试大学{n}");
+    crate::common::certified_unit(app, &token, &name, n, "managing", "high_tech").await;
     uid
 }
 

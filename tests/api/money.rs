@@ -1,7 +1,7 @@
 use labshare::money;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, spawn_app_with, unit_body};
+use crate::common::{TestApp, certified_unit, spawn_app_with};
 
 /// Tuesday 1 December 2026, 08:00 in Xuchang: a working day.
 const NOW: &str = "2026-12-01T08:00:00+08:00";
@@ -12,29 +12,6 @@ pub(crate) struct World {
     pub(crate) user: String,
     pub(crate) user_unit: i64,
     pub(crate) instrument: i64,
-}
-
-pub(crate) async fn certified_unit(
-    app: &TestApp,
-    token: &str,
-    name: &str,
-    n: u32,
-    kind: &str,
-    etype: &str,
-) -> i64 {
-    let mut body = unit_body(name, n, kind);
-    body["enterprise_type"] = json!(etype);
-    let (status, b) = app
-        .api("POST", "/api/v1/units", Some(token), Some(body))
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let id = b["id"].as_i64().unwrap();
-    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    id
 }
 
 async fn instrument(app: &TestApp, unit: i64, customs: bool) -> i64 {
@@ -61,6 +38,29 @@ pub(crate) async fn world(etype: &str) -> World {
         user_unit,
         instrument,
     }
+}
+
+/// The service took place (Arrange: move the booking two days into the past) and the owner
+/// completes it; returns the completion's body.
+pub(crate) async fn complete_after_service(w: &World, id: i64) -> Value {
+    sqlx::query(
+        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&w.app.db.pool)
+    .await
+    .unwrap();
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/bookings/{id}/complete"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 pub(crate) async fn grant(w: &World, year: i64) {
@@ -570,24 +570,7 @@ async fn completing_creates_the_service_record_and_the_settlement_follows_the_br
         (status, body["error"]["code"].as_str()),
         (422, Some("too_early"))
     );
-    // The service took place (Arrange: move it into the past).
-    sqlx::query(
-        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
-    )
-    .bind(a)
-    .execute(&w.app.db.pool)
-    .await
-    .unwrap();
-    let (status, body) = w
-        .app
-        .api(
-            "POST",
-            &format!("/api/v1/bookings/{a}/complete"),
-            Some(&w.owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = complete_after_service(&w, a).await;
     assert_eq!(body["status"], "completed");
     assert!(
         body["service_record"]["order_no"]
@@ -855,23 +838,7 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         )
         .await;
     assert_eq!(status, 200);
-    sqlx::query(
-        "UPDATE bookings SET start_at = start_at - 172800, end_at = end_at - 172800 WHERE id = $1",
-    )
-    .bind(a)
-    .execute(&w.app.db.pool)
-    .await
-    .unwrap();
-    let (status, _) = w
-        .app
-        .api(
-            "POST",
-            &format!("/api/v1/bookings/{a}/complete"),
-            Some(&w.owner),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    complete_after_service(&w, a).await;
 
     // Redeem: review, recheck, public notice — then it counts as income.
     let owner_unit: i64 = sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")

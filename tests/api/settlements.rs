@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, spawn_app_with, unit_body};
+use crate::common::{TestApp, certified_unit, spawn_app_with, unit_body};
 
 /// Tuesday 1 December 2026, 08:00 in Xuchang.
 const NOW: &str = "2026-12-01T08:00:00+08:00";
@@ -13,21 +13,7 @@ const NOW: &str = "2026-12-01T08:00:00+08:00";
 async fn managing_unit(app: &TestApp, username: &str, name: &str, n: u32) -> (i64, String) {
     app.create_user(username, "unit_manager").await;
     let token = app.token(username).await;
-    let (status, b) = app
-        .api(
-            "POST",
-            "/api/v1/units",
-            Some(&token),
-            Some(unit_body(name, n, "managing")),
-        )
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let id = b["id"].as_i64().unwrap();
-    sqlx::query("UPDATE units SET certification_status = 'certified' WHERE id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let id = certified_unit(app, &token, name, n, "managing", "high_tech").await;
     (id, token)
 }
 

@@ -309,10 +309,12 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             added += 1;
         }
     }
-    // Waiting for the demo accounts: a request for 郑州大学 to quote, a quote for 森源 to confirm.
-    for (owner_name, status, price_fen, days) in [
-        ("郑州大学", "requested", None, -3),
-        ("许昌学院", "quoted", Some(120_000), -4),
+    // Waiting for the demo accounts: a request for 郑州大学 to quote, a quote for 森源 to
+    // confirm, and yesterday's confirmed service (40% in vouchers) for 许昌学院 to complete.
+    for (owner_name, status, price_fen, voucher_fen, days) in [
+        ("郑州大学", "requested", None, 0, -3),
+        ("许昌学院", "quoted", Some(120_000), 0, -4),
+        ("许昌学院", "confirmed", Some(200_000), 80_000, 1),
     ] {
         let Some(owner) = unit_id(db, owner_name).await? else {
             continue;
@@ -327,9 +329,18 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             continue;
         };
         let start = past_slot(now, days, 9);
-        sqlx::query(
+        if Shanghai
+            .timestamp_opt(start, 0)
+            .single()
+            .map(|t| t.year() as i64)
+            != Some(year)
+        {
+            continue;
+        }
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, sample_info, status, price_fen, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, '新产品绝缘材料分析', '环氧树脂样块 3 件', $6, $7, $8, $8)",
+             voucher_fen, voucher_year, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, '新产品绝缘材料分析', '环氧树脂样块 3 件', $6, $7, $8, $9, $10, $10) RETURNING id",
         )
         .bind(instrument)
         .bind(enterprise)
@@ -338,8 +349,19 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
         .bind(start + 2 * 3600)
         .bind(status)
         .bind(price_fen)
+        .bind(voucher_fen)
+        .bind((voucher_fen > 0).then_some(year))
         .bind(now)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
+        .await?;
+        vouchers::reserve(
+            &mut conn,
+            enterprise,
+            year,
+            Yuan::from_fen(voucher_fen),
+            id,
+            now,
+        )
         .await?;
         added += 1;
     }

@@ -84,7 +84,7 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     assert!(html.contains("创新券"));
 
     // The money history: the enterprise's vouchers used on completed services are exactly
-    // what its ledger says, and a request and a quote wait for the demo accounts.
+    // what its ledger says, and a request, a quote and a confirmed service wait.
     let year = chrono::Datelike::year(&app.state.clock.today());
     let token = app.token_with("senyuan", demo::DEMO_PASSWORD).await;
     let (_, me) = app.api("GET", "/api/v1/me", Some(&token), None).await;
@@ -100,7 +100,7 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     assert_eq!(status, 200, "{balance}");
     assert_eq!(balance["quota"], "50000.00");
     let used: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(voucher_fen), 0) AS BIGINT) FROM bookings WHERE unit_id = $1 AND status = 'completed'",
+        "SELECT CAST(COALESCE(SUM(voucher_fen), 0) AS BIGINT) FROM bookings WHERE unit_id = $1 AND status IN ('completed', 'confirmed')",
     )
     .bind(unit)
     .fetch_one(&app.db.pool)
@@ -118,4 +118,11 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     .await
     .unwrap();
     assert_eq!(waiting.len(), 2);
+    let confirmed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bookings WHERE status = 'confirmed' AND voucher_fen > 0",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(confirmed, 1, "a confirmed service waits for completion");
 }

@@ -16,10 +16,14 @@ use crate::{
 const NOW: &str = "2026-12-01T08:00:00+08:00";
 
 async fn login(b: &Browser, app: &TestApp, user: &str) {
+    login_with(b, app, user, crate::common::PASSWORD).await;
+}
+
+async fn login_with(b: &Browser, app: &TestApp, user: &str, password: &str) {
     b.client.delete_all_cookies().await.unwrap();
     b.client.goto(&app.url("/login")).await.unwrap();
     set(b, "#f-username", user).await;
-    set(b, "#f-password", crate::common::PASSWORD).await;
+    set(b, "#f-password", password).await;
     submit(b, "//form[@action='/login']//button").await;
     b.client
         .wait()
@@ -380,5 +384,142 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     );
     b.screenshot("money-settled").await;
 
+    b.close().await;
+}
+
+/// The same journey by hand on the demo data set, with the demo accounts: 许昌学院 completes
+/// yesterday's confirmed service for 森源 and redeems it, declares its evaluation, the bureau
+/// assigns the three demo experts, they score, the bureau grades and settles, 许昌学院 confirms.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run by .ci/run"]
+async fn the_journey_works_by_hand_on_the_demo_data() {
+    // A fixed day, so "yesterday's service" and the year are the same on every run.
+    let app = spawn_app_with(&[("LABSHARE_NOW", NOW)]).await;
+    labshare::demo::load(&app.db, &app.state.clock)
+        .await
+        .unwrap();
+    let pw = labshare::demo::DEMO_PASSWORD;
+    let year = chrono::Datelike::year(&app.state.clock.today());
+    let b = Browser::start().await;
+
+    // 许昌学院 completes the confirmed service and redeems its vouchers.
+    let (booking, voucher): (i64, i64) = sqlx::query_as(
+        "SELECT id, voucher_fen FROM bookings WHERE status = 'confirmed' AND voucher_fen > 0",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(voucher, 80_000);
+    login_with(&b, &app, "xcu_lab", pw).await;
+    b.client.goto(&app.url("/console/bookings")).await.unwrap();
+    submit_confirmed(
+        &b,
+        &format!("//form[@action='/console/bookings/{booking}/complete']//button"),
+    )
+    .await;
+    assert!(flash(&b).await.contains("服务记录单号"));
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+    let file = dir.path().join("材料.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    b.client
+        .goto(&app.url("/console/redemptions"))
+        .await
+        .unwrap();
+    click(&b, &format!("//input[@id='b-{booking}']")).await;
+    for input in ["#f-contract", "#f-invoice"] {
+        b.client
+            .find(Locator::Css(input))
+            .await
+            .unwrap()
+            .send_keys(file.to_str().unwrap())
+            .await
+            .unwrap();
+    }
+    submit(&b, "//button[contains(., '提交兑付申请')]").await;
+    assert!(flash(&b).await.contains("兑付"));
+    login_with(&b, &app, "bureau", pw).await;
+    approve_tasks(&b, &app, 3).await;
+
+    // The evaluation with the demo experts 张建华, 刘晓燕 and 陈国栋.
+    login_with(&b, &app, "xcu_lab", pw).await;
+    b.client
+        .goto(&app.url("/console/evaluations"))
+        .await
+        .unwrap();
+    click(&b, &format!("//select[@id='f-year']/option[.='{year}']")).await;
+    set(
+        &b,
+        "#f-report",
+        "学院大型仪器全年对外开放，建立预约与收费制度，服务地方企业。",
+    )
+    .await;
+    submit(&b, "//form[@action='/console/evaluations']//button").await;
+    assert!(flash(&b).await.contains("申报已提交"));
+    let evaluation: i64 = sqlx::query_scalar(
+        "SELECT e.id FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE u.name = '许昌学院'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let page = app.url(&format!("/console/evaluations/{evaluation}"));
+    login_with(&b, &app, "bureau", pw).await;
+    b.client.goto(&page).await.unwrap();
+    let body = text(&b).await;
+    assert!(body.contains("对外服务机时"), "{body}");
+    for name in ["张建华", "刘晓燕", "陈国栋"] {
+        click(
+            &b,
+            &format!("//label[.='{name}']/ancestor::tr//input[@type='checkbox']"),
+        )
+        .await;
+    }
+    submit_confirmed(&b, "//button[contains(., '指派并发出评审')]").await;
+    assert!(flash(&b).await.contains("已指派 3 位专家"));
+    for expert in ["expert_zhang", "expert_liu", "expert_chen"] {
+        login_with(&b, &app, expert, pw).await;
+        b.client.goto(&page).await.unwrap();
+        for (key, v) in [
+            ("usage", "22"),
+            ("sharing", "26"),
+            ("results", "20"),
+            ("satisfaction", "8"),
+            ("management", "9"),
+        ] {
+            set(&b, &format!("#s-{key}"), v).await;
+        }
+        submit_confirmed(&b, "//button[contains(., '提交评分')]").await;
+        assert!(flash(&b).await.contains("评分已提交"));
+    }
+    login_with(&b, &app, "bureau", pw).await;
+    b.client.goto(&page).await.unwrap();
+    assert!(text(&b).await.contains("85.00"));
+    submit_confirmed(&b, "//button[contains(., '定级并公示')]").await;
+    assert!(flash(&b).await.contains("良好"));
+
+    // The settlement: 许昌学院's redeemed vouchers 2,400.00 + 800.00 at 30%.
+    b.client.goto(&app.url("/console/subsidies")).await.unwrap();
+    click(&b, &format!("//select[@id='s-year']/option[.='{year}']")).await;
+    submit_confirmed(&b, "//button[contains(., '发起年度结算')]").await;
+    let msg = flash(&b).await;
+    assert!(msg.contains("已核算"), "{msg}");
+    login_with(&b, &app, "xcu_lab", pw).await;
+    b.client.goto(&app.url("/console/subsidies")).await.unwrap();
+    submit(&b, "//a[contains(., '核对明细并确认')]").await;
+    assert!(text(&b).await.contains("960.00"));
+    submit(&b, "//button[contains(., '确认本单位明细')]").await;
+    submit(&b, "//button[contains(., '确认无误，提交')]").await;
+    flash(&b).await;
+    login_with(&b, &app, "bureau", pw).await;
+    approve_tasks(&b, &app, 1).await;
+    b.client
+        .goto(&app.url("/console/statistics"))
+        .await
+        .unwrap();
+    let body = text(&b).await;
+    assert!(
+        body.contains("960.00") && body.contains("良好：1"),
+        "{body}"
+    );
     b.close().await;
 }

@@ -601,3 +601,165 @@ async fn the_pages_declare_assign_score_and_grade_with_an_override_reason() {
         "the experts stay anonymous to the unit"
     );
 }
+
+/// The platform sends a declaration back for more material: the unit rewrites its report
+/// (the indicators are recomputed) and resubmits; a grade can also go back to the experts.
+#[tokio::test]
+async fn a_declaration_returned_for_more_material_is_revised_and_resubmitted() {
+    let w = world("high_tech").await;
+    let app = &w.app;
+    let unit = owner_unit(&w).await;
+    app.create_user("bureau_r", "platform_admin").await;
+    let admin = app.token("bureau_r").await;
+    let (status, started) = app
+        .api("POST", "/api/v1/evaluations", Some(&w.owner), Some(json!({"unit_id": unit, "year": 2026, "self_report": "初次申报的自评报告，内容较简略。"})))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_i64().unwrap();
+    let act = |token: String, action: &'static str, comment: &'static str| async move {
+        let t = tasks(app, &token).await[0]["id"].as_i64().unwrap();
+        app.api(
+            "POST",
+            &format!("/api/v1/tasks/{t}/actions"),
+            Some(&token),
+            Some(json!({"action": action, "comment": comment})),
+        )
+        .await
+    };
+    let (status, out) = act(admin.clone(), "return", "请补充管理制度与典型案例").await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("revise")),
+        "{out}"
+    );
+
+    // Rewriting is for the revise step only, by the unit; the services done meanwhile count.
+    let report =
+        json!({"self_report": "补充后的自评报告：新增开放共享管理办法与三个典型服务案例。"});
+    let (status, _) = app
+        .api(
+            "PUT",
+            &format!("/api/v1/evaluations/{id}/report"),
+            Some(&admin),
+            Some(report.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+    served(&w).await;
+    let (status, body) = app
+        .api(
+            "PUT",
+            &format!("/api/v1/evaluations/{id}/report"),
+            Some(&w.owner),
+            Some(report),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, ev) = app
+        .api(
+            "GET",
+            &format!("/api/v1/evaluations/{id}"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert!(ev["self_report"].as_str().unwrap().starts_with("补充后"));
+    assert_eq!(
+        ev["indicators"]["effective_hours"], "2.00",
+        "recomputed at revision"
+    );
+    let (status, out) = act(w.owner.clone(), "approve", "已补充").await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("assign")),
+        "{out}"
+    );
+    let (status, body) = app
+        .api(
+            "PUT",
+            &format!("/api/v1/evaluations/{id}/report"),
+            Some(&w.owner),
+            Some(json!({"self_report": "再次修改的自评报告内容。"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_revising"))
+    );
+
+    // Three experts score; the bureau sends it back to them once, and they score again.
+    let mut experts = Vec::new();
+    for i in 0..3 {
+        experts.push(expert(app, &format!("rx{i}"), &format!("复评专家{i}"), "河南大学").await);
+    }
+    let (status, _) = app
+        .api(
+            "PUT",
+            &format!("/api/v1/evaluations/{id}/experts"),
+            Some(&admin),
+            Some(json!({"expert_ids": experts.iter().map(|e| e.0).collect::<Vec<_>>()})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    act(admin.clone(), "approve", "").await;
+    let score_all = |sharing: &'static str| {
+        let experts = experts.clone();
+        async move {
+            for (_, token) in &experts {
+                let (status, out) = app
+                    .api(
+                        "POST",
+                        &format!("/api/v1/evaluations/{id}/scores"),
+                        Some(token),
+                        Some(sheet("20", sharing, "20", "8", "8")),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{out}");
+            }
+        }
+    };
+    score_all("10").await;
+    let (_, ev) = app
+        .api(
+            "GET",
+            &format!("/api/v1/evaluations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (ev["score"].as_str(), ev["suggested_grade"].as_str()),
+        (Some("66.00"), Some("qualified"))
+    );
+    let (status, out) = act(admin.clone(), "return", "评分依据不足，请复评").await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("expert_review")),
+        "{out}"
+    );
+    let (_, ev) = app
+        .api(
+            "GET",
+            &format!("/api/v1/evaluations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        ev["score"].is_null(),
+        "a new round starts without scores: {ev}"
+    );
+    score_all("24").await;
+    let (_, ev) = app
+        .api(
+            "GET",
+            &format!("/api/v1/evaluations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (ev["score"].as_str(), ev["suggested_grade"].as_str()),
+        (Some("80.00"), Some("good"))
+    );
+}

@@ -495,10 +495,29 @@ async fn render_detail(
     let can_assign = my_task("assign").await?.is_some();
     let can_grade = my_task("grading").await?.is_some();
     let can_revise = my_task("revise").await?.is_some();
-    let history = match e.instance_id {
-        Some(i) => workflow::history(&state.db, i).await?,
-        None => Vec::new(),
+    let flow = state.workflows.get("expert_evaluation");
+    let step = |key: &str| match (&flow, key) {
+        (_, "") => "申报".to_string(),
+        (Some(d), k) => d.state_title(k),
+        (None, k) => k.to_string(),
     };
+    let history: Vec<Value> = match e.instance_id {
+        Some(i) => {
+            let inst = workflow::get_instance(&state.db, i).await?;
+            workflow::history_for(state, &inst, user).await?
+        }
+        None => Vec::new(),
+    }
+    .into_iter()
+    .map(|h| {
+        let action = match h.action.as_str() {
+            "start" => "提交申报",
+            a => workflow::def::action_label(a),
+        };
+        json!({"actor": h.actor, "at": h.at, "comment": h.comment, "action": action,
+               "from": step(&h.step), "to": step(&h.to_state)})
+    })
+    .collect();
     let grades: Vec<Value> = GRADES
         .iter()
         .map(|(k, l)| json!({"key": k, "label": l}))

@@ -281,7 +281,7 @@ fn console_nav(auth: &Auth) -> Vec<NavItem> {
         (
             "统计分析",
             "/console/statistics",
-            Some(Permission::VoucherManage),
+            Some(Permission::StatsView),
             true,
         ),
         (

@@ -14,11 +14,8 @@ use super::{
 };
 use crate::{auth::Permission, statistics};
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[(
-    "GET",
-    "/console/statistics",
-    Some(Permission::VoucherManage),
-)];
+pub const ROUTES: &[(&str, &str, Option<Permission>)] =
+    &[("GET", "/console/statistics", Some(Permission::StatsView))];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/console/statistics", get(page))
@@ -44,7 +41,7 @@ async fn page(
     SignedIn(user): SignedIn,
     PageQuery(q): PageQuery<YearQuery>,
 ) -> PageResult {
-    user.require(Permission::VoucherManage)?;
+    user.require(Permission::StatsView)?;
     let stats = statistics::for_year(&state.db, year(&state, &q)).await?;
     Ok(Page::new("console/statistics.html", crate::ctx! { s => stats }).into_response())
 }
@@ -55,7 +52,7 @@ async fn api(
     ApiUser(user): ApiUser,
     ApiQuery(q): ApiQuery<YearQuery>,
 ) -> ApiResult<Json<Value>> {
-    user.require(Permission::VoucherManage)?;
+    user.require(Permission::StatsView)?;
     let stats = statistics::for_year(&state.db, year(&state, &q)).await?;
     Ok(Json(
         serde_json::to_value(stats).map_err(anyhow::Error::from)?,

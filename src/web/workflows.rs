@@ -163,7 +163,7 @@ async fn api_instance(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let inst = visible_instance(&state, &user, id).await?;
-    let history = workflow::history(&state.db, id).await?;
+    let history = workflow::history_for(&state, &inst, &user).await?;
     Ok(Json(json!({
         "id": inst.id, "workflow": inst.workflow_key, "version": inst.version, "state": inst.state, "status": inst.status,
         "subject": {"type": inst.subject_type, "id": inst.subject_id},
@@ -256,12 +256,16 @@ async fn started(State(state): State<AppState>, SignedIn(user): SignedIn) -> Pag
     Ok(Page::new("console/started.html", crate::ctx! { instances => rows }).into_response())
 }
 
-async fn instance_context(state: &AppState, inst: &workflow::Instance) -> Result<minijinja::Value> {
+async fn instance_context(
+    state: &AppState,
+    inst: &workflow::Instance,
+    viewer: &CurrentUser,
+) -> Result<minijinja::Value> {
     let d = state
         .workflows
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
-    let history: Vec<Value> = workflow::history(&state.db, inst.id)
+    let history: Vec<Value> = workflow::history_for(state, inst, viewer)
         .await?
         .into_iter()
         .map(|h| json!({"step": d.state_title(&h.step), "action": if h.action == "start" { "提交".to_string() } else { def::action_label(&h.action).to_string() },
@@ -278,7 +282,7 @@ async fn instance_page(
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
     let inst = visible_instance(&state, &user, id).await?;
-    let ctx = instance_context(&state, &inst).await?;
+    let ctx = instance_context(&state, &inst, &user).await?;
     let can_withdraw = inst.applicant_id == user.id && inst.status == "running";
     Ok(Page::new(
         "console/instance.html",
@@ -337,7 +341,7 @@ async fn task_page(
         ));
     };
     let inst = workflow::get_instance(&state.db, task.instance_id).await?;
-    let ctx = instance_context(&state, &inst).await?;
+    let ctx = instance_context(&state, &inst, &user).await?;
     let actions: Vec<(String, &str)> = task
         .actions
         .iter()
@@ -436,7 +440,7 @@ async fn task_act(
                 return Ok(redirect_with_flash("/console/tasks", &e.to_string()));
             };
             let inst = workflow::get_instance(&state.db, task.instance_id).await?;
-            let ctx = instance_context(&state, &inst).await?;
+            let ctx = instance_context(&state, &inst, &user).await?;
             let actions: Vec<(String, &str)> = task
                 .actions
                 .iter()

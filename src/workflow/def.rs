@@ -83,6 +83,10 @@ pub struct RawTask {
     /// refuses the decision (e.g. an objection without a reason).
     #[serde(default)]
     pub on_decision: Vec<RawEffect>,
+    /// The deciders' names are shown only to themselves and to auditors (e.g. experts'
+    /// reviews, anonymous to the unit they review).
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// Who gets the task.
@@ -201,6 +205,7 @@ pub struct Task {
     pub at_deadline: Option<AtDeadline>,
     pub cc: Vec<String>,
     pub on_decision: Vec<Effect>,
+    pub anonymous: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -564,6 +569,7 @@ pub fn parse(
                 at_deadline: t.at_deadline.clone(),
                 cc: t.cc.iter().map(|c| c.value.clone()).collect(),
                 on_decision,
+                anonymous: t.anonymous,
             }
         });
         states.insert(

@@ -98,6 +98,8 @@ pub struct HistoryEntry {
     pub step: String,
     pub action: String,
     pub actor: Option<String>,
+    #[serde(skip)]
+    pub actor_id: Option<i64>,
     pub at: String,
     pub comment: String,
     pub to_state: String,
@@ -106,7 +108,7 @@ pub struct HistoryEntry {
 /// The instance's decisions, oldest first (from the audit log).
 pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
-        "SELECT a.state, a.action, a.at, a.comment, a.to_state, u.display_name FROM workflow_audit a LEFT JOIN users u ON u.id = a.actor_id \
+        "SELECT a.state, a.action, a.at, a.comment, a.to_state, a.actor_id, u.display_name FROM workflow_audit a LEFT JOIN users u ON u.id = a.actor_id \
          WHERE a.instance_id = $1 ORDER BY a.seq",
     )
     .bind(instance_id)
@@ -118,11 +120,38 @@ pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
             step: r.get("state"),
             action: r.get("action"),
             actor: r.get("display_name"),
+            actor_id: r.get("actor_id"),
             at: crate::clock::rfc3339(r.get("at")),
             comment: r.get("comment"),
             to_state: r.get("to_state"),
         })
         .collect())
+}
+
+/// The history as `viewer` may see it: on steps whose tasks are `anonymous` (experts'
+/// reviews) a decider's name is shown only to the decider and to auditors.
+pub async fn history_for(
+    state: &AppState,
+    inst: &Instance,
+    viewer: &CurrentUser,
+) -> Result<Vec<HistoryEntry>> {
+    let d = state
+        .workflows
+        .version(&state.db, &inst.workflow_key, inst.version)
+        .await?;
+    let mut entries = history(&state.db, inst.id).await?;
+    if !viewer.can(crate::auth::Permission::AuditView) {
+        for e in &mut entries {
+            let anonymous = d
+                .state(&e.step)
+                .and_then(|s| s.task.as_ref())
+                .is_some_and(|t| t.anonymous);
+            if anonymous && e.actor_id != Some(viewer.id) {
+                e.actor = Some("评审专家".into());
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// Whether the user may look at an instance: applicant, anyone with a task on it, members

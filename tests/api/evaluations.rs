@@ -28,6 +28,14 @@ pub(crate) async fn expert(
     (id, app.token(username).await)
 }
 
+async fn evaluation_instance(app: &TestApp, id: i64) -> i64 {
+    sqlx::query_scalar("SELECT instance_id FROM evaluations WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
 async fn owner_unit(w: &World) -> i64 {
     sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")
         .bind(w.instrument)
@@ -600,6 +608,40 @@ async fn the_pages_declare_assign_score_and_grade_with_an_override_reason() {
         !html.contains("专家0"),
         "the experts stay anonymous to the unit"
     );
+    assert!(
+        html.contains("提交申报（申报 → 指派专家）")
+            && html.contains("同意（平台定级 → 已定级公示）"),
+        "the record speaks Chinese: {html}"
+    );
+    assert!(
+        !html.contains("测试pex_") && html.contains("评审专家"),
+        "the record names no expert to the unit"
+    );
+    let owner_token = app.token("owner").await;
+    let (_, inst) = app
+        .api(
+            "GET",
+            &format!(
+                "/api/v1/workflow-instances/{}",
+                evaluation_instance(app, id).await
+            ),
+            Some(&owner_token),
+            None,
+        )
+        .await;
+    let actors: Vec<&str> = inst["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["step"] == "expert_review")
+        .map(|h| h["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["评审专家"; 3], "{inst}");
+    // An expert sees their own name; the bureau (an auditor) sees all.
+    let (_, html) = app.get_page(&app.browser_login("pex_1").await, &page).await;
+    assert!(html.contains("测试pex_1") && !html.contains("测试pex_0"));
+    let (_, html) = app.get_page(&admin, &page).await;
+    assert!(html.contains("测试pex_0") && html.contains("测试pex_2"));
 }
 
 /// The platform sends a declaration back for more material: the unit rewrites its report

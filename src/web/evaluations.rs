@@ -131,7 +131,8 @@ async fn view_json(state: &AppState, user: &CurrentUser, e: &Evaluation) -> Resu
             .collect(),
         Access::Unit => Vec::new(),
     };
-    if access == Access::Unit && e.status != "published" {
+    // Until publication only the platform sees the aggregate: experts score unswayed.
+    if access != Access::Manager && e.status != "published" {
         v["score"] = Value::Null;
         v["suggested_grade"] = Value::Null;
     }

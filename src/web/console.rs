@@ -60,9 +60,61 @@ pub fn router() -> Router<AppState> {
         .route("/console/roles/{id}/delete", post(delete_role))
 }
 
-async fn dashboard(SignedIn(user): SignedIn) -> PageResult {
+/// 工作台: what waits for the user, each with the page where it is done.
+async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::ConsoleAccess)?;
-    Ok(Page::new("console/dashboard.html", crate::ctx! {}).into_response())
+    let count = |sql: &'static str| {
+        let db = state.db.clone();
+        let uid = user.id;
+        async move {
+            let n: i64 = sqlx::query_scalar(sql)
+                .bind(uid)
+                .fetch_one(&db.pool)
+                .await?;
+            Ok::<i64, crate::error::AppError>(n)
+        }
+    };
+    let mut todo = Vec::new();
+    let mut push = |n: i64, label: &str, href: &str| {
+        if n > 0 {
+            todo.push(serde_json::json!({"n": n, "label": label, "href": href}));
+        }
+    };
+    let tasks = crate::workflow::tasks_for(&state, user.id, false)
+        .await?
+        .len() as i64;
+    push(tasks, "待办任务", "/console/tasks");
+    push(
+        count("SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE user_id = $1 AND read_at IS NULL").await?,
+        "未读消息",
+        "/console/notifications",
+    );
+    if user.can(Permission::BookingHandle) {
+        push(
+            count("SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b JOIN instruments i ON i.id = b.instrument_id \
+                   WHERE b.status = 'requested' AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')").await?,
+            "预约待报价",
+            "/console/bookings",
+        );
+        push(
+            count("SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b JOIN instruments i ON i.id = b.instrument_id \
+                   WHERE b.status = 'confirmed' AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')").await?,
+            "服务待登记完成",
+            "/console/bookings",
+        );
+    }
+    if user.can(Permission::BookingCreate) {
+        push(
+            count(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM bookings WHERE status = 'quoted' \
+                   AND unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1)",
+            )
+            .await?,
+            "报价待确认",
+            "/console/my-bookings",
+        );
+    }
+    Ok(Page::new("console/dashboard.html", crate::ctx! { todo => todo }).into_response())
 }
 
 // ---- units -------------------------------------------------------------------------------

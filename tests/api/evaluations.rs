@@ -340,7 +340,10 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         .api("GET", &format!("{path}/{id}"), Some(&experts[1].1), None)
         .await;
     assert_eq!(theirs["scores"].as_array().unwrap().len(), 1);
-    assert!(theirs["score"].is_null(), "no aggregate for experts before publication");
+    assert!(
+        theirs["score"].is_null(),
+        "no aggregate for experts before publication"
+    );
     assert_eq!(theirs["scores"][0]["total"], "80");
 
     // Grading: a grade other than the score's needs a reason.

@@ -58,6 +58,11 @@ async fn a_testing_order_is_quoted_paid_with_vouchers_and_completed_with_its_rep
     );
     let id = o["id"].as_i64().unwrap();
 
+    // It waits on the owner's 工作台.
+    let owner_page = app.browser_login("owner").await;
+    let (_, html) = app.get_page(&owner_page, "/console").await;
+    assert!(html.contains("预约待报价"), "{html}");
+
     // It holds no slot: the instrument can still be booked at any time.
     let (status, b) = app
         .api("POST", "/api/v1/bookings", Some(&w.user), Some(json!({

@@ -562,3 +562,70 @@ async fn an_upheld_objection_stays_on_record_and_the_settlement_goes_on_to_revie
         "{html}"
     );
 }
+
+/// A unit whose nine instruments earn 225,000.03 of subsidy before the unit cap (one exactly
+/// at the instrument cap, one above it, one x.xx5 rounding half-up): the amounts are scaled
+/// to 200,000.00 exactly, the missing fen going to the largest remainders — on both databases.
+#[tokio::test]
+async fn the_unit_cap_scales_nine_instruments_to_200000_exactly() {
+    let app = spawn_app_with(&[("LABSHARE_NOW", NOW)]).await;
+    app.create_user("bureau_c", "platform_admin").await;
+    let admin = app.token("bureau_c").await;
+    let (unit, _) = managing_unit(&app, "owner_c", "郑州大学", 211).await;
+    app.create_user("buyer_c", "user").await;
+    let buyer = app.token("buyer_c").await;
+    let buyer_unit =
+        certified_unit(&app, &buyer, "许昌封顶测试企业", 212, "user", "high_tech").await;
+    // Incomes in fen and the expected subsidy in yuan.
+    let cases = [
+        (10_000_000, "26666.66"), // 100,000.00 × 30% = 30,000.00, exactly the instrument cap
+        (12_000_000, "26666.66"), // 36,000.00 → capped at 30,000.00
+        (9_000_001, "24000.00"),  // 27,000.003 → 27,000.00
+        (8_000_005, "21333.35"),  // 24,000.015 → 24,000.02 (half-up)
+        (7_000_000, "18666.67"),
+        (6_000_000, "16000.00"),
+        (10_000_000, "26666.66"),
+        (5_000_003, "13333.34"), // 15,000.009 → 15,000.01
+        (10_000_000, "26666.66"),
+    ];
+    let mut ids = Vec::new();
+    for (n, (fen, _)) in cases.iter().enumerate() {
+        let id = instrument(&app, unit, &format!("封顶测试仪器{n}"), "M1").await;
+        income(&app, id, unit, buyer_unit, *fen, 100 + n as i64).await;
+        ids.push(id);
+    }
+    grade(&app, &admin, unit, "good").await;
+    let (status, s) = app
+        .api(
+            "POST",
+            "/api/v1/subsidy-settlements",
+            Some(&admin),
+            Some(json!({"year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    assert_eq!(s["total"], "200000.00");
+    let u = &s["units"][0];
+    assert_eq!(
+        (u["unit_id"].as_i64(), u["total"].as_str()),
+        (Some(unit), Some("200000.00"))
+    );
+    let got: Vec<(i64, String)> = u["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["instrument_id"].as_i64().unwrap(),
+                l["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(i64, String)> = ids
+        .iter()
+        .zip(cases.iter())
+        .map(|(id, (_, yuan))| (*id, yuan.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(u["instruments"][3]["income"], "80000.05");
+}

@@ -105,7 +105,8 @@ fn utc(ts: i64) -> String {
 /// left out. Times are UTC (`…Z`); calendar apps show them in the reader's zone.
 pub async fn ics(db: &Db, user_id: i64, display_name: &str, now: i64) -> Result<String> {
     let rows = sqlx::query(
-        "SELECT b.id, b.start_at, b.end_at, b.purpose, b.status, b.user_id, b.updated_at, i.name AS instrument, i.model, i.location, \
+        "SELECT b.id, b.start_at, b.end_at, b.purpose, b.status, b.user_id, b.updated_at, b.kind, \
+         (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service, i.name AS instrument, i.model, i.location, \
          u.name AS booking_unit, o.name AS owner, \
          CASE WHEN i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager') THEN 1 ELSE 0 END AS managed \
          FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id \
@@ -132,7 +133,17 @@ pub async fn ics(db: &Db, user_id: i64, display_name: &str, now: i64) -> Result<
         let instrument: String = r.get("instrument");
         let mine = r.get::<i64, _>("user_id") == user_id;
         let managed = r.get::<i64, _>("managed") == 1;
-        let summary = if mine {
+        // A testing order (送样检测) holds no time: it shows as an all-day event on the day its
+        // report is due.
+        let testing = r.get::<String, _>("kind") == "testing";
+        let service: Option<String> = r.get("service");
+        let summary = if testing {
+            format!(
+                "送样检测：{}（{}，预计出具报告）",
+                service.as_deref().unwrap_or(&instrument),
+                status_label(&status)
+            )
+        } else if mine {
             format!("仪器预约：{instrument}（{}）", status_label(&status))
         } else {
             format!(
@@ -155,8 +166,21 @@ pub async fn ics(db: &Db, user_id: i64, display_name: &str, now: i64) -> Result<
         out.push_str("BEGIN:VEVENT\r\n");
         out.push_str(&format!("UID:booking-{id}@labshare\r\n"));
         out.push_str(&format!("DTSTAMP:{}\r\n", utc(r.get("updated_at"))));
-        out.push_str(&format!("DTSTART:{}\r\n", utc(r.get("start_at"))));
-        out.push_str(&format!("DTEND:{}\r\n", utc(r.get("end_at"))));
+        if testing {
+            let due =
+                chrono::TimeZone::timestamp_opt(&chrono_tz::Asia::Shanghai, r.get("end_at"), 0)
+                    .single()
+                    .map(|t| t.date_naive())
+                    .unwrap_or_default();
+            out.push_str(&format!("DTSTART;VALUE=DATE:{}\r\n", due.format("%Y%m%d")));
+            out.push_str(&format!(
+                "DTEND;VALUE=DATE:{}\r\n",
+                (due + chrono::Duration::days(1)).format("%Y%m%d")
+            ));
+        } else {
+            out.push_str(&format!("DTSTART:{}\r\n", utc(r.get("start_at"))));
+            out.push_str(&format!("DTEND:{}\r\n", utc(r.get("end_at"))));
+        }
         out.push_str(&fold(&format!("SUMMARY:{}", text(&summary))));
         out.push_str(&fold(&format!("DESCRIPTION:{}", text(&description))));
         let location: String = r.get("location");

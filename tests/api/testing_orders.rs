@@ -72,6 +72,19 @@ async fn a_testing_order_is_quoted_paid_with_vouchers_and_completed_with_its_rep
         .await;
     assert_eq!(status, 201, "{b}");
 
+    // In the orderer's calendar feed it is an all-day event on the day the report is due.
+    let buyer_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'buyer'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let feed = labshare::feeds::ics(&app.db, buyer_id, "买方", app.now())
+        .await
+        .unwrap();
+    assert!(
+        feed.contains("DTSTART;VALUE=DATE:20261206") && feed.contains("送样检测：金属材料成分分析"),
+        "{feed}"
+    );
+
     let post = |path: String, token: String, body: serde_json::Value| async move {
         app.api("POST", &path, Some(&token), Some(body)).await
     };

@@ -245,7 +245,7 @@ async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
                 body: format!(
                     "{year} 年度已结转。请在规定时间内提交本单位 {year} 年度绩效评价申报（自评报告与服务数据），评价结果将作为后补助的依据。"
                 ),
-                link: "/console".into(),
+                link: "/console/evaluations".into(),
             },
             None,
             now,

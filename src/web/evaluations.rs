@@ -353,8 +353,12 @@ async fn render_declare(
             units.push(u);
         }
     }
+    // Declarations usually look back: early in the year the year just closed comes first.
     let year = this_year(state);
-    let years: Vec<i64> = (year - 2..=year).rev().collect();
+    let mut years: Vec<i64> = (year - 2..=year).rev().collect();
+    if state.clock.today().month() <= 3 {
+        years.swap(0, 1);
+    }
     Ok(Page::new(
         "console/evaluations.html",
         crate::ctx! { items => items, units => units, years => years, form => form, errors => errors },

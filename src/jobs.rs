@@ -30,6 +30,11 @@ pub const JOBS: &[(&str, &str, &str)] = &[
     ),
     ("daily-digest", "0 0 8 * * *", "每日通知汇总邮件"),
     (
+        "task-reminders",
+        "0 */5 * * * *",
+        "办理时限：到期提醒、逾期升级和到期自动处理（如公示期满自动通过）",
+    ),
+    (
         "index-check",
         "0 30 * * * *",
         "检索索引巡检：索引为空或过期时重建，报告待处理的索引变更",
@@ -56,6 +61,12 @@ pub fn period(job: &str, at: DateTime<Utc>) -> Result<String> {
             local.minute() / 10 * 10
         ),
         "daily-digest" => local.format("%Y-%m-%d").to_string(),
+        "task-reminders" => format!(
+            "{}:{:02}",
+            local.format("%Y-%m-%dT%H"),
+            local.minute() / 5 * 5
+        ),
+        "index-check" => local.format("%Y-%m-%dT%H").to_string(),
         _ => return Err(unknown(job)),
     })
 }

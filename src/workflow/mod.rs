@@ -764,7 +764,12 @@ pub async fn act(
         };
         (hook.run)(&mut hc).await?;
     }
-    let ctx = expr_ctx(&mut tx, &inst, &form).await?;
+    let mut ctx = expr_ctx(&mut tx, &inst, &form).await?;
+    // The deciding task, for rules like "only after the notice period" (公示期满).
+    ctx["task"] = json!({
+        "due_at": task.due_at,
+        "deadline_passed": task.due_at.is_some_and(|d| d <= now),
+    });
     if let Some(tr) = spec.on.get(&action)
         && let Some(req) = &tr.require
         && !eval(req, &ctx)?.is_true()

@@ -223,3 +223,72 @@ async fn operators_run_jobs_and_see_failed_mail_in_the_console() {
     assert_eq!(status, 200);
     assert!(html.contains("每日汇总"));
 }
+
+/// Every scheduled job has a period, so the scheduler and `labshare jobs run NAME` can run
+/// it; `task-reminders` runs the engine's deadlines — here a returned voucher application
+/// withdraws itself when its 15 days pass — and does nothing twice in one period.
+#[tokio::test]
+async fn every_job_runs_and_task_reminders_acts_on_deadlines_once_per_period() {
+    let app = spawn_app().await;
+    let now = app.state.clock.now();
+    for (name, _, _) in jobs::JOBS {
+        assert!(jobs::period(name, now).is_ok(), "{name} has no period");
+    }
+    app.create_user("tr_admin", "platform_admin").await;
+    let admin = app.token("tr_admin").await;
+    app.create_user("tr_user", "user").await;
+    let user = app.token("tr_user").await;
+    let unit =
+        crate::common::certified_unit(&app, &user, "时限测试企业", 501, "user", "high_tech").await;
+    let (status, started) = app
+        .api(
+            "POST",
+            "/api/v1/voucher-applications",
+            Some(&user),
+            Some(serde_json::json!({"unit_id": unit, "year": 2026})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let (_, tasks) = app.api("GET", "/api/v1/tasks", Some(&admin), None).await;
+    let (status, out) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", tasks["items"][0]["id"]),
+            Some(&admin),
+            Some(serde_json::json!({"action": "return", "comment": "请补充材料"})),
+        )
+        .await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("revise")),
+        "{out}"
+    );
+    sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE status = 'open'")
+        .bind(app.now() - 1)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let outcome = jobs::run(&app.state, "task-reminders", now).await.unwrap();
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    let (_, inst) = app
+        .api(
+            "GET",
+            &format!("/api/v1/workflow-instances/{}", started["instance_id"]),
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (inst["state"].as_str(), inst["status"].as_str()),
+        (Some("withdrawn"), Some("completed")),
+        "{inst}"
+    );
+    assert_eq!(
+        jobs::run(&app.state, "task-reminders", now).await.unwrap(),
+        Outcome::AlreadyDone
+    );
+    assert!(matches!(
+        jobs::run(&app.state, "index-check", now).await.unwrap(),
+        Outcome::Done(_)
+    ));
+}

@@ -299,22 +299,21 @@ async fn review_needs_a_contract_and_an_invoice_which_reviewers_download_from_th
         .await;
     assert_eq!(status, 403);
 
-    // Now review passes; recheck and publicity follow.
+    // Now review passes; recheck follows, then the public notice passes when its period ends.
     let (status, body) = approve("材料齐全，同意").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "recheck");
-    for _ in 0..2 {
-        let t = open_task(app, &w.admin).await;
-        let (status, _) = app
-            .api(
-                "POST",
-                &format!("/api/v1/tasks/{}/actions", t["id"]),
-                Some(&w.admin),
-                Some(json!({"action": "approve"})),
-            )
-            .await;
-        assert_eq!(status, 200);
-    }
+    let t = open_task(app, &w.admin).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", t["id"]),
+            Some(&w.admin),
+            Some(json!({"action": "approve"})),
+        )
+        .await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("publicity")));
+    assert_eq!(crate::common::notice_period_passes(app).await, 1);
     let (_, r) = app
         .api(
             "GET",

@@ -247,8 +247,8 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     .await;
     assert!(flash(&b).await.contains("服务记录单号"));
 
-    // The owner redeems the vouchers with the contract and the invoice; the bureau reviews,
-    // rechecks and closes the public notice.
+    // The owner redeems the vouchers with the contract and the invoice; the bureau reviews and
+    // rechecks, and the public notice passes.
     let dir = tempfile::tempdir().unwrap();
     let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
     let (contract, invoice) = (dir.path().join("合同.pdf"), dir.path().join("发票.pdf"));
@@ -278,7 +278,9 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     let msg = flash(&b).await;
     assert!(msg.contains("兑付"), "{msg}");
     login(&b, &app, "bureau").await;
-    approve_tasks(&b, &app, 3).await;
+    approve_tasks(&b, &app, 2).await;
+    // Five working days of public notice pass without objection.
+    assert_eq!(crate::common::notice_period_passes(&app).await, 1);
     let status: String = sqlx::query_scalar("SELECT status FROM redemptions")
         .fetch_one(&app.db.pool)
         .await
@@ -439,7 +441,9 @@ async fn the_journey_works_by_hand_on_the_demo_data() {
     submit(&b, "//button[contains(., '提交兑付申请')]").await;
     assert!(flash(&b).await.contains("兑付"));
     login_with(&b, &app, "bureau", pw).await;
-    approve_tasks(&b, &app, 3).await;
+    approve_tasks(&b, &app, 2).await;
+    // Five working days of public notice pass without objection.
+    assert_eq!(crate::common::notice_period_passes(&app).await, 1);
 
     // The evaluation with the demo experts 张建华, 刘晓燕 and 陈国栋.
     login_with(&b, &app, "xcu_lab", pw).await;

@@ -310,3 +310,20 @@ pub async fn certified_unit(
         .unwrap();
     id
 }
+
+/// The five working days of public notice (公示) pass (Arrange: their deadline is moved into
+/// the past) and the deadline job approves them; returns how many notices passed.
+pub async fn notice_period_passes(app: &TestApp) -> usize {
+    let n = sqlx::query(
+        "UPDATE workflow_tasks SET due_at = $1 WHERE state = 'publicity' AND status = 'open'",
+    )
+    .bind(app.now() - 1)
+    .execute(&app.db.pool)
+    .await
+    .unwrap()
+    .rows_affected() as usize;
+    labshare::workflow::process_deadlines(&app.state)
+        .await
+        .unwrap();
+    n
+}

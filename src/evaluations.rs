@@ -425,6 +425,17 @@ pub async fn published(db: &Db, year: Option<i64>) -> Result<Vec<Evaluation>> {
     Ok(rows.iter().map(from_row).collect())
 }
 
+/// A unit's published results, newest year first (for its public page).
+pub async fn published_for_unit(db: &Db, unit_id: i64) -> Result<Vec<Evaluation>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE e.status = 'published' AND e.unit_id = $1 ORDER BY e.year DESC LIMIT 10"
+    )))
+    .bind(unit_id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
 /// The years with published results, newest first.
 pub async fn published_years(db: &Db) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar(

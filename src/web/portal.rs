@@ -258,9 +258,10 @@ async fn org_detail(
     };
     let (items, total) =
         instruments::list_public(&state.db, &filter, (page - 1) * PER_PAGE, PER_PAGE).await?;
+    let grades = crate::evaluations::published_for_unit(&state.db, id).await?;
     Ok(Page::new(
         "portal/org.html",
-        crate::ctx! { unit => unit, items => items, pager => pager(page, total) },
+        crate::ctx! { unit => unit, items => items, pager => pager(page, total), grades => grades },
     )
     .into_response())
 }

@@ -396,6 +396,17 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         "{html}"
     );
 
+    let html = app
+        .client
+        .get(app.url(&format!("/orgs/{unit}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("2026 年度 良好（80.00 分）"), "{html}");
+
     // The year's statistics count the same records.
     let (status, st) = app
         .api("GET", "/api/v1/statistics?year=2026", Some(&admin), None)

@@ -750,23 +750,10 @@ pub async fn settlement_xlsx(
         ],
         &rows,
     )?;
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
-            ),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"settlement-{}-{}.xlsx\"",
-                    s.year, s.id
-                ),
-            ),
-        ],
+    Ok(super::page::xlsx_download(
         bytes,
-    )
-        .into_response())
+        &format!("settlement-{}-{}.xlsx", s.year, s.id),
+    ))
 }
 
 async fn get_policy(

@@ -96,6 +96,24 @@ impl IntoResponse for PageError {
 pub type PageResult<T = Response> = Result<T, PageError>;
 
 /// Redirect after a successful POST, with a message shown once on the next page.
+/// An xlsx file as a download.
+pub fn xlsx_download(bytes: Vec<u8>, filename: &str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
 /// What to tell the user about a refusal they can act on (invalid input, a conflict, a rule
 /// that says no); `None` for errors that are not theirs to fix.
 pub fn refusal(e: &AppError) -> Option<String> {

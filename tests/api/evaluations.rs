@@ -436,21 +436,12 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         html.contains("50000.00") && html.contains("良好：1"),
         "{html}"
     );
-    let res = console
-        .get(app.url("/console/statistics/export.xlsx?year=2026"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let bytes = res.bytes().await.unwrap().to_vec();
-    use calamine::Reader;
-    let mut wb: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
-    let range = wb.worksheet_range_at(0).unwrap().unwrap();
-    let cells: Vec<(String, String)> = range
-        .rows()
-        .map(|r| (r[0].to_string(), r[1].to_string()))
-        .collect();
+    let cells: Vec<(String, String)> =
+        crate::common::xlsx_rows(app, &console, "/console/statistics/export.xlsx?year=2026")
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect();
     assert!(
         cells.contains(&("创新券发放（元）".into(), "50000.00".into())),
         "{cells:?}"

@@ -202,18 +202,8 @@ async fn a_unit_manager_keeps_platforms_services_and_achievements_in_the_console
     let (_, html) = app.get_page(&browser, "/console/services").await;
     assert!(html.contains("水质检测") && html.contains("审核中"));
 
-    let res = browser
-        .get(app.url("/console/services/export.xlsx"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let bytes = res.bytes().await.unwrap().to_vec();
-    use calamine::Reader;
-    let mut wb: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
-    let range = wb.worksheet_range_at(0).unwrap().unwrap();
-    assert_eq!(range.get_value((1, 0)).unwrap().to_string(), "水质检测");
+    let rows = crate::common::xlsx_rows(&app, &browser, "/console/services/export.xlsx").await;
+    assert_eq!(rows[1][0], "水质检测");
 
     // Another manager sees neither the record nor its page.
     manager(&app, "um_rc2", 34).await;

@@ -327,3 +327,18 @@ pub async fn notice_period_passes(app: &TestApp) -> usize {
         .unwrap();
     n
 }
+
+/// Download an xlsx with a signed-in client and return its first sheet's cells as text.
+pub async fn xlsx_rows(app: &TestApp, client: &reqwest::Client, path: &str) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let res = client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    let bytes = res.bytes().await.unwrap().to_vec();
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}

@@ -238,13 +238,7 @@ async fn a_manager_adds_an_instrument_an_admin_approves_it_and_the_portal_shows_
             body_text(&b).await
         );
     }
-    b.client
-        .find(Locator::XPath("//button[contains(., '提交入网审核')]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    crate::submit(&b, "//button[contains(., '提交入网审核')]").await;
     b.client
         .wait()
         .for_element(Locator::Css(".flash"))
@@ -285,15 +279,11 @@ async fn a_manager_adds_an_instrument_an_admin_approves_it_and_the_portal_shows_
         .await
         .unwrap();
     fill(&b, "#t-comment", "资料齐全，同意入网").await;
-    b.client
-        .find(Locator::XPath(
-            "//form[starts-with(@action, '/console/tasks/')]//button[@type='submit']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    crate::submit(
+        &b,
+        "//form[starts-with(@action, '/console/tasks/')]//button[@type='submit']",
+    )
+    .await;
     b.client
         .wait()
         .for_element(Locator::Css(".flash"))

@@ -7,9 +7,10 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::{
-    Browser,
+    Browser, click,
     common::{TestApp, certified_unit, spawn_app_with},
     journeys::{body_text as text, fill as set},
+    submit, submit_confirmed,
 };
 
 /// Tuesday 1 December 2026, 08:00 in Xuchang.
@@ -41,56 +42,6 @@ async fn set_value(b: &Browser, css: &str, value: &str) {
         )
         .await
         .unwrap();
-}
-
-async fn click(b: &Browser, xpath: &str) {
-    b.client
-        .find(Locator::XPath(xpath))
-        .await
-        .unwrap_or_else(|e| panic!("{xpath}: {e}"))
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Click something that loads a new page (a submit button, a link) and wait until the old
-/// page is gone, so what is found next belongs to the new one.
-async fn submit(b: &Browser, xpath: &str) {
-    let old = b.client.find(Locator::Css("html")).await.unwrap();
-    click(b, xpath).await;
-    gone(b, old, xpath).await;
-}
-
-/// The same for a button that asks for confirmation first: confirm, then wait.
-async fn submit_confirmed(b: &Browser, xpath: &str) {
-    let old = b.client.find(Locator::Css("html")).await.unwrap();
-    click(b, xpath).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while b.client.accept_alert().await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no confirmation for {xpath}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    gone(b, old, xpath).await;
-}
-
-async fn gone(b: &Browser, old: fantoccini::elements::Element, what: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while old.tag_name().await.is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not load a new page"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = b
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("body"))
-        .await;
 }
 
 /// Wait for the flash message after a form and return it.

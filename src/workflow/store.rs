@@ -1,0 +1,218 @@
+//! The engine's rows: instances and tasks, the write transaction (SQLite writers queue on
+//! an in-process lock), row locks, and the vote counts of a step.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Instance {
+    pub id: i64,
+    pub workflow_key: String,
+    pub version: i64,
+    pub subject_type: String,
+    pub subject_id: i64,
+    pub unit_id: Option<i64>,
+    pub applicant_id: i64,
+    pub state: String,
+    pub prev_state: Option<String>,
+    pub status: String,
+    pub round: i64,
+    pub data: Value,
+    pub created_at: i64,
+}
+
+pub(super) const INSTANCE_COLS: &str = "id, workflow_key, version, subject_type, subject_id, unit_id, applicant_id, state, prev_state, status, round, data, created_at";
+
+pub(super) fn instance_from(r: &sqlx::any::AnyRow) -> Instance {
+    Instance {
+        id: r.get("id"),
+        workflow_key: r.get("workflow_key"),
+        version: r.get("version"),
+        subject_type: r.get("subject_type"),
+        subject_id: r.get("subject_id"),
+        unit_id: r.get("unit_id"),
+        applicant_id: r.get("applicant_id"),
+        state: r.get("state"),
+        prev_state: r.get("prev_state"),
+        status: r.get("status"),
+        round: r.get("round"),
+        data: serde_json::from_str(&r.get::<String, _>("data")).unwrap_or(Value::Null),
+        created_at: r.get("created_at"),
+    }
+}
+
+pub(super) async fn load_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Instance> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INSTANCE_COLS} FROM workflow_instances WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(instance_from(&r))
+}
+
+pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
+    let mut conn = db.pool.acquire().await?;
+    load_instance(&mut conn, id).await
+}
+
+/// Writers queue on this lock on SQLite instead of spinning in SQLite's busy handler, whose
+/// sleeps dominate under concurrency; PostgreSQL needs no such lock.
+pub(super) static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A write transaction (on SQLite: taken up front with `BEGIN IMMEDIATE`, so a
+/// read-then-write never fails on a stale snapshot).
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub(super) async fn begin(db: &Db) -> Result<WriteTx> {
+    Ok(match db.backend {
+        Backend::Sqlite => {
+            let turn = SQLITE_WRITER.lock().await;
+            WriteTx {
+                tx: db.pool.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            }
+        }
+        Backend::Postgres => WriteTx {
+            tx: db.pool.begin().await?,
+            _turn: None,
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_task(
+    conn: &mut sqlx::AnyConnection,
+    instance: i64,
+    state: &str,
+    round: i64,
+    user: i64,
+    seq: i64,
+    status: &str,
+    due: Option<i64>,
+    now: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO workflow_tasks (instance_id, state, round, assignee_id, seq, status, due_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(instance)
+    .bind(state)
+    .bind(round)
+    .bind(user)
+    .bind(seq)
+    .bind(status)
+    .bind(due)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Take the instance's row lock (a no-op update: portable, unlike `FOR UPDATE`).
+pub(super) async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn lock_instance_of_task(
+    conn: &mut sqlx::AnyConnection,
+    task_id: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1)")
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) struct TaskRow {
+    pub(super) instance_id: i64,
+    pub(super) round: i64,
+    pub(super) assignee_id: i64,
+    pub(super) seq: i64,
+    pub(super) due_at: Option<i64>,
+    pub(super) status: String,
+}
+
+pub(super) async fn load_task(conn: &mut sqlx::AnyConnection, id: i64) -> Result<TaskRow> {
+    let r = sqlx::query("SELECT instance_id, state, round, assignee_id, seq, due_at, status FROM workflow_tasks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(TaskRow {
+        instance_id: r.get("instance_id"),
+        round: r.get("round"),
+        assignee_id: r.get("assignee_id"),
+        seq: r.get("seq"),
+        due_at: r.get("due_at"),
+        status: r.get("status"),
+    })
+}
+
+pub(super) fn task_closed() -> AppError {
+    AppError::conflict("task_closed", "该待办已被处理，请刷新后查看最新状态")
+}
+
+/// (approved, open) in the current round.
+pub(super) async fn counts(conn: &mut sqlx::AnyConnection, inst: &Instance) -> Result<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT CAST(SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS a, \
+         CAST(SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS BIGINT) AS o FROM workflow_tasks WHERE instance_id = $1 AND round = $2",
+    )
+    .bind(inst.id)
+    .bind(inst.round)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        r.get::<Option<i64>, _>("a").unwrap_or(0),
+        r.get::<Option<i64>, _>("o").unwrap_or(0),
+    ))
+}
+
+/// Approvals a quorum step needs; `None` for other modes.
+pub(super) async fn quorum_needed(
+    conn: &mut sqlx::AnyConnection,
+    spec: &def::Task,
+    inst: &Instance,
+) -> Result<Option<i64>> {
+    Ok(match spec.mode {
+        def::Mode::MinApprovals(n) => Some(n as i64),
+        def::Mode::Ratio(r) => {
+            let (total,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status <> 'transferred'")
+                .bind(inst.id)
+                .bind(inst.round)
+                .fetch_one(conn)
+                .await?;
+            Some(((total as f64) * r).ceil().max(1.0) as i64)
+        }
+        _ => None,
+    })
+}

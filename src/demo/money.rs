@@ -294,17 +294,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
                     .bind(voucher)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO voucher_ledger (unit_id, year, kind, amount_fen, delta_fen, booking_id, note, created_at) \
-                     VALUES ($1, $2, 'redeem', $3, 0, $4, '兑付通过', $5)",
-                )
-                .bind(enterprise)
-                .bind(year)
-                .bind(voucher)
-                .bind(booking)
-                .bind(decided)
-                .execute(&mut *conn)
-                .await?;
+                vouchers::redeem(&mut conn, enterprise, year, voucher, booking, decided).await?;
             }
             added += 1;
         }

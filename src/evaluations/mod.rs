@@ -21,7 +21,7 @@ use crate::{
     auth::{CurrentUser, Permission},
     domain::Yuan,
     error::{AppError, Result},
-    money::{GRADES, Policy},
+    money::Policy,
     store::Db,
 };
 
@@ -31,13 +31,7 @@ mod scoring;
 pub use indicators::{Indicators, indicators};
 pub use scoring::*;
 
-pub fn grade_label(grade: &str) -> &'static str {
-    GRADES
-        .iter()
-        .find(|(g, _)| *g == grade)
-        .map(|(_, l)| *l)
-        .unwrap_or("—")
-}
+pub use crate::money::grade_label;
 
 pub fn status_label(status: &str) -> &'static str {
     match status {

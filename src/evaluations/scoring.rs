@@ -222,26 +222,23 @@ pub async fn finalise(
     .bind(evaluation_id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM unit_grades WHERE unit_id = $1 AND year = $2")
-        .bind(unit_id)
-        .bind(year)
-        .execute(&mut *conn)
-        .await?;
     let note = match score {
         Some(s) if override_reason.is_empty() => format!("专家评分 {s}"),
         Some(s) => format!("专家评分 {s}；调整理由：{override_reason}"),
         None => override_reason.clone(),
     };
-    sqlx::query(
-        "INSERT INTO unit_grades (unit_id, year, grade, reason, source, decided_by, decided_at) VALUES ($1, $2, $3, $4, 'evaluation', $5, $6)",
+    crate::money::record_grade(
+        conn,
+        crate::money::UnitGrade {
+            unit_id,
+            year,
+            grade: &grade,
+            reason: &note,
+            source: "evaluation",
+            decided_by: decision.get::<i64, _>("assignee_id"),
+        },
+        now,
     )
-    .bind(unit_id)
-    .bind(year)
-    .bind(&grade)
-    .bind(note)
-    .bind(decision.get::<i64, _>("assignee_id"))
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     Ok(())
 }

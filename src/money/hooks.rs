@@ -96,16 +96,14 @@ pub fn run_redeem<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>
         .fetch_all(&mut *ctx.conn)
         .await?;
         for it in items {
-            sqlx::query(
-                "INSERT INTO voucher_ledger (unit_id, year, kind, amount_fen, delta_fen, booking_id, note, created_at) \
-                 VALUES ($1, $2, 'redeem', $3, 0, $4, '兑付通过', $5)",
+            vouchers::redeem(
+                ctx.conn,
+                it.get::<i64, _>("unit_id"),
+                it.get::<Option<i64>, _>("voucher_year").unwrap_or(0),
+                it.get::<i64, _>("voucher_fen"),
+                it.get::<i64, _>("booking_id"),
+                ctx.now,
             )
-            .bind(it.get::<i64, _>("unit_id"))
-            .bind(it.get::<Option<i64>, _>("voucher_year").unwrap_or(0))
-            .bind(it.get::<i64, _>("voucher_fen"))
-            .bind(it.get::<i64, _>("booking_id"))
-            .bind(ctx.now)
-            .execute(&mut *ctx.conn)
             .await?;
         }
         sqlx::query("UPDATE redemptions SET decided_at = $1 WHERE id = $2")

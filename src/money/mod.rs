@@ -29,6 +29,15 @@ pub const GRADES: [(&str, &str); 4] = [
     ("unqualified", "不合格"),
 ];
 
+/// 优秀, 良好, … for a grade key; empty for anything else.
+pub fn grade_label(grade: &str) -> &'static str {
+    GRADES
+        .iter()
+        .find(|(g, _)| *g == grade)
+        .map(|(_, l)| *l)
+        .unwrap_or("")
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherRules {
@@ -197,6 +206,42 @@ impl Policy {
             "unqualified"
         }
     }
+}
+
+/// A unit's final grade for a year, the one the settlement uses: from an evaluation or
+/// recorded by hand (`source`); a later one replaces it.
+pub struct UnitGrade<'a> {
+    pub unit_id: i64,
+    pub year: i64,
+    pub grade: &'a str,
+    pub reason: &'a str,
+    pub source: &'a str,
+    pub decided_by: i64,
+}
+
+pub async fn record_grade(
+    conn: &mut sqlx::AnyConnection,
+    g: UnitGrade<'_>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM unit_grades WHERE unit_id = $1 AND year = $2")
+        .bind(g.unit_id)
+        .bind(g.year)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO unit_grades (unit_id, year, grade, reason, source, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(g.unit_id)
+    .bind(g.year)
+    .bind(g.grade)
+    .bind(g.reason)
+    .bind(g.source)
+    .bind(g.decided_by)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The policy in force and its version id.

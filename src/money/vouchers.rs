@@ -72,6 +72,30 @@ async fn entry(
     Ok(())
 }
 
+/// Record that a booking's reserved vouchers were redeemed (兑付通过): the amount leaves the
+/// reservation for good; the available balance does not change.
+pub async fn redeem(
+    conn: &mut sqlx::AnyConnection,
+    unit_id: i64,
+    year: i64,
+    amount_fen: i64,
+    booking_id: i64,
+    now: i64,
+) -> Result<()> {
+    entry(
+        conn,
+        unit_id,
+        year,
+        "redeem",
+        amount_fen,
+        0,
+        Some(booking_id),
+        "兑付通过",
+        now,
+    )
+    .await
+}
+
 /// Grant a unit its yearly quota (once per year; a second grant changes nothing).
 /// Returns the quota granted, or `None` if the account already existed.
 pub async fn grant(

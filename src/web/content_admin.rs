@@ -55,11 +55,10 @@ async fn list_page(
         .unwrap_or(1);
     let (items, total) =
         content::list_all(&state.db, &q.kind, (page - 1) * PER_PAGE, PER_PAGE).await?;
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(Page::new(
         "console/content.html",
         crate::ctx! { items => items, kind => q.kind, kinds => KINDS,
-        pager => crate::ctx!{ page => page, pages => pages, total => total, has_prev => page > 1, has_next => page < pages },
+        pager => super::page::pager(page, total, PER_PAGE),
         query => crate::ctx!{ kind => q.kind } },
     )
     .into_response())

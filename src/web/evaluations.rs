@@ -78,11 +78,6 @@ fn this_year(state: &AppState) -> i64 {
     state.clock.today().year() as i64
 }
 
-fn pager(page: i64, total: i64) -> Value {
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-    json!({"page": page, "pages": pages, "total": total, "has_prev": page > 1, "has_next": page < pages})
-}
-
 /// Store a declaration and start `expert_evaluation`; the record goes again if the flow
 /// refuses to start, so nothing is left half-submitted.
 async fn declare_and_start(
@@ -471,7 +466,7 @@ async fn list_page(
     };
     Ok(Page::new(
         template,
-        crate::ctx! { items => rows, pager => pager(page, total), year => q.year, query => query },
+        crate::ctx! { items => rows, pager => super::page::pager(page, total, PER_PAGE), year => q.year, query => query },
     )
     .into_response())
 }

@@ -56,11 +56,10 @@ async fn pool_page(
         .unwrap_or(1);
     let (items, total) =
         experts::pool(&state.db, &field, &status, (page - 1) * PER_PAGE, PER_PAGE).await?;
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(Page::new(
         "console/experts.html",
         crate::ctx! { items => items, field => field, status => status, statuses => STATUSES,
-        pager => crate::ctx!{ page => page, pages => pages, total => total, has_prev => page > 1, has_next => page < pages },
+        pager => super::page::pager(page, total, PER_PAGE),
         query => crate::ctx!{ field => field, status => status } },
     )
     .into_response())

@@ -199,11 +199,10 @@ async fn list_page(
         PER_PAGE,
     )
     .await?;
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(Page::new(
         "console/instruments.html",
         crate::ctx! { items => items, status => q.status, has_units => !managed_units(&user).is_empty(),
-        pager => crate::ctx!{ page => page, pages => pages, total => total, has_prev => page > 1, has_next => page < pages },
+        pager => super::page::pager(page, total, PER_PAGE),
         query => crate::ctx!{ status => q.status } },
     )
     .into_response())
@@ -380,36 +379,10 @@ async fn submit_page(
 
 // ---- xlsx template, import and export ------------------------------------------------------
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-fn xlsx_response(bytes: Vec<u8>, ascii_name: &str, name: &str) -> axum::response::Response {
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, XLSX.to_string()),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"),
-            ),
-        ],
-        bytes,
-    )
-        .into_response()
-}
-
 async fn template_xlsx(SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::InstrumentManage)?;
     let bytes = crate::spreadsheets::instrument_template()?;
-    Ok(xlsx_response(
+    Ok(super::page::xlsx_download(
         bytes,
         "instrument-template.xlsx",
         "仪器导入模板.xlsx",
@@ -454,7 +427,11 @@ async fn export_xlsx(
         ],
         &rows,
     )?;
-    Ok(xlsx_response(bytes, "instruments.xlsx", "仪器列表.xlsx"))
+    Ok(super::page::xlsx_download(
+        bytes,
+        "instruments.xlsx",
+        "仪器列表.xlsx",
+    ))
 }
 
 fn import_view(user: &CurrentUser, report: &[crate::spreadsheets::RowError]) -> Page {

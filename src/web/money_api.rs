@@ -489,21 +489,18 @@ async fn set_grade(
     crate::units::get(&state.db, unit_id).await?;
     let year = year_or_now(&state, Some(year))?;
     let mut tx = state.db.pool.begin().await?;
-    sqlx::query("DELETE FROM unit_grades WHERE unit_id = $1 AND year = $2")
-        .bind(unit_id)
-        .bind(year)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO unit_grades (unit_id, year, grade, reason, source, decided_by, decided_at) VALUES ($1, $2, $3, $4, 'manual', $5, $6)",
+    money::record_grade(
+        &mut tx,
+        money::UnitGrade {
+            unit_id,
+            year,
+            grade: &body.grade,
+            reason: body.reason.trim(),
+            source: "manual",
+            decided_by: user.id,
+        },
+        state.now(),
     )
-    .bind(unit_id)
-    .bind(year)
-    .bind(&body.grade)
-    .bind(body.reason.trim())
-    .bind(user.id)
-    .bind(state.now())
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Json(
@@ -693,11 +690,7 @@ pub async fn settlement_xlsx(
             .bind(u.unit_id)
             .fetch_one(&state.db.pool)
             .await?;
-        let grade = money::GRADES
-            .iter()
-            .find(|(g, _)| *g == u.grade)
-            .map(|(_, l)| *l)
-            .unwrap_or("");
+        let grade = money::grade_label(&u.grade);
         for l in &u.instruments {
             let name: String =
                 sqlx::query_scalar("SELECT name || ' ' || model FROM instruments WHERE id = $1")
@@ -753,6 +746,7 @@ pub async fn settlement_xlsx(
     Ok(super::page::xlsx_download(
         bytes,
         &format!("settlement-{}-{}.xlsx", s.year, s.id),
+        &format!("{} 年度补贴结算-{}.xlsx", s.year, s.id),
     ))
 }
 

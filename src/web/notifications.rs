@@ -79,11 +79,9 @@ async fn list(
             "created_at": r.get::<i64, _>("created_at"),
         }))
         .collect();
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(Page::new(
         "console/notifications.html",
-        crate::ctx! { items => items, pager => crate::ctx!{ page => page, pages => pages, total => total,
-                      has_prev => page > 1, has_next => page < pages } },
+        crate::ctx! { items => items, pager => super::page::pager(page, total, PER_PAGE) },
     )
     .into_response())
 }

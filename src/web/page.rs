@@ -96,8 +96,28 @@ impl IntoResponse for PageError {
 pub type PageResult<T = Response> = Result<T, PageError>;
 
 /// Redirect after a successful POST, with a message shown once on the next page.
-/// An xlsx file as a download.
-pub fn xlsx_download(bytes: Vec<u8>, filename: &str) -> Response {
+/// The pagination block the `pagination` macro renders: page, pages, total, prev/next.
+pub fn pager(page: i64, total: i64, per_page: i64) -> Value {
+    let pages = ((total + per_page - 1) / per_page).max(1);
+    crate::ctx! { page => page, pages => pages, total => total,
+    has_prev => page > 1, has_next => page < pages }
+}
+
+/// A file name for `filename*=UTF-8''…` (RFC 5987): unreserved bytes kept, the rest %-encoded.
+pub fn encode_filename(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An xlsx file as a download: `ascii_name` for old clients, `name` (may be Chinese) for the rest.
+pub fn xlsx_download(bytes: Vec<u8>, ascii_name: &str, name: &str) -> Response {
     (
         [
             (
@@ -106,7 +126,10 @@ pub fn xlsx_download(bytes: Vec<u8>, filename: &str) -> Response {
             ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
+                format!(
+                    "attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{}",
+                    encode_filename(name)
+                ),
             ),
         ],
         bytes,

@@ -59,9 +59,7 @@ fn page_no(raw: Option<&str>) -> i64 {
 }
 
 fn pager(page: i64, total: i64) -> minijinja::Value {
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-    crate::ctx! { page => page, pages => pages, total => total,
-    has_prev => page > 1, has_next => page < pages }
+    super::page::pager(page, total, PER_PAGE)
 }
 
 async fn home(State(state): State<AppState>) -> PageResult {

@@ -7,7 +7,7 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde_json::{Value, json};
@@ -220,11 +220,10 @@ async fn list_page(
     let units: Vec<i64> = managed_units(&user).iter().map(|(i, _)| *i).collect();
     let (items, total) =
         records::list_for_units(&state.db, kind, &units, (page - 1) * PER_PAGE, PER_PAGE).await?;
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(Page::new(
         "console/records.html",
         crate::ctx! { items => items, kind => meta(kind), has_units => !units.is_empty(),
-        pager => crate::ctx!{ page => page, pages => pages, total => total, has_prev => page > 1, has_next => page < pages },
+        pager => super::page::pager(page, total, PER_PAGE),
         query => crate::ctx!{} },
     )
     .into_response())
@@ -406,19 +405,10 @@ async fn export(kind: Kind, State(state): State<AppState>, SignedIn(user): Signe
         .collect();
     let label = meta(kind)["label"].as_str().unwrap_or("列表").to_string();
     let bytes = crate::spreadsheets::export(&label, &headers, &rows)?;
-    let response: Response = (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
-            ),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.xlsx\"", records::slug(kind)),
-            ),
-        ],
+    let ascii = format!("{}.xlsx", records::slug(kind));
+    Ok(super::page::xlsx_download(
         bytes,
-    )
-        .into_response();
-    Ok(response)
+        &ascii,
+        &format!("{label}.xlsx"),
+    ))
 }

@@ -101,7 +101,6 @@ async fn page(
         })
         .collect();
     let total: i64 = sums.get("n");
-    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     let side = if provider { "provider" } else { "consumer" };
     Ok(Page::new(
         "console/service_records.html",
@@ -110,7 +109,7 @@ async fn page(
             can_provide => user.can(Permission::BookingHandle),
             sums => json!({"count": total, "hours": rust_decimal::Decimal::new(sums.get("hours"), 2),
                 "amount": Yuan::from_fen(sums.get("amount")), "voucher": Yuan::from_fen(sums.get("voucher"))}),
-            pager => json!({"page": page, "pages": pages, "total": total, "has_prev": page > 1, "has_next": page < pages}),
+            pager => super::page::pager(page, total, PER_PAGE),
             query => json!({"side": side, "year": year}),
         },
     )

@@ -55,14 +55,6 @@ pub fn confirmation_label(status: &str) -> &'static str {
     }
 }
 
-fn grade_label(grade: &str) -> &'static str {
-    money::GRADES
-        .iter()
-        .find(|(g, _)| *g == grade)
-        .map(|(_, l)| *l)
-        .unwrap_or("")
-}
-
 #[derive(Serialize)]
 struct ConfirmationView {
     unit_id: i64,
@@ -100,7 +92,7 @@ pub async fn summary(state: &AppState, id: i64) -> Result<serde_json::Value> {
         "computations": s.computations, "computed_at": s.computed_at,
         "confirmed": count("confirmed"), "objected": count("objected"), "pending": count("pending"),
         "confirmations": confirmations,
-        "unit_totals": s.units.iter().map(|u| serde_json::json!({"unit_id": u.unit_id, "total": u.total, "grade": grade_label(&u.grade)})).collect::<Vec<_>>(),
+        "unit_totals": s.units.iter().map(|u| serde_json::json!({"unit_id": u.unit_id, "total": u.total, "grade": money::grade_label(&u.grade)})).collect::<Vec<_>>(),
     }))
 }
 
@@ -140,7 +132,7 @@ async fn detail(
             lines.push(serde_json::json!({"line": l, "name": name.unwrap_or_default()}));
         }
         units.push(serde_json::json!({
-            "unit": u, "grade_label": grade_label(&u.grade),
+            "unit": u, "grade_label": money::grade_label(&u.grade),
             "confirmation": s.confirmation(u.unit_id).map(|c| serde_json::json!({"label": confirmation_label(&c.status), "c": c})),
             "lines": lines,
         }));
@@ -276,7 +268,7 @@ async fn my_lines(
                 "decided_by": c.decided_by, "decided_at": c.decided_at})
         });
         units.push(serde_json::json!({
-            "unit_id": u.unit_id, "name": unit_name, "grade": grade_label(&u.grade),
+            "unit_id": u.unit_id, "name": unit_name, "grade": money::grade_label(&u.grade),
             "coefficient": u.coefficient.to_string(), "total": u.total, "unit_cap_applied": u.unit_cap_applied,
             "lines": lines, "confirmation": confirmation,
         }));

@@ -123,5 +123,9 @@ async fn export(
         &["指标", "数值", "", ""],
         &rows,
     )?;
-    Ok(xlsx_download(bytes, &format!("statistics-{}.xlsx", s.year)))
+    Ok(xlsx_download(
+        bytes,
+        &format!("statistics-{}.xlsx", s.year),
+        &format!("{} 年度统计分析.xlsx", s.year),
+    ))
 }

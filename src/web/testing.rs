@@ -7,7 +7,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::{StatusCode, header},
+    http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
 };
@@ -146,27 +146,7 @@ async fn download_report(
     let upload_id = testing::report_for(&state.db, &user, id).await?;
     let up = uploads::get(&state.db, upload_id).await?;
     let (_, bytes) = uploads::read(&state.db, &state.config.data_dir, &up.stored_name).await?;
-    let disposition = format!(
-        "attachment; filename=\"report-{id}.pdf\"; filename*=UTF-8''{}",
-        urlencoding(&up.original_name)
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, up.content_type.clone()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        bytes,
-    )
-        .into_response())
-}
-
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Ok(super::uploads::file_response(&up, bytes))
 }
 
 /// The order form on a testing service: the caller's certified units and the instruments the

@@ -38,19 +38,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// RFC 5987 encoding for a UTF-8 file name.
-fn encode_filename(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) -> PageResult {
     let (upload, bytes) = uploads::read(&state.db, &state.config.data_dir, &name).await?;
     Ok(file_response(&upload, bytes))
@@ -76,7 +63,7 @@ pub fn file_response(upload: &uploads::Upload, bytes: Vec<u8>) -> Response {
                 header::CONTENT_DISPOSITION,
                 format!(
                     "{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{}",
-                    encode_filename(&upload.original_name)
+                    super::page::encode_filename(&upload.original_name)
                 ),
             ),
             (header::CACHE_CONTROL, "private, max-age=86400".to_string()),

@@ -321,12 +321,7 @@ pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -
                         .filter(|a| *a == "approve" || *a == "reject")
                         // A one-click link carries no form: leave out decisions that need one
                         // (an expert's scores, a grade); the mail links to the page instead.
-                        .filter(|a| {
-                            t.on.get(*a).is_none_or(|tr| {
-                                tr.require.is_none()
-                                    && !tr.guard.as_deref().unwrap_or("").contains("form.")
-                            })
-                        })
+                        .filter(|a| t.on.get(*a).is_none_or(|tr| !tr.needs_form()))
                         .cloned()
                         .collect()
                 })

@@ -217,6 +217,14 @@ pub struct Transition {
     pub require_message: Option<String>,
 }
 
+impl Transition {
+    /// Whether deciding needs data a form carries (a `require`, or a guard reading `form.`):
+    /// such a decision cannot be a one-click link.
+    pub fn needs_form(&self) -> bool {
+        self.require.is_some() || self.guard.as_deref().is_some_and(|g| g.contains("form."))
+    }
+}
+
 /// A deadline: an amount of calendar days, working days or hours.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub enum Duration {

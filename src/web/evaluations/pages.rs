@@ -1,335 +1,25 @@
-//! Performance evaluation (绩效评价) on the web: the managing unit's declaration
-//! (绩效评价申报), the platform admin's list with expert assignment and grading
-//! (绩效评价管理), the expert's scoring (绩效评审), the public results (绩效评价结果), and the
-//! API (`POST /api/v1/evaluations` as the contract says, and the rest beside it).
+//! The evaluation pages: 绩效评价申报, 绩效评价管理, 绩效评审, one evaluation's page with the
+//! forms its viewer may use, and the public results.
 
-use std::collections::BTreeMap;
-
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post, put},
-};
-use chrono::Datelike;
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-use super::{
-    AppState,
-    api::ApiResult,
-    extract::{ApiJson, ApiPath, ApiQuery, CsrfForm, PagePath, PageQuery},
-    page::{Page, PageResult, redirect_with_flash},
-    session::{ApiUser, SignedIn},
-};
-use crate::{
-    auth::{CurrentUser, Permission},
-    error::{AppError, Result},
-    evaluations::{self, Access, Evaluation},
-    money::{self, GRADES},
-    workflow::{self, Decision},
-};
-
-const PER_PAGE: i64 = 20;
-
-/// Console pages and the permission each needs.
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    (
-        "GET",
-        "/console/evaluations",
-        Some(Permission::EvaluationDeclare),
-    ),
-    (
-        "GET",
-        "/console/evaluation-admin",
-        Some(Permission::EvaluationManage),
-    ),
-    (
-        "GET",
-        "/console/expert-reviews",
-        Some(Permission::EvaluationReview),
-    ),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/evaluations", get(public_results))
-        .route("/console/evaluations", get(declare_page).post(declare))
-        .route("/console/evaluation-admin", get(admin_page))
-        .route("/console/expert-reviews", get(reviews_page))
-        .route("/console/evaluations/{id}", get(detail_page))
-        .route("/console/evaluations/{id}/experts", post(assign_form))
-        .route("/console/evaluations/{id}/scores", post(score_form))
-        .route("/console/evaluations/{id}/grade", post(grade_form))
-        .route("/console/evaluations/{id}/report", post(report_form))
-}
-
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/evaluations", post(api_declare).get(api_list))
-        .route("/evaluations/{id}", get(api_get))
-        .route("/evaluations/{id}/experts", put(api_assign))
-        .route("/evaluations/{id}/scores", post(api_score))
-        .route("/evaluations/{id}/report", put(api_report))
-}
-
-fn this_year(state: &AppState) -> i64 {
-    state.clock.today().year() as i64
-}
-
-/// Store a declaration and start `expert_evaluation`; the record goes again if the flow
-/// refuses to start, so nothing is left half-submitted.
-async fn declare_and_start(
-    state: &AppState,
-    user: &CurrentUser,
-    unit_id: i64,
-    year: i64,
-    self_report: &str,
-) -> Result<(i64, workflow::Started)> {
-    let id = evaluations::declare(
-        &state.db,
-        user,
-        unit_id,
-        year,
-        self_report,
-        state.now(),
-        this_year(state),
-    )
-    .await?;
-    let started = super::money_api::start_flow(
-        state,
-        ("expert_evaluation", "evaluation", "evaluations"),
-        id,
-        user.id,
-        json!({"year": year}),
-        &["DELETE FROM evaluations WHERE id = $1"],
-    )
-    .await
-    .map_err(|e| e.0)?;
-    Ok((id, started))
-}
-
-/// What the viewer may see of an evaluation: managers everything, experts their own sheet,
-/// the unit the aggregate once published.
-async fn view_json(state: &AppState, user: &CurrentUser, e: &Evaluation) -> Result<Value> {
-    let access = evaluations::access(&state.db, user, e).await?;
-    let mut conn = state.db.pool.acquire().await?;
-    let scores = evaluations::expert_scores(&mut conn, e.instance_id).await?;
-    drop(conn);
-    let mut v = serde_json::to_value(e).map_err(anyhow::Error::from)?;
-    let scores: Vec<_> = match access {
-        Access::Manager => scores,
-        Access::Expert => scores
-            .into_iter()
-            .filter(|s| s.user_id == user.id)
-            .collect(),
-        Access::Unit => Vec::new(),
-    };
-    // Until publication only the platform sees the aggregate: experts score unswayed.
-    if access != Access::Manager && e.status != "published" {
-        v["score"] = Value::Null;
-        v["suggested_grade"] = Value::Null;
-    }
-    if access != Access::Manager {
-        // Experts stay anonymous to the unit and to each other.
-        v["experts"] = json!(
-            e.experts
-                .iter()
-                .filter(|x| access == Access::Expert && x.user_id == user.id)
-                .collect::<Vec<_>>()
-        );
-    }
-    v["access"] = json!(access);
-    v["scores"] = json!(scores);
-    if access == Access::Manager && e.status == "assigning" {
-        v["candidates"] = json!(evaluations::candidates(&state.db, e.id).await?);
-    }
-    Ok(v)
-}
-
-// ---- API ---------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct DeclareBody {
-    unit_id: i64,
-    year: i64,
-    #[serde(default)]
-    self_report: String,
-}
-
-async fn api_declare(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiJson(body): ApiJson<DeclareBody>,
-) -> ApiResult {
-    let (id, started) =
-        declare_and_start(&state, &user, body.unit_id, body.year, &body.self_report).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "instance_id": started.instance_id, "state": started.state})),
-    )
-        .into_response())
-}
+#[allow(unused_imports)]
+use super::*;
 
 #[derive(Deserialize, Default)]
-struct ListQuery {
-    year: Option<i64>,
-    page: Option<i64>,
-    per_page: Option<i64>,
-}
-
-async fn api_list(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let per_page = q.per_page.unwrap_or(20).clamp(1, 100);
-    let (items, total) =
-        evaluations::list(&state.db, &user, q.year, (page - 1) * per_page, per_page).await?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|e| {
-            json!({"id": e.id, "unit_id": e.unit_id, "unit_name": e.unit_name, "year": e.year,
-                   "status": e.status, "grade": e.grade, "instance_id": e.instance_id})
-        })
-        .collect();
-    Ok(Json(
-        json!({"items": items, "total": total, "page": page, "per_page": per_page}),
-    ))
-}
-
-async fn api_get(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    let (_, policy) = money::current(&state.db).await?;
-    let e = evaluations::get(&state.db, &policy, id).await?;
-    Ok(Json(view_json(&state, &user, &e).await?))
-}
-
-#[derive(Deserialize)]
-struct AssignBody {
-    expert_ids: Vec<i64>,
-}
-
-async fn api_assign(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<AssignBody>,
-) -> ApiResult<Json<Value>> {
-    evaluations::assign_experts(&state.db, &user, id, &body.expert_ids, state.now()).await?;
-    let (_, policy) = money::current(&state.db).await?;
-    let e = evaluations::get(&state.db, &policy, id).await?;
-    Ok(Json(view_json(&state, &user, &e).await?))
-}
-
-#[derive(Deserialize)]
-struct ScoreBody {
-    scores: BTreeMap<String, Value>,
-    #[serde(default)]
-    comment: String,
-}
-
-/// An expert submits their scoring sheet: it is checked against the policy and becomes the
-/// approval of their review task.
-async fn submit_scores(
-    state: &AppState,
-    user: &CurrentUser,
-    id: i64,
-    sheet: &BTreeMap<String, String>,
-    comment: &str,
-) -> Result<workflow::Outcome> {
-    let (_, policy) = money::current(&state.db).await?;
-    let (items, total) = evaluations::check_sheet(&policy, sheet)?;
-    decide(
-        state,
-        user,
-        id,
-        "expert_review",
-        Decision {
-            action: "approve".into(),
-            comment: comment.trim().to_string(),
-            data: evaluations::score_form(&items, total),
-        },
-    )
-    .await
-}
-
-/// Decide the user's own open task on the evaluation at `step` (403 when they have none).
-async fn decide(
-    state: &AppState,
-    user: &CurrentUser,
-    id: i64,
-    step: &str,
-    decision: Decision,
-) -> Result<workflow::Outcome> {
-    let (_, policy) = money::current(&state.db).await?;
-    let e = evaluations::get(&state.db, &policy, id).await?;
-    let task = evaluations::open_task(&state.db, &e, user.id, step)
-        .await?
-        .ok_or(AppError::Forbidden {
-            code: "not_assignee",
-        })?;
-    workflow::act(state, Some(user), task, decision).await
-}
-
-async fn api_score(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<ScoreBody>,
-) -> ApiResult<Json<Value>> {
-    let sheet: BTreeMap<String, String> = body
-        .scores
-        .into_iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, s)
-        })
-        .collect();
-    let out = submit_scores(&state, &user, id, &sheet, &body.comment).await?;
-    Ok(Json(
-        json!({"instance_id": out.instance_id, "state": out.state, "status": out.status}),
-    ))
-}
-
-#[derive(Deserialize)]
-struct ReportBody {
-    self_report: String,
-}
-
-async fn api_report(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<ReportBody>,
-) -> ApiResult<Json<Value>> {
-    evaluations::revise(&state.db, &user, id, &body.self_report, state.now()).await?;
-    Ok(Json(json!({"id": id, "updated": true})))
-}
-
-// ---- pages -------------------------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-struct PageQ {
+pub(super) struct PageQ {
     year: Option<i64>,
     page: Option<i64>,
 }
 
 /// The managing unit's declarations and the declaration form.
-async fn declare_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
+pub(super) async fn declare_page(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+) -> PageResult {
     user.require(Permission::EvaluationDeclare)?;
     render_declare(&state, &user, json!({}), json!({}), StatusCode::OK).await
 }
 
-async fn render_declare(
+pub(super) async fn render_declare(
     state: &AppState,
     user: &CurrentUser,
     form: Value,
@@ -363,7 +53,7 @@ async fn render_declare(
 }
 
 #[derive(Deserialize)]
-struct DeclareForm {
+pub(super) struct DeclareForm {
     #[serde(default)]
     unit_id: String,
     #[serde(default)]
@@ -372,7 +62,7 @@ struct DeclareForm {
     self_report: String,
 }
 
-async fn declare(
+pub(super) async fn declare(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     CsrfForm(form): CsrfForm<DeclareForm>,
@@ -411,7 +101,7 @@ async fn declare(
 }
 
 /// A refusal to show on the form (field messages, or the whole message under `_`).
-fn form_errors(e: &AppError) -> Option<Value> {
+pub(super) fn form_errors(e: &AppError) -> Option<Value> {
     match e {
         AppError::Validation { fields, .. } => Some(json!(fields)),
         AppError::Conflict { .. } | AppError::Unprocessable { .. } => {
@@ -421,7 +111,7 @@ fn form_errors(e: &AppError) -> Option<Value> {
     }
 }
 
-async fn admin_page(
+pub(super) async fn admin_page(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PageQuery(q): PageQuery<PageQ>,
@@ -430,7 +120,7 @@ async fn admin_page(
     list_page(&state, &user, q, "console/evaluation_admin.html").await
 }
 
-async fn reviews_page(
+pub(super) async fn reviews_page(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PageQuery(q): PageQuery<PageQ>,
@@ -439,7 +129,7 @@ async fn reviews_page(
     list_page(&state, &user, q, "console/expert_reviews.html").await
 }
 
-async fn list_page(
+pub(super) async fn list_page(
     state: &AppState,
     user: &CurrentUser,
     q: PageQ,
@@ -466,12 +156,12 @@ async fn list_page(
     };
     Ok(Page::new(
         template,
-        crate::ctx! { items => rows, pager => super::page::pager(page, total, PER_PAGE), year => q.year, query => query },
+        crate::ctx! { items => rows, pager => crate::web::page::pager(page, total, PER_PAGE), year => q.year, query => query },
     )
     .into_response())
 }
 
-async fn detail_page(
+pub(super) async fn detail_page(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
@@ -479,7 +169,7 @@ async fn detail_page(
     render_detail(&state, &user, id, json!({}), json!({}), StatusCode::OK).await
 }
 
-async fn render_detail(
+pub(super) async fn render_detail(
     state: &AppState,
     user: &CurrentUser,
     id: i64,
@@ -535,7 +225,7 @@ async fn render_detail(
 
 /// Run a page action on the evaluation: success goes back to the page with a notice;
 /// a refusal re-renders it with the messages and what was typed.
-async fn after(
+pub(super) async fn after(
     state: &AppState,
     user: &CurrentUser,
     id: i64,
@@ -564,7 +254,7 @@ async fn after(
     }
 }
 
-async fn assign_form(
+pub(super) async fn assign_form(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
@@ -600,7 +290,7 @@ async fn assign_form(
     after(&state, &user, id, json!({"expert_ids": ids}), result).await
 }
 
-async fn score_form(
+pub(super) async fn score_form(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
@@ -629,7 +319,7 @@ async fn score_form(
 }
 
 #[derive(Deserialize)]
-struct GradeForm {
+pub(super) struct GradeForm {
     #[serde(default)]
     action: String,
     #[serde(default)]
@@ -640,7 +330,7 @@ struct GradeForm {
 
 /// The platform admin's decision at 平台定级: approve with a grade (and a reason when it
 /// departs from the score), return to the experts, or reject.
-async fn grade_form(
+pub(super) async fn grade_form(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
@@ -685,13 +375,13 @@ async fn grade_form(
 }
 
 #[derive(Deserialize)]
-struct ReportForm {
+pub(super) struct ReportForm {
     #[serde(default)]
     self_report: String,
 }
 
 /// The unit rewrites its self report after 退回补充 and sends it back to the platform.
-async fn report_form(
+pub(super) async fn report_form(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
@@ -725,7 +415,7 @@ async fn report_form(
 }
 
 /// 绩效评价结果公示: published grades, by year.
-async fn public_results(
+pub(super) async fn public_results(
     State(state): State<AppState>,
     PageQuery(q): PageQuery<PageQ>,
 ) -> PageResult {

@@ -1,9 +1,8 @@
 //! One error type (错误) for the whole platform. Domain code returns `AppError`; the web
-//! layer renders it as the contract's JSON under `/api/v1` or as a Chinese HTML page.
+//! layer renders it as the contract's JSON under `/api/v1` or as a Chinese HTML page (its
+//! `IntoResponse` lives in `web`).
 
 use std::collections::BTreeMap;
-
-use axum::http::StatusCode;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -79,18 +78,18 @@ impl AppError {
         })
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status code the contract gives this error (the web layer turns it into a
+    /// response; nothing here knows about HTTP types).
+    pub fn http_status(&self) -> u16 {
         match self {
-            AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden { .. } | AppError::Csrf => StatusCode::FORBIDDEN,
-            AppError::Validation { .. } | AppError::Unprocessable { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::NotFound => 404,
+            AppError::Unauthenticated | AppError::InvalidCredentials => 401,
+            AppError::Forbidden { .. } | AppError::Csrf => 403,
+            AppError::Validation { .. } | AppError::Unprocessable { .. } => 422,
+            AppError::Conflict { .. } => 409,
+            AppError::TooManyRequests { .. } => 429,
+            AppError::BadRequest(_) => 400,
+            AppError::Database(_) | AppError::Internal(_) => 500,
         }
     }
 

@@ -221,11 +221,11 @@ pub async fn pool(
 /// Start expert certification (专家认证): the profile must be complete and not already
 /// pending or certified; it becomes `pending`.
 pub async fn submit_certification(
-    state: &crate::web::AppState,
+    engine: &crate::workflow::Engine,
     user: &crate::auth::CurrentUser,
     id: i64,
 ) -> Result<crate::instruments::Submission> {
-    let expert = get_expert(&state.db, id).await?;
+    let expert = get_expert(engine.db(), id).await?;
     match expert.certification_status.as_str() {
         "pending" => {
             return Err(AppError::conflict(
@@ -245,8 +245,9 @@ pub async fn submit_certification(
         ));
     }
     let data = serde_json::json!({"name": expert.name, "submitted_by": user.id});
-    let started =
-        crate::workflow::start(state, "expert_certification", "expert", id, user.id, data).await?;
+    let started = engine
+        .start("expert_certification", "expert", id, user.id, data)
+        .await?;
     Ok(crate::instruments::Submission {
         instance_id: Some(started.instance_id),
         state: started.state,

@@ -25,7 +25,7 @@ pub async fn created_at(db: &Db, user_id: i64) -> Result<Option<i64>> {
 /// A new secret token for the user (256 random bits); the previous one stops working.
 pub async fn regenerate(db: &Db, user_id: i64, now: i64) -> Result<String> {
     let token = random_token();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM calendar_feeds WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)

@@ -11,9 +11,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::{
+    app::App,
     error::{AppError, Result},
     mail, notify,
-    web::AppState,
 };
 
 /// The jobs: name, cron schedule (sec min hour day month weekday, Asia/Shanghai), label.
@@ -85,7 +85,7 @@ pub fn as_of_date(date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Claim the (job, period) lease; false when it is taken or done.
-async fn claim(state: &AppState, job: &str, period: &str) -> Result<bool> {
+async fn claim(state: &App, job: &str, period: &str) -> Result<bool> {
     let now = state.now();
     let inserted = sqlx::query(
         "INSERT INTO job_runs (job, period, status, started_at) VALUES ($1, $2, 'running', $3)",
@@ -117,7 +117,7 @@ async fn claim(state: &AppState, job: &str, period: &str) -> Result<bool> {
 }
 
 /// Run a job for the period containing `as_of`.
-pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Outcome> {
+pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome> {
     let period = period(job, as_of)?;
     if !claim(state, job, &period).await? {
         return Ok(Outcome::AlreadyDone);
@@ -136,7 +136,7 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
             }),
         "daily-digest" => notify::send_digests(
             &state.db,
-            &state.templates,
+            &state.mailer,
             &state.config.public_url,
             state.now(),
         )
@@ -161,7 +161,7 @@ pub async fn run(state: &AppState, job: &str, as_of: DateTime<Utc>) -> Result<Ou
 
 /// Rebuild the search index when it is empty or built with another configuration; report
 /// the outbox backlog (the indexer applies it within a second while the server runs).
-async fn index_check(state: &AppState) -> Result<String> {
+async fn index_check(state: &App) -> Result<String> {
     let rebuilt = state.search.rebuild_if_stale(&state.db).await?;
     let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_outbox")
         .fetch_one(&state.db.pool)
@@ -177,8 +177,8 @@ async fn index_check(state: &AppState) -> Result<String> {
 }
 
 /// Deadlines from the workflow definitions, then deliver the events they raised.
-async fn task_reminders(state: &AppState) -> Result<String> {
-    let handled = crate::workflow::process_deadlines(state).await?;
+async fn task_reminders(state: &App) -> Result<String> {
+    let handled = state.engine.process_deadlines().await?;
     let delivered = notify::deliver_workflow_events(state, 1000).await?;
     Ok(format!(
         "处理到期待办 {handled} 项，发出通知 {delivered} 条"
@@ -187,12 +187,12 @@ async fn task_reminders(state: &AppState) -> Result<String> {
 
 /// Close year `period` (the year before `as_of`): mark it closed, open the next, and start
 /// the annual performance-evaluation round by notifying every certified managing unit.
-async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
+async fn yearly_close(state: &App, period: &str) -> Result<String> {
     let year: i64 = period
         .parse()
         .map_err(|_| AppError::BadRequest(period.into()))?;
     let now = state.now();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let existing: Option<String> =
         sqlx::query_scalar("SELECT status FROM fiscal_years WHERE year = $1")
             .bind(year)
@@ -247,7 +247,7 @@ async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
     for r in &managers {
         notify::notify(
             &mut tx,
-            &state.templates,
+            &state.mailer,
             &state.config.public_url,
             r.get("user_id"),
             &notify::Notice {
@@ -274,7 +274,7 @@ async fn yearly_close(state: &AppState, period: &str) -> Result<String> {
 }
 
 /// Recent runs for the console.
-pub async fn recent_runs(state: &AppState, limit: i64) -> Result<Vec<serde_json::Value>> {
+pub async fn recent_runs(state: &App, limit: i64) -> Result<Vec<serde_json::Value>> {
     let rows = sqlx::query(
         "SELECT job, period, status, outcome, started_at, finished_at FROM job_runs ORDER BY id DESC LIMIT $1",
     )
@@ -292,9 +292,7 @@ pub async fn recent_runs(state: &AppState, limit: i64) -> Result<Vec<serde_json:
 }
 
 /// Start the cron scheduler (Asia/Shanghai) and the mail sender loop for `serve`.
-pub async fn start_scheduler(
-    state: AppState,
-) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
+pub async fn start_scheduler(state: App) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let sched = JobScheduler::new().await?;
     let state = Arc::new(state);

@@ -2,9 +2,11 @@
 //!
 //! Layers, one direction: `web` → domain modules (`units`, `instruments`, …) → `store`.
 
+pub mod app;
 pub mod auth;
 pub mod calendar;
 pub mod catalog;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod content;
@@ -27,6 +29,7 @@ pub mod server;
 pub mod spreadsheets;
 pub mod statistics;
 pub mod store;
+pub mod templating;
 pub mod units;
 pub mod uploads;
 pub mod web;

@@ -26,9 +26,11 @@ pub enum Transport {
     Files(PathBuf),
 }
 
+/// The mail sender with its own templates (`templates/email/`).
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    templates: Environment<'static>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -62,7 +64,16 @@ impl Mailer {
                 Transport::Files(dir)
             }
         };
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport,
+            from,
+            templates: crate::templating::base_env(&config.templates_dir),
+        })
+    }
+
+    /// Render `templates/email/<name>/{subject.txt,body.txt,body.html}.j2` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<Rendered> {
+        render(&self.templates, name, ctx)
     }
 
     async fn send(
@@ -102,8 +113,7 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Render `templates/email/<name>/{subject.txt,body.txt,body.html}.j2` with `ctx`.
-pub fn render(env: &Environment<'static>, name: &str, ctx: &minijinja::Value) -> Result<Rendered> {
+fn render(env: &Environment<'static>, name: &str, ctx: &minijinja::Value) -> Result<Rendered> {
     let get = |part: &str| -> Result<String> {
         env.get_template(&format!("email/{name}/{part}.j2"))
             .and_then(|t| t.render(ctx))

@@ -3,7 +3,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use labshare::{auth, config::Config, server};
+use labshare::{
+    app::{App, Base},
+    auth,
+    config::Config,
+    server,
+};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -36,12 +41,12 @@ enum Command {
     /// Workflow definitions: check, graph.
     Workflows {
         #[command(subcommand)]
-        command: labshare::workflow::cli::WorkflowsCommand,
+        command: labshare::cli::WorkflowsCommand,
     },
     /// The decision audit log.
     Audit {
         #[command(subcommand)]
-        command: labshare::workflow::cli::AuditCommand,
+        command: labshare::cli::AuditCommand,
     },
     /// Scheduled jobs.
     Jobs {
@@ -108,8 +113,8 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command {
-        Command::Workflows { command } => labshare::workflow::cli::workflows(config, command).await,
-        Command::Audit { command } => labshare::workflow::cli::audit(config, command).await,
+        Command::Workflows { command } => labshare::cli::workflows(config, command).await,
+        Command::Audit { command } => labshare::cli::audit(config, command).await,
         Command::Serve => {
             let bind = config.bind;
             let demo = config.demo_on_empty;
@@ -117,23 +122,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if demo && labshare::demo::is_empty(&state.db).await? {
                 tracing::info!("empty database: loading the demo data set");
                 labshare::demo::load(&state.db, &state.clock).await?;
-                labshare::demo::start_pending_reviews(&state).await?;
+                labshare::demo::start_pending_reviews(&state.engine).await?;
                 state.search.rebuild(&state.db, &|_, _| {}).await?;
             }
-            let _scheduler = labshare::jobs::start_scheduler(state.clone()).await?;
+            let _scheduler = labshare::jobs::start_scheduler(state.app.clone()).await?;
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, public_url = %state.config.public_url, "labshare is serving");
             server::serve(state, listener, server::shutdown_signal()).await
         }
         Command::Migrate => {
-            server::prepare(config).await?;
+            Base::open(config).await?;
             println!("数据库迁移完成");
             Ok(())
         }
         Command::DemoData => {
-            let state = server::prepare(config).await?;
+            let state = App::build(Base::open(config).await?).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
-            let reviews = labshare::demo::start_pending_reviews(&state).await?;
+            let reviews = labshare::demo::start_pending_reviews(&state.engine).await?;
             if reviews > 0 {
                 println!("已为 {reviews} 条待审核记录发起审批流程");
             }
@@ -144,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Run { name, as_of },
         } => {
-            let state = server::prepare(config).await?;
+            let state = App::build(Base::open(config).await?).await?;
             let at = match as_of {
                 Some(d) => labshare::jobs::as_of_date(d),
                 None => state.clock.now(),
@@ -178,15 +183,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .data_dir
                 .join(format!("bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
-            let result =
-                labshare::search::bench::run(&dir, &server::index_config_dir(&config), n, runs)
-                    .await;
+            let result = labshare::search::bench::run(
+                &dir,
+                &labshare::app::index_config_dir(&config),
+                n,
+                runs,
+            )
+            .await;
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", result?);
             Ok(())
         }
         Command::Reindex => {
-            let state = server::prepare(config).await?;
+            let state = App::build(Base::open(config).await?).await?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -220,7 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "未知角色 {role}：应为 system_admin、platform_admin、unit_manager、expert 或 user"
                 );
             }
-            let state = server::prepare(config).await?;
+            let state = Base::open(config).await?;
             let new = auth::NewUser {
                 username: name.clone(),
                 password,

@@ -2,7 +2,6 @@
 //! user's preference per kind, an immediate mail, a line in the daily digest, or nothing.
 //! Mandatory kinds (tasks to act on) always mail immediately.
 
-use minijinja::Environment;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -63,7 +62,7 @@ pub async fn mode(conn: &mut sqlx::AnyConnection, user_id: i64, kind: &str) -> R
 /// with action links).
 pub async fn notify(
     conn: &mut sqlx::AnyConnection,
-    env: &Environment<'static>,
+    mailer: &mail::Mailer,
     public_url: &str,
     user_id: i64,
     notice: &Notice<'_>,
@@ -93,8 +92,7 @@ pub async fn notify(
     };
     let rendered = match extra_mail {
         Some(r) => r,
-        None => mail::render(
-            env,
+        None => mailer.render(
             "notice",
             &crate::ctx! {
                 name => row.get::<String, _>("display_name"), kind_label => kind_label(notice.kind),
@@ -120,7 +118,7 @@ pub async fn unread_count(db: &Db, user_id: i64) -> Result<i64> {
 /// Send each user who chose `digest` one mail with their undigested notifications.
 pub async fn send_digests(
     db: &Db,
-    env: &Environment<'static>,
+    mailer: &mail::Mailer,
     public_url: &str,
     now: i64,
 ) -> Result<u64> {
@@ -133,7 +131,7 @@ pub async fn send_digests(
     .await?;
     let mut sent = 0;
     for user_id in users {
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin_write().await?;
         let items = sqlx::query(
             "SELECT n.id, n.kind, n.title, n.link FROM notifications n JOIN notification_prefs p \
              ON p.user_id = n.user_id AND p.kind = n.kind AND p.mode = 'digest' \
@@ -157,8 +155,7 @@ pub async fn send_digests(
             })
             .collect();
         if let Some(email) = row.get::<Option<String>, _>("email") {
-            let rendered = mail::render(
-                env,
+            let rendered = mailer.render(
                 "digest",
                 &crate::ctx! { name => row.get::<String, _>("display_name"), items => lines, public_url => public_url },
             )?;
@@ -211,18 +208,18 @@ pub async fn subject_label(
 /// Turn undelivered workflow events into notifications and mails; task assignments get
 /// one-click 同意 / 驳回 links. Each event is claimed first, so several nodes never
 /// deliver one twice. Returns how many were delivered.
-pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -> Result<u64> {
+pub async fn deliver_workflow_events(app: &crate::app::App, limit: i64) -> Result<u64> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM workflow_events WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&state.db.pool)
+    .fetch_all(&app.db.pool)
     .await?;
-    let now = state.now();
-    let public = state.config.public_url.clone();
+    let now = app.now();
+    let public = app.config.public_url.clone();
     let mut delivered = 0;
     for id in ids {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = app.db.begin_write().await?;
         let claimed = sqlx::query(
             "UPDATE workflow_events SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL",
         )
@@ -247,7 +244,11 @@ pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -
         };
         let key: String = ev.get("workflow_key");
         let version: i64 = ev.get("version");
-        let def = state.workflows.version(&state.db, &key, version).await?;
+        let def = app
+            .engine
+            .definitions
+            .version(&app.db, &key, version)
+            .await?;
         let subject = subject_label(
             &mut tx,
             &ev.get::<String, _>("subject_type"),
@@ -342,8 +343,7 @@ pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -
                 .bind(user_id)
                 .fetch_one(&mut *tx)
                 .await?;
-            extra = Some(mail::render(
-                &state.templates,
+            extra = Some(app.mailer.render(
                 "task_assigned",
                 &crate::ctx! {
                     name => row.get::<String, _>("display_name"), workflow => def.title, subject => subject,
@@ -354,7 +354,7 @@ pub async fn deliver_workflow_events(state: &crate::web::AppState, limit: i64) -
         }
         notify(
             &mut tx,
-            &state.templates,
+            &app.mailer,
             &public,
             user_id,
             &Notice {

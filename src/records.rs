@@ -548,12 +548,12 @@ pub async fn list_for_units(
 /// Submit a record for onboarding review: it must be editable and complete; it becomes
 /// `pending`. The caller has checked the unit scope.
 pub async fn submit(
-    state: &crate::web::AppState,
+    engine: &crate::workflow::Engine,
     user: &crate::auth::CurrentUser,
     kind: Kind,
     id: i64,
 ) -> Result<crate::instruments::Submission> {
-    let record = get(&state.db, kind, id).await?;
+    let record = get(engine.db(), kind, id).await?;
     ensure_editable(&record.review_status)?;
     // Completeness: everything a create needs (older or imported rows may lack it).
     validate(kind, &record.values)?;
@@ -563,7 +563,7 @@ pub async fn submit(
         Kind::Service => "service",
         Kind::Achievement => "achievement",
     };
-    let started = crate::workflow::start(state, flow(kind), subject, id, user.id, data).await?;
+    let started = engine.start(flow(kind), subject, id, user.id, data).await?;
     Ok(crate::instruments::Submission {
         instance_id: Some(started.instance_id),
         state: started.state,

@@ -269,7 +269,7 @@ pub async fn import_instruments(
         Ok(rows) => rows,
         Err(errors) => return Ok(ImportOutcome::Rejected(errors)),
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for (_, input) in &rows {
         let valid = input.clone().validate()?;
         instruments::create(&mut *tx, &valid, now).await?;

@@ -6,7 +6,7 @@
 //! Booleans are BIGINT 0/1 on both backends: the Any driver cannot decode SQLite's BOOLEAN,
 //! so bind `flag as i64` and read with `row.get::<i64, _>(..) != 0`.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -27,6 +27,37 @@ pub enum Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite writers of this process queue here instead of spinning in SQLite's busy
+    /// handler, whose sleeps dominate under concurrency; PostgreSQL needs no such lock.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction, the one way to change the database (`Db::begin_write`). On SQLite
+/// it is taken up front with `BEGIN IMMEDIATE`, so a read-then-write never fails on a stale
+/// snapshot ("database is locked") and other processes on the same file wait their turn.
+/// Dropped without `commit`, it rolls back.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 impl Db {
@@ -78,7 +109,28 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Begin a write transaction (see `WriteTx`).
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writer.clone().lock_owned().await;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
+        })
     }
 
     /// Apply the backend's migrations.

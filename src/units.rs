@@ -128,7 +128,7 @@ impl NewUnit {
 /// Create a unit in `draft`; the creator becomes its manager.
 pub async fn create(db: &Db, mut new: NewUnit, creator: i64, now: i64) -> Result<i64> {
     new.validate()?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO units (name, kind, nature, credit_code, contact_name, contact_mobile, \
          enterprise_type, dishonest, abnormal_operation, city, address, intro, created_at, updated_at) \
@@ -326,7 +326,7 @@ pub async fn update_contact(db: &Db, id: i64, upd: ContactUpdate, now: i64) -> R
     if let Some(e) = AppError::fields(errors) {
         return Err(e);
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE units SET contact_name = $1, contact_mobile = $2, address = COALESCE($3, address), \
          intro = COALESCE($4, intro), updated_at = $5 WHERE id = $6",

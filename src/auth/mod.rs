@@ -144,7 +144,7 @@ impl NewUser {
 pub async fn create_user(db: &Db, mut new: NewUser, roles: &[&str], now: i64) -> Result<i64> {
     new.validate()?;
     let hash = hash_password(&new.password)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO users (username, password_hash, display_name, email, phone, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -183,7 +183,7 @@ pub async fn create_user(db: &Db, mut new: NewUser, roles: &[&str], now: i64) ->
 
 /// Make sure the built-in roles exist with exactly their code-defined permissions.
 pub async fn sync_builtin_roles(db: &Db, now: i64) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for role in &BUILTIN_ROLES {
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE key = $1")
             .bind(role.key)
@@ -526,7 +526,7 @@ pub async fn change_password(
         return Err(e);
     }
     let new_hash = hash_password(new)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
         .bind(&new_hash)
         .bind(now)

@@ -163,8 +163,8 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
 /// holds real tasks: pending instruments (applicant: their unit's manager) and pending units
 /// (applicant: the system admin, as data docking would). Records already in a running
 /// flow are left alone; returns how many flows were started.
-pub async fn start_pending_reviews(state: &crate::web::AppState) -> Result<usize> {
-    let db = &state.db;
+pub async fn start_pending_reviews(engine: &crate::workflow::Engine) -> Result<usize> {
+    let db = engine.db();
     let mut started = 0;
     let pending: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT 'instrument', i.id, COALESCE((SELECT MIN(m.user_id) FROM unit_members m WHERE m.unit_id = i.unit_id AND m.role = 'manager'), \
@@ -194,15 +194,15 @@ pub async fn start_pending_reviews(state: &crate::web::AppState) -> Result<usize
         } else {
             "unit_certification"
         };
-        crate::workflow::start(
-            state,
-            key,
-            &kind,
-            id,
-            applicant,
-            serde_json::json!({"source": "demo"}),
-        )
-        .await?;
+        engine
+            .start(
+                key,
+                &kind,
+                id,
+                applicant,
+                serde_json::json!({"source": "demo"}),
+            )
+            .await?;
         started += 1;
     }
     Ok(started)

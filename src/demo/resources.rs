@@ -24,7 +24,7 @@ pub(super) async fn insert_instruments(
     rng: &mut Lcg,
     now: i64,
 ) -> Result<usize> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut n = 0;
     for k in 0..PER_UNIT {
         // Walk the templates so every class is covered, offset per unit.

@@ -296,7 +296,7 @@ pub async fn declare(
             "只有已认证的管理单位可以申报绩效评价",
         ));
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let snapshot = indicators(&mut tx, unit.id, year).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO evaluations (unit_id, year, self_report, indicators, applicant_id, created_at, updated_at) \
@@ -353,7 +353,7 @@ pub async fn revise(
             "请填写自评报告（10 到 20000 字）",
         ));
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let snapshot = indicators(&mut tx, unit_id, year).await?;
     sqlx::query(
         "UPDATE evaluations SET self_report = $1, indicators = $2, updated_at = $3 WHERE id = $4",
@@ -460,7 +460,7 @@ pub async fn assign_experts(
             Some(_) => {}
         }
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM evaluation_experts WHERE evaluation_id = $1")
         .bind(id)
         .execute(&mut *tx)

@@ -536,11 +536,11 @@ fn completeness(i: &Instrument) -> crate::error::FieldErrors {
 /// Submit an instrument for onboarding review (仪器入网审核): the record must be complete
 /// and in draft or rejected; it becomes `pending`. The caller has checked the unit scope.
 pub async fn submit(
-    state: &crate::web::AppState,
+    engine: &crate::workflow::Engine,
     user: &crate::auth::CurrentUser,
     id: i64,
 ) -> Result<Submission> {
-    let db = &state.db;
+    let db = engine.db();
     let record = get(db, id).await?;
     ensure_editable(&record.review_status)?;
     if let Some(mut err) = AppError::fields(completeness(&record)) {
@@ -552,15 +552,9 @@ pub async fn submit(
     // The flow's first state sets the record `pending` in the same transaction; a second
     // submission while one is running is refused by the engine (409 already_running).
     let data = serde_json::json!({"name": record.name, "unit_id": record.unit_id, "submitted_by": user.id});
-    let started = crate::workflow::start(
-        state,
-        "instrument_onboarding",
-        "instrument",
-        id,
-        user.id,
-        data,
-    )
-    .await?;
+    let started = engine
+        .start("instrument_onboarding", "instrument", id, user.id, data)
+        .await?;
     Ok(Submission {
         instance_id: Some(started.instance_id),
         state: started.state,

@@ -312,7 +312,7 @@ async fn transition(
 
 /// The managing unit quotes a negotiated price.
 pub async fn quote(db: &Db, user: &CurrentUser, id: i64, price: Yuan, now: i64) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
     user.require_unit(b.managing_unit_id)?;
     if price == Yuan::ZERO {
@@ -340,7 +340,7 @@ pub async fn confirm(
     customs_notice_no: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
     if !user.acts_for(b.unit_id, false) {
         return Err(AppError::Forbidden {
@@ -407,7 +407,7 @@ pub async fn confirm(
 
 /// The managing unit completes the service; this creates the service record (服务记录).
 pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<(i64, String)> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
     user.require_unit(b.managing_unit_id)?;
     if now < b.start_at {
@@ -474,7 +474,7 @@ pub async fn cancel(db: &Db, user: &CurrentUser, id: i64, reason: &str, now: i64
     if reason.is_empty() {
         return Err(AppError::field("reason", "请填写取消原因"));
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
     if !(user.acts_for(b.unit_id, false) || user.acts_for(b.managing_unit_id, true)) {
         return Err(AppError::Forbidden {

@@ -92,7 +92,7 @@ pub async fn create(
     if booking_ids.is_empty() {
         return Err(AppError::field("booking_ids", "请选择要兑付的已完成预约"));
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut total = 0i64;
     for b in booking_ids {
         let row: Option<(String, i64, i64)> = sqlx::query_as(
@@ -258,7 +258,7 @@ pub async fn attach(
         now,
     )
     .await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let file_id: i64 = sqlx::query_scalar(
         "INSERT INTO redemption_files (redemption_id, upload_id, kind, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )

@@ -131,7 +131,7 @@ pub async fn run(
             .wrapping_add(1442695040888963407);
         ((seed >> 33) as usize) % m
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for k in 0..n {
         let (name, code, variants) = demo::TEMPLATES[next(demo::TEMPLATES.len())];
         let (model, maker, country, wan) = variants[next(variants.len())];

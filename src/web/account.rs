@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    AppState,
+    AppState, ErrorStatus,
     extract::{ClientIp, CsrfForm, PageQuery},
     page::{Page, PageResult, redirect_with_flash, safe_next},
     session::{Auth, SESSION_COOKIE, SignedIn, cookie_attrs, set_cookie},

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AppState,
+    AppState, JsonError,
     extract::{ApiJson, ApiPath, ClientIp},
     session::{ApiUser, Auth},
 };

@@ -80,9 +80,7 @@ async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) -> P
             todo.push(serde_json::json!({"n": n, "label": label, "href": href}));
         }
     };
-    let tasks = crate::workflow::tasks_for(&state, user.id, false)
-        .await?
-        .len() as i64;
+    let tasks = state.engine.tasks_for(user.id, false).await?.len() as i64;
     push(tasks, "待办任务", "/console/tasks");
     push(
         count("SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE user_id = $1 AND read_at IS NULL").await?,
@@ -422,7 +420,7 @@ async fn set_user_roles(
     if exists.is_none() {
         return Err(AppError::NotFound.into());
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(target)
         .execute(&mut *tx)
@@ -561,7 +559,7 @@ async fn create_role(
     let form = RoleForm::from_pairs(pairs);
     let mut errors = form.validate(true);
     if errors.is_empty() {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin_write().await?;
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO roles (key, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -640,7 +638,7 @@ async fn update_role(
         .with_status(StatusCode::UNPROCESSABLE_ENTITY)
         .into_response());
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query("UPDATE roles SET name = $1, description = $2 WHERE id = $3")
         .bind(&form.name)
         .bind(&form.description)

@@ -43,7 +43,8 @@ fn invalid_page(why: Invalid) -> axum::response::Response {
 async fn describe(state: &AppState, link: &Link) -> Result<serde_json::Value, AppError> {
     let inst = workflow::get_instance(&state.db, link.instance_id).await?;
     let def = state
-        .workflows
+        .engine
+        .definitions
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
     let mut conn = state.db.pool.acquire().await?;
@@ -97,7 +98,7 @@ async fn decide(
         comment: form.comment.trim().to_string(),
         data: serde_json::json!({"via": "email"}),
     };
-    match workflow::act(&state, Some(&user), link.task_id, decision).await {
+    match state.engine.act(Some(&user), link.task_id, decision).await {
         Ok(outcome) => {
             email_actions::consume(&state.db, link.task_id, now).await?;
             Ok(Page::new(

@@ -160,7 +160,7 @@ async fn certify(
 ) -> PageResult {
     user.require(Permission::UnitReview)?;
     let back = format!("/console/experts/{id}");
-    match experts::submit_certification(&state, &user, id).await {
+    match experts::submit_certification(&state.engine, &user, id).await {
         Ok(_) => Ok(redirect_with_flash(&back, "已提交专家认证")),
         Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
             Ok(redirect_with_flash(&back, &e.to_string()))

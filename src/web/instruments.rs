@@ -153,7 +153,7 @@ async fn api_submit(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     owned(&state, &user, id).await?;
-    let s = instruments::submit(&state, &user, id).await?;
+    let s = instruments::submit(&state.engine, &user, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"instance_id": s.instance_id, "state": s.state})),
@@ -350,7 +350,7 @@ async fn submit_page(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult {
     let i = owned(&state, &user, id).await?;
-    match instruments::submit(&state, &user, id).await {
+    match instruments::submit(&state.engine, &user, id).await {
         Ok(_) => Ok(redirect_with_flash(
             "/console/instruments",
             &format!("“{}”已提交入网审核", i.name),

@@ -41,24 +41,28 @@ use tower_http::{
     set_header::SetResponseHeaderLayer, trace::TraceLayer,
 };
 
-use crate::{clock::Clock, config::Config, error::AppError, store::Db};
+use crate::{app::App, error::AppError};
 
-/// Shared by every handler.
+/// Shared by every handler: the services context plus the page templates. It dereferences
+/// to `App`, so a handler passes `&state` wherever the domain asks for `&App`.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub clock: Clock,
+    pub app: App,
     pub templates: Arc<minijinja::Environment<'static>>,
-    pub mailer: Arc<crate::mail::Mailer>,
-    /// The loaded, published workflow definitions (reloadable at run time).
-    pub workflows: Arc<crate::workflow::Registry>,
-    pub search: Arc<crate::search::SearchIndex>,
 }
 
 impl AppState {
-    pub fn now(&self) -> i64 {
-        self.clock.now_ts()
+    /// Wrap the services context and compile the page templates' environment.
+    pub fn new(app: App) -> AppState {
+        let templates = Arc::new(page::template_env(&app.config.templates_dir));
+        AppState { app, templates }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
     }
 }
 
@@ -160,9 +164,26 @@ async fn not_found(req: Request) -> Response {
     }
 }
 
-impl AppError {
+/// An error's HTTP status as axum's type.
+pub trait ErrorStatus {
+    fn status(&self) -> axum::http::StatusCode;
+}
+
+impl ErrorStatus for AppError {
+    fn status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::from_u16(self.http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Rendering an error for the API.
+pub trait JsonError {
+    fn into_json_response(self) -> Response;
+}
+
+impl JsonError for AppError {
     /// The contract's JSON error body with the right status.
-    pub fn into_json_response(self) -> Response {
+    fn into_json_response(self) -> Response {
         self.log();
         let mut error = serde_json::json!({"code": self.code(), "message": self.to_string()});
         if let Some(fields) = self.field_errors() {

@@ -147,7 +147,7 @@ async fn save_settings(
     SignedIn(user): SignedIn,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> PageResult {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for (key, _, mandatory) in notify::KINDS {
         if mandatory {
             continue;

@@ -13,7 +13,7 @@ use axum::{
 use minijinja::{Environment, Value, context};
 
 use super::{
-    AppState,
+    AppState, ErrorStatus,
     session::{Auth, set_cookie},
 };
 use crate::{auth::Permission, error::AppError};
@@ -477,22 +477,9 @@ pub fn read_cookie_headers(headers: &axum::http::HeaderMap, name: &str) -> Optio
         .map(|(_, v)| v.to_string())
 }
 
-/// The template environment: files under `dir`, Chinese-friendly filters.
+/// The page template environment: the shared filters plus `page_url` for pagination links.
 pub fn template_env(dir: &Path) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_loader(minijinja::path_loader(dir));
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-    env.add_filter("datetime", |ts: i64| crate::clock::display(ts));
-    env.add_filter("date", |ts: i64| {
-        crate::clock::display(ts)
-            .chars()
-            .take(10)
-            .collect::<String>()
-    });
-    env.add_filter("wan", |fen: i64| crate::domain::Yuan::from_fen(fen).wan());
-    env.add_filter("yuan", |fen: i64| {
-        crate::domain::Yuan::from_fen(fen).to_string()
-    });
+    let mut env = crate::templating::base_env(dir);
     env.add_function("page_url", |path: String, query: Value, page: i64| {
         let mut pairs: Vec<(String, String)> = Vec::new();
         if let Ok(iter) = query.try_iter() {

@@ -181,7 +181,7 @@ async fn api_submit(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     owned(&state, &user, kind, id).await?;
-    let s = records::submit(&state, &user, kind, id).await?;
+    let s = records::submit(&state.engine, &user, kind, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"instance_id": s.instance_id, "state": s.state})),
@@ -374,7 +374,7 @@ async fn submit_page(
 ) -> PageResult {
     let r = owned(&state, &user, kind, id).await?;
     let back = format!("/console/{}/{id}", records::slug(kind));
-    match records::submit(&state, &user, kind, id).await {
+    match records::submit(&state.engine, &user, kind, id).await {
         Ok(_) => Ok(redirect_with_flash(
             &format!("/console/{}", records::slug(kind)),
             &format!("“{}”已提交审核", r.title),

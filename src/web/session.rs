@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 
-use super::{AppState, page::read_cookie};
+use super::{AppState, JsonError, page::read_cookie};
 use crate::{
     auth::{self, CurrentUser},
     error::AppError,

@@ -96,7 +96,7 @@ async fn api_workflows(
     ApiUser(_): ApiUser,
 ) -> ApiResult<Json<Value>> {
     let items: Vec<Value> = state
-        .workflows
+        .engine.definitions
         .list()
         .iter()
         .map(|d| json!({"key": d.key, "version": d.version, "title": d.title, "subject": d.subject, "states": d.states.keys().collect::<Vec<_>>()}))
@@ -115,7 +115,7 @@ fn invalid_workflow(problems: &[def::Problem]) -> Response {
 
 async fn api_reload(State(state): State<AppState>, ApiUser(user): ApiUser) -> ApiResult {
     user.require(Permission::WorkflowEdit)?;
-    match state.workflows.reload(&state.db, state.now()).await {
+    match state.engine.definitions.reload(&state.db, state.now()).await {
         Ok(loaded) => Ok(Json(json!({"loaded": loaded.iter().map(|(k, v)| json!({"key": k, "version": v})).collect::<Vec<_>>()})).into_response()),
         Err(ReloadError::Invalid(p)) => Ok(invalid_workflow(&p)),
         Err(ReloadError::Failed(e)) => Err(e.into()),
@@ -126,7 +126,7 @@ async fn api_tasks(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
 ) -> ApiResult<Json<Value>> {
-    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    let tasks = state.engine.tasks_for(user.id, false).await?;
     let items: Vec<Value> = tasks
         .iter()
         .map(|t| json!({"id": t.id, "instance_id": t.instance_id, "workflow": t.workflow, "step": t.step, "subject": t.subject, "actions": t.actions, "due_at": t.due_at}))
@@ -141,7 +141,7 @@ async fn api_act(
     ApiPath(id): ApiPath<i64>,
     ApiJson(d): ApiJson<Decision>,
 ) -> ApiResult<Json<Value>> {
-    let out = workflow::act(&state, Some(&user), id, d).await?;
+    let out = state.engine.act(Some(&user), id, d).await?;
     Ok(Json(json!(out)))
 }
 
@@ -163,7 +163,7 @@ async fn api_instance(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let inst = visible_instance(&state, &user, id).await?;
-    let history = workflow::history_for(&state, &inst, &user).await?;
+    let history = state.engine.history_for(&inst, &user).await?;
     Ok(Json(json!({
         "id": inst.id, "workflow": inst.workflow_key, "version": inst.version, "state": inst.state, "status": inst.status,
         "subject": {"type": inst.subject_type, "id": inst.subject_id},
@@ -187,7 +187,7 @@ async fn api_withdraw(
     let comment = serde_json::from_slice::<CommentBody>(&body)
         .map(|b| b.comment)
         .unwrap_or_default();
-    let out = workflow::withdraw(&state, &user, id, &comment).await?;
+    let out = state.engine.withdraw(&user, id, &comment).await?;
     Ok(Json(json!(out)))
 }
 
@@ -203,15 +203,16 @@ pub async fn certify_unit(
     if unit.certification_status == "certified" {
         return Err(AppError::conflict("already_certified", "该单位已通过认证"));
     }
-    workflow::start(
-        state,
-        "unit_certification",
-        "unit",
-        id,
-        user.id,
-        json!({"unit_id": id}),
-    )
-    .await
+    state
+        .engine
+        .start(
+            "unit_certification",
+            "unit",
+            id,
+            user.id,
+            json!({"unit_id": id}),
+        )
+        .await
 }
 
 async fn api_certify_unit(
@@ -226,7 +227,7 @@ async fn api_certify_unit(
 // ---- console: tasks ----------------------------------------------------------------------
 
 async fn my_tasks(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
-    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    let tasks = state.engine.tasks_for(user.id, false).await?;
     Ok(Page::new(
         "console/tasks.html",
         crate::ctx! { tasks => tasks, tab => "open", title => "我的待办" },
@@ -235,7 +236,7 @@ async fn my_tasks(State(state): State<AppState>, SignedIn(user): SignedIn) -> Pa
 }
 
 async fn done_tasks(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
-    let tasks = workflow::tasks_for(&state, user.id, true).await?;
+    let tasks = state.engine.tasks_for(user.id, true).await?;
     Ok(Page::new(
         "console/tasks.html",
         crate::ctx! { tasks => tasks, tab => "done", title => "我的已办" },
@@ -247,7 +248,8 @@ async fn started(State(state): State<AppState>, SignedIn(user): SignedIn) -> Pag
     let mut rows = Vec::new();
     for inst in workflow::started_by(&state.db, user.id).await? {
         let d = state
-            .workflows
+            .engine
+            .definitions
             .version(&state.db, &inst.workflow_key, inst.version)
             .await?;
         rows.push(json!({"id": inst.id, "title": d.title, "version": inst.version, "state_title": d.state_title(&inst.state), "status": inst.status,
@@ -262,10 +264,11 @@ async fn instance_context(
     viewer: &CurrentUser,
 ) -> Result<minijinja::Value> {
     let d = state
-        .workflows
+        .engine
+        .definitions
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
-    let history: Vec<Value> = workflow::history_for(state, inst, viewer)
+    let history: Vec<Value> = state.engine.history_for(inst, viewer)
         .await?
         .into_iter()
         .map(|h| json!({"step": d.state_title(&h.step), "action": if h.action == "start" { "提交".to_string() } else { def::action_label(&h.action).to_string() },
@@ -306,7 +309,8 @@ async fn instance_svg(
 ) -> PageResult {
     let inst = visible_instance(&state, &user, id).await?;
     let d = state
-        .workflows
+        .engine
+        .definitions
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
     Ok(svg_response(diagram::svg(&d, Some(&inst.state))))
@@ -319,7 +323,7 @@ async fn instance_withdraw(
     CsrfForm(form): CsrfForm<CommentBody>,
 ) -> PageResult {
     let to = format!("/console/workflow-instances/{id}");
-    match workflow::withdraw(&state, &user, id, &form.comment).await {
+    match state.engine.withdraw(&user, id, &form.comment).await {
         Ok(_) => Ok(redirect_with_flash(&to, "已撤回申请")),
         Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
             Ok(redirect_with_flash(&to, &e.to_string()))
@@ -333,7 +337,7 @@ async fn task_page(
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
-    let tasks = workflow::tasks_for(&state, user.id, false).await?;
+    let tasks = state.engine.tasks_for(user.id, false).await?;
     let Some(task) = tasks.into_iter().find(|t| t.id == id) else {
         return Ok(redirect_with_flash(
             "/console/tasks",
@@ -426,7 +430,7 @@ async fn task_act(
         comment: form.comment.clone(),
         data: Value::Object(data),
     };
-    match workflow::act(&state, Some(&user), id, decision).await {
+    match state.engine.act(Some(&user), id, decision).await {
         Ok(out) => Ok(redirect_with_flash(
             &format!("/console/workflow-instances/{}", out.instance_id),
             &format!("已{}", def::action_label(&form.action)),
@@ -435,7 +439,7 @@ async fn task_act(
             Ok(redirect_with_flash("/console/tasks", &message))
         }
         Err(e @ (AppError::Validation { .. } | AppError::Unprocessable { .. })) => {
-            let tasks = workflow::tasks_for(&state, user.id, false).await?;
+            let tasks = state.engine.tasks_for(user.id, false).await?;
             let Some(task) = tasks.into_iter().find(|t| t.id == id) else {
                 return Ok(redirect_with_flash("/console/tasks", &e.to_string()));
             };
@@ -480,7 +484,7 @@ async fn certify_unit_page(
 async fn workflows_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::WorkflowEdit)?;
     let defs: Vec<Value> = state
-        .workflows
+        .engine.definitions
         .list()
         .iter()
         .map(|d| json!({"key": d.key, "title": d.title, "version": d.version, "subject": d.subject, "states": d.states.len()}))
@@ -498,13 +502,18 @@ async fn reload_page(
     CsrfForm(_): CsrfForm<Value>,
 ) -> PageResult {
     user.require(Permission::WorkflowEdit)?;
-    match state.workflows.reload(&state.db, state.now()).await {
+    match state
+        .engine
+        .definitions
+        .reload(&state.db, state.now())
+        .await
+    {
         Ok(loaded) => Ok(redirect_with_flash(
             "/console/workflows",
             &format!("已重新加载 {} 个流程定义", loaded.len()),
         )),
         Err(ReloadError::Invalid(problems)) => {
-            let defs: Vec<Value> = state.workflows.list().iter().map(|d| json!({"key": d.key, "title": d.title, "version": d.version, "subject": d.subject, "states": d.states.len()})).collect();
+            let defs: Vec<Value> = state.engine.definitions.list().iter().map(|d| json!({"key": d.key, "title": d.title, "version": d.version, "subject": d.subject, "states": d.states.len()})).collect();
             Ok(Page::new(
                 "console/workflows.html",
                 crate::ctx! { defs => defs, problems => problems },
@@ -552,7 +561,11 @@ async fn workflow_context(
     state: &AppState,
     key: &str,
 ) -> Result<(std::sync::Arc<def::Definition>, Vec<Value>)> {
-    let d = state.workflows.get(key).ok_or(AppError::NotFound)?;
+    let d = state
+        .engine
+        .definitions
+        .get(key)
+        .ok_or(AppError::NotFound)?;
     let versions = workflow::versions(&state.db, key)
         .await?
         .into_iter()
@@ -648,7 +661,8 @@ async fn workflow_save(
     };
     if problems.is_empty() && form.intent == "publish" {
         return match state
-            .workflows
+            .engine
+            .definitions
             .publish(&state.db, &key, &source, state.now())
             .await
         {
@@ -691,6 +705,10 @@ async fn workflow_svg(
     PagePath(key): PagePath<String>,
 ) -> PageResult {
     let _ = user;
-    let d = state.workflows.get(&key).ok_or(AppError::NotFound)?;
+    let d = state
+        .engine
+        .definitions
+        .get(&key)
+        .ok_or(AppError::NotFound)?;
     Ok(svg_response(diagram::svg(&d, None)))
 }

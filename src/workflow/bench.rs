@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::{error::Result, web::AppState};
+use super::Engine;
+use crate::error::Result;
 
 pub struct BenchReport {
     pub instances: usize,
@@ -15,10 +16,10 @@ pub struct BenchReport {
 
 /// Start `n` `service_record_report` (信息上报) instances and approve each, `concurrency` at a
 /// time. That flow's subject has no status table, so the benchmark needs no subject rows.
-pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<BenchReport> {
-    let username = format!("bench_{}", state.now());
+pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchReport> {
+    let username = format!("bench_{}", engine.now());
     let uid = crate::auth::create_user(
-        &state.db,
+        engine.db(),
         crate::auth::NewUser {
             username: username.clone(),
             password: "Bench-Passw0rd".into(),
@@ -27,7 +28,7 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
             phone: None,
         },
         &["platform_admin"],
-        state.now(),
+        engine.now(),
     )
     .await?;
     // The benchmark reviewer is the only resource reviewer during the run.
@@ -35,7 +36,7 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
         "SELECT DISTINCT ur.user_id FROM user_roles ur JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = 'resource.review' AND ur.user_id <> $1",
     )
     .bind(uid)
-    .fetch_all(&state.db.pool)
+    .fetch_all(&engine.db().pool)
     .await?;
     if !others.is_empty() {
         tracing::warn!(
@@ -43,16 +44,15 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
             "other resource reviewers also receive tasks during the benchmark"
         );
     }
-    let user = crate::auth::load_user(&state.db, uid)
+    let user = crate::auth::load_user(engine.db(), uid)
         .await?
         .ok_or(crate::error::AppError::NotFound)?;
-    let base: i64 = state.now() * 1000;
+    let base: i64 = engine.now() * 1000;
     let t0 = Instant::now();
     let mut started = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(concurrency.max(1)) {
         let futs = chunk.iter().map(|i| {
-            super::start(
-                state,
+            engine.start(
                 "service_record_report",
                 "service_record",
                 base + *i as i64,
@@ -70,15 +70,14 @@ pub async fn run(state: &AppState, n: usize, concurrency: usize) -> Result<Bench
         let (id,): (i64,) = sqlx::query_as("SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open'")
             .bind(inst)
             .bind(uid)
-            .fetch_one(&state.db.pool)
+            .fetch_one(&engine.db().pool)
             .await?;
         task_ids.push(id);
     }
     let t1 = Instant::now();
     for chunk in task_ids.chunks(concurrency.max(1)) {
         let futs = chunk.iter().map(|t| {
-            super::act(
-                state,
+            engine.act(
                 Some(&user),
                 *t,
                 super::Decision {

@@ -24,64 +24,66 @@ pub struct TaskView {
     pub instance_state: String,
 }
 
-/// The user's tasks: open ones (`done = false`) or the ones they decided.
-pub async fn tasks_for(state: &AppState, user_id: i64, done: bool) -> Result<Vec<TaskView>> {
-    let filter = if done {
-        "t.status IN ('approved', 'rejected', 'returned', 'transferred')"
-    } else {
-        "t.status = 'open'"
-    };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT t.id, t.instance_id, t.state, t.due_at, t.status, t.action, t.comment, t.decided_at, i.workflow_key, i.version, i.subject_type, i.subject_id, i.state AS istate \
-         FROM workflow_tasks t JOIN workflow_instances i ON i.id = t.instance_id WHERE t.assignee_id = $1 AND {filter} ORDER BY t.id DESC LIMIT 200"
-    )))
-    .bind(user_id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let key: String = r.get("workflow_key");
-        let d = state
-            .workflows
-            .version(&state.db, &key, r.get("version"))
-            .await?;
-        let step: String = r.get("state");
-        let actions = d
-            .state(&step)
-            .and_then(|s| s.task.as_ref())
-            .map(|t| {
-                t.actions
-                    .iter()
-                    .filter(|a| *a != "withdraw")
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let subject_type: String = r.get("subject_type");
-        let subject_id: i64 = r.get("subject_id");
-        let mut conn = state.db.pool.acquire().await?;
-        let subject_label =
-            crate::notify::subject_label(&mut conn, &subject_type, subject_id).await?;
-        drop(conn);
-        out.push(TaskView {
-            subject_label,
-            id: r.get("id"),
-            instance_id: r.get("instance_id"),
-            workflow_title: d.title.clone(),
-            step_title: d.state_title(&step),
-            workflow: key,
-            step,
-            subject: json!({"type": r.get::<String, _>("subject_type"), "id": r.get::<i64, _>("subject_id")}),
-            actions,
-            due_at: r.get::<Option<i64>, _>("due_at").map(crate::clock::rfc3339),
-            status: r.get("status"),
-            action: r.get("action"),
-            comment: r.get("comment"),
-            decided_at: r.get::<Option<i64>, _>("decided_at").map(crate::clock::rfc3339),
-            instance_state: r.get("istate"),
-        });
+impl Engine {
+    /// The user's tasks: open ones (`done = false`) or the ones they decided.
+    pub async fn tasks_for(&self, user_id: i64, done: bool) -> Result<Vec<TaskView>> {
+        let filter = if done {
+            "t.status IN ('approved', 'rejected', 'returned', 'transferred')"
+        } else {
+            "t.status = 'open'"
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t.id, t.instance_id, t.state, t.due_at, t.status, t.action, t.comment, t.decided_at, i.workflow_key, i.version, i.subject_type, i.subject_id, i.state AS istate \
+             FROM workflow_tasks t JOIN workflow_instances i ON i.id = t.instance_id WHERE t.assignee_id = $1 AND {filter} ORDER BY t.id DESC LIMIT 200"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let key: String = r.get("workflow_key");
+            let d = self
+                .definitions
+                .version(&self.db, &key, r.get("version"))
+                .await?;
+            let step: String = r.get("state");
+            let actions = d
+                .state(&step)
+                .and_then(|s| s.task.as_ref())
+                .map(|t| {
+                    t.actions
+                        .iter()
+                        .filter(|a| *a != "withdraw")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let subject_type: String = r.get("subject_type");
+            let subject_id: i64 = r.get("subject_id");
+            let mut conn = self.db.pool.acquire().await?;
+            let subject_label =
+                crate::notify::subject_label(&mut conn, &subject_type, subject_id).await?;
+            drop(conn);
+            out.push(TaskView {
+                subject_label,
+                id: r.get("id"),
+                instance_id: r.get("instance_id"),
+                workflow_title: d.title.clone(),
+                step_title: d.state_title(&step),
+                workflow: key,
+                step,
+                subject: json!({"type": r.get::<String, _>("subject_type"), "id": r.get::<i64, _>("subject_id")}),
+                actions,
+                due_at: r.get::<Option<i64>, _>("due_at").map(crate::clock::rfc3339),
+                status: r.get("status"),
+                action: r.get("action"),
+                comment: r.get("comment"),
+                decided_at: r.get::<Option<i64>, _>("decided_at").map(crate::clock::rfc3339),
+                instance_state: r.get("istate"),
+            });
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Instances a user started, newest first.
@@ -128,30 +130,32 @@ pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
         .collect())
 }
 
-/// The history as `viewer` may see it: on steps whose tasks are `anonymous` (experts'
-/// reviews) a decider's name is shown only to the decider and to auditors.
-pub async fn history_for(
-    state: &AppState,
-    inst: &Instance,
-    viewer: &CurrentUser,
-) -> Result<Vec<HistoryEntry>> {
-    let d = state
-        .workflows
-        .version(&state.db, &inst.workflow_key, inst.version)
-        .await?;
-    let mut entries = history(&state.db, inst.id).await?;
-    if !viewer.can(crate::auth::Permission::AuditView) {
-        for e in &mut entries {
-            let anonymous = d
-                .state(&e.step)
-                .and_then(|s| s.task.as_ref())
-                .is_some_and(|t| t.anonymous);
-            if anonymous && e.actor_id != Some(viewer.id) {
-                e.actor = Some("评审专家".into());
+impl Engine {
+    /// The history as `viewer` may see it: on steps whose tasks are `anonymous` (experts'
+    /// reviews) a decider's name is shown only to the decider and to auditors.
+    pub async fn history_for(
+        &self,
+        inst: &Instance,
+        viewer: &CurrentUser,
+    ) -> Result<Vec<HistoryEntry>> {
+        let d = self
+            .definitions
+            .version(&self.db, &inst.workflow_key, inst.version)
+            .await?;
+        let mut entries = history(&self.db, inst.id).await?;
+        if !viewer.can(crate::auth::Permission::AuditView) {
+            for e in &mut entries {
+                let anonymous = d
+                    .state(&e.step)
+                    .and_then(|s| s.task.as_ref())
+                    .is_some_and(|t| t.anonymous);
+                if anonymous && e.actor_id != Some(viewer.id) {
+                    e.actor = Some("评审专家".into());
+                }
             }
         }
+        Ok(entries)
     }
-    Ok(entries)
 }
 
 /// Whether the user may look at an instance: applicant, anyone with a task on it, members

@@ -1,5 +1,4 @@
-//! The engine's rows: instances and tasks, the write transaction (SQLite writers queue on
-//! an in-process lock), row locks, and the vote counts of a step.
+//! The engine's rows: instances and tasks, row locks, and the vote counts of a step.
 
 #[allow(unused_imports)]
 use super::*;
@@ -55,53 +54,6 @@ pub(super) async fn load_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Re
 pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
     let mut conn = db.pool.acquire().await?;
     load_instance(&mut conn, id).await
-}
-
-/// Writers queue on this lock on SQLite instead of spinning in SQLite's busy handler, whose
-/// sleeps dominate under concurrency; PostgreSQL needs no such lock.
-pub(super) static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A write transaction (on SQLite: taken up front with `BEGIN IMMEDIATE`, so a
-/// read-then-write never fails on a stale snapshot).
-pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
-    }
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
-
-pub(super) async fn begin(db: &Db) -> Result<WriteTx> {
-    Ok(match db.backend {
-        Backend::Sqlite => {
-            let turn = SQLITE_WRITER.lock().await;
-            WriteTx {
-                tx: db.pool.begin_with("BEGIN IMMEDIATE").await?,
-                _turn: Some(turn),
-            }
-        }
-        Backend::Postgres => WriteTx {
-            tx: db.pool.begin().await?,
-            _turn: None,
-        },
-    })
 }
 
 #[allow(clippy::too_many_arguments)]

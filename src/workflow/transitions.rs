@@ -155,83 +155,85 @@ pub(super) async fn move_to(
     enter_state(conn, d, inst, to, inst.round, now, ctx).await
 }
 
-/// Withdraw (撤回) by the applicant, allowed while no one has decided in the current step.
-pub async fn withdraw(
-    state: &AppState,
-    user: &CurrentUser,
-    instance_id: i64,
-    comment: &str,
-) -> Result<Outcome> {
-    let now = state.now();
-    let mut tx = begin(&state.db).await?;
-    lock_instance(&mut tx, instance_id).await?;
-    let mut inst = load_instance(&mut tx, instance_id).await?;
-    if inst.applicant_id != user.id {
-        return Err(AppError::Forbidden {
-            code: "not_applicant",
-        });
-    }
-    if inst.status != "running" {
-        return Err(task_closed());
-    }
-    let d = state
-        .workflows
-        .version(&state.db, &inst.workflow_key, inst.version)
+impl Engine {
+    /// Withdraw (撤回) by the applicant, allowed while no one has decided in the current step.
+    pub async fn withdraw(
+        &self,
+        user: &CurrentUser,
+        instance_id: i64,
+        comment: &str,
+    ) -> Result<Outcome> {
+        let now = self.now();
+        let mut tx = self.db.begin_write().await?;
+        lock_instance(&mut tx, instance_id).await?;
+        let mut inst = load_instance(&mut tx, instance_id).await?;
+        if inst.applicant_id != user.id {
+            return Err(AppError::Forbidden {
+                code: "not_applicant",
+            });
+        }
+        if inst.status != "running" {
+            return Err(task_closed());
+        }
+        let d = self
+            .definitions
+            .version(&self.db, &inst.workflow_key, inst.version)
+            .await?;
+        let spec = d
+            .state(&inst.state)
+            .and_then(|s| s.task.clone())
+            .ok_or_else(|| anyhow::anyhow!("no task"))?;
+        if !spec.actions.iter().any(|a| a == "withdraw") {
+            return Err(AppError::unprocessable(
+                "action_not_allowed",
+                "此环节不允许撤回",
+            ));
+        }
+        let (decided,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status IN ('approved', 'rejected', 'returned')")
+            .bind(inst.id)
+            .bind(inst.round)
+            .fetch_one(&mut *tx)
+            .await?;
+        if decided > 0 {
+            return Err(AppError::conflict(
+                "already_decided",
+                "审核人已经处理，不能撤回",
+            ));
+        }
+        let to = decide::transition_to(&spec, "withdraw")?;
+        let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+        audit::append(
+            &mut tx,
+            audit::Entry {
+                instance_id: inst.id,
+                at: now,
+                actor_id: Some(user.id),
+                workflow_key: &d.key,
+                version: d.version,
+                state: &inst.state,
+                action: "withdraw",
+                to_state: &to,
+                comment,
+                data: "{}",
+            },
+        )
         .await?;
-    let spec = d
-        .state(&inst.state)
-        .and_then(|s| s.task.clone())
-        .ok_or_else(|| anyhow::anyhow!("no task"))?;
-    if !spec.actions.iter().any(|a| a == "withdraw") {
-        return Err(AppError::unprocessable(
-            "action_not_allowed",
-            "此环节不允许撤回",
-        ));
-    }
-    let (decided,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status IN ('approved', 'rejected', 'returned')")
-        .bind(inst.id)
-        .bind(inst.round)
-        .fetch_one(&mut *tx)
+        move_to(
+            &mut tx,
+            &d,
+            &mut inst,
+            &to,
+            now,
+            &ctx,
+            Some(user.id),
+            "withdraw",
+        )
         .await?;
-    if decided > 0 {
-        return Err(AppError::conflict(
-            "already_decided",
-            "审核人已经处理，不能撤回",
-        ));
-    }
-    let to = transition_to(&spec, "withdraw")?;
-    let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
-    audit::append(
-        &mut tx,
-        audit::Entry {
+        tx.commit().await?;
+        Ok(Outcome {
             instance_id: inst.id,
-            at: now,
-            actor_id: Some(user.id),
-            workflow_key: &d.key,
-            version: d.version,
-            state: &inst.state,
-            action: "withdraw",
-            to_state: &to,
-            comment,
-            data: "{}",
-        },
-    )
-    .await?;
-    move_to(
-        &mut tx,
-        &d,
-        &mut inst,
-        &to,
-        now,
-        &ctx,
-        Some(user.id),
-        "withdraw",
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Outcome {
-        instance_id: inst.id,
-        state: inst.state,
-        status: inst.status,
-    })
+            state: inst.state,
+            status: inst.status,
+        })
+    }
 }

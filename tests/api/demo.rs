@@ -10,12 +10,19 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     assert!(first.units >= 12, "{first}");
     assert!(first.instruments >= 300, "{first}");
     assert_eq!(first.users, 8);
-    let reviews = demo::start_pending_reviews(&app.state).await.unwrap();
+    let reviews = demo::start_pending_reviews(&app.state.engine)
+        .await
+        .unwrap();
     assert!(
         reviews >= 10,
         "the pending demo records are in review: {reviews}"
     );
-    assert_eq!(demo::start_pending_reviews(&app.state).await.unwrap(), 0);
+    assert_eq!(
+        demo::start_pending_reviews(&app.state.engine)
+            .await
+            .unwrap(),
+        0
+    );
     let second = demo::load(&app.db, &app.state.clock).await.unwrap();
     assert_eq!(
         (

@@ -180,7 +180,7 @@ async fn a_digest_preference_turns_immediate_mail_into_one_daily_digest() {
         .await
         .unwrap();
     assert_eq!(queued, 0, "digest users get no immediate mail");
-    let sent = notify::send_digests(&app.db, &app.state.templates, "http://x", app.now())
+    let sent = notify::send_digests(&app.db, &app.state.mailer, "http://x", app.now())
         .await
         .unwrap();
     assert_eq!(sent, 1);
@@ -190,7 +190,7 @@ async fn a_digest_preference_turns_immediate_mail_into_one_daily_digest() {
         .unwrap();
     assert!(subject.contains("每日汇总"));
     assert_eq!(
-        notify::send_digests(&app.db, &app.state.templates, "http://x", app.now())
+        notify::send_digests(&app.db, &app.state.mailer, "http://x", app.now())
             .await
             .unwrap(),
         0

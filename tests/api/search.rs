@@ -428,7 +428,7 @@ async fn the_index_is_rebuilt_at_start_up_when_empty() {
     let dir = app.state.config.data_dir.join("index");
     let other = labshare::search::SearchIndex::open(
         &dir,
-        &labshare::server::index_config_dir(&app.state.config),
+        &labshare::app::index_config_dir(&app.state.config),
     )
     .unwrap();
     assert!(other.rebuild_if_stale(&app.db).await.unwrap());

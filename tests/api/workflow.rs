@@ -641,16 +641,18 @@ async fn countersign_quorum_and_deadline_actions() {
     let pa2 = app.token("padm2").await;
     // 会签 (all): the unit confirms, then both platform admins must approve the review.
     let (settlement, smgr) = settlement_row(&app, admin).await;
-    let s = workflow::start(
-        &app.state,
-        "subsidy_settlement",
-        "subsidy_settlement",
-        settlement,
-        admin,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let s = app
+        .state
+        .engine
+        .start(
+            "subsidy_settlement",
+            "subsidy_settlement",
+            settlement,
+            admin,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let t0 = open_tasks(&app, &smgr).await[0]["id"].as_i64().unwrap();
     let (_, out) = act(&app, &smgr, t0, "approve", json!({})).await;
     assert_eq!(out["state"], "review");
@@ -674,7 +676,8 @@ async fn countersign_quorum_and_deadline_actions() {
     let mgr_token = app.token("evmgr").await;
     // An administrator's own variant of the evaluation flow: any two of the experts decide.
     app.state
-        .workflows
+        .engine
+        .definitions
         .publish(&app.db, "expert_evaluation", QUORUM_EVALUATION, app.now())
         .await
         .unwrap();
@@ -688,16 +691,18 @@ async fn countersign_quorum_and_deadline_actions() {
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
-    let e = workflow::start(
-        &app.state,
-        "expert_evaluation",
-        "evaluation",
-        evaluation,
-        mgr,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let e = app
+        .state
+        .engine
+        .start(
+            "expert_evaluation",
+            "evaluation",
+            evaluation,
+            mgr,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let task_of = |i: usize| {
         let tok = experts[i].clone();
         let app = &app;
@@ -733,16 +738,18 @@ async fn countersign_quorum_and_deadline_actions() {
 
     // Timeout auto-action: the applicant's revise step withdraws itself at its deadline.
     let application = voucher_application_row(&app, mgr, 7).await;
-    let v = workflow::start(
-        &app.state,
-        "voucher_application",
-        "voucher_application",
-        application,
-        mgr,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let v = app
+        .state
+        .engine
+        .start(
+            "voucher_application",
+            "voucher_application",
+            application,
+            mgr,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let t = open_tasks(&app, &pa).await[0]["id"].as_i64().unwrap();
     act(&app, &pa, t, "return", json!({})).await;
     assert_eq!(open_tasks(&app, &mgr_token).await.len(), 1);
@@ -752,9 +759,9 @@ async fn countersign_quorum_and_deadline_actions() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 1);
     assert_eq!(
-        workflow::process_deadlines(&app.state).await.unwrap(),
+        app.state.engine.process_deadlines().await.unwrap(),
         0,
         "running twice does nothing twice"
     );
@@ -793,16 +800,18 @@ async fn instances_finish_on_the_version_they_started_on() {
         }
     };
     let first = instrument("液相色谱仪").await;
-    let s1 = workflow::start(
-        &app.state,
-        "instrument_onboarding",
-        "instrument",
-        first,
-        applicant,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let s1 = app
+        .state
+        .engine
+        .start(
+            "instrument_onboarding",
+            "instrument",
+            first,
+            applicant,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let status: String = sqlx::query_scalar("SELECT review_status FROM instruments WHERE id = $1")
         .bind(first)
         .fetch_one(&app.db.pool)
@@ -822,13 +831,15 @@ async fn instances_finish_on_the_version_they_started_on() {
     );
     let err = app
         .state
-        .workflows
+        .engine
+        .definitions
         .publish(&app.db, "instrument_onboarding", &bad, app.now())
         .await;
     assert!(matches!(err, Err(workflow::ReloadError::Invalid(_))));
     assert_eq!(
         app.state
-            .workflows
+            .engine
+            .definitions
             .get("instrument_onboarding")
             .unwrap()
             .version,
@@ -868,7 +879,8 @@ async fn instances_finish_on_the_version_they_started_on() {
     );
     assert_eq!(
         app.state
-            .workflows
+            .engine
+            .definitions
             .get("instrument_onboarding")
             .unwrap()
             .version,
@@ -886,16 +898,18 @@ async fn instances_finish_on_the_version_they_started_on() {
 
     app.create_user("expert1", "expert").await;
     let second = instrument("气相色谱仪").await;
-    let s2 = workflow::start(
-        &app.state,
-        "instrument_onboarding",
-        "instrument",
-        second,
-        applicant,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let s2 = app
+        .state
+        .engine
+        .start(
+            "instrument_onboarding",
+            "instrument",
+            second,
+            applicant,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let tasks = open_tasks(&app, &rev).await;
     let task_for = |inst: i64| {
         tasks.iter().find(|t| t["instance_id"] == inst).unwrap()["id"]
@@ -1067,7 +1081,8 @@ async fn a_system_admin_edits_validates_and_publishes_a_definition_in_the_consol
     assert_eq!(res.status(), 303);
     assert_eq!(
         app.state
-            .workflows
+            .engine
+            .definitions
             .get("instrument_onboarding")
             .unwrap()
             .version,
@@ -1075,7 +1090,8 @@ async fn a_system_admin_edits_validates_and_publishes_a_definition_in_the_consol
     );
     assert_eq!(
         app.state
-            .workflows
+            .engine
+            .definitions
             .get("instrument_onboarding")
             .unwrap()
             .title,
@@ -1090,16 +1106,18 @@ async fn deadlines_remind_first_and_then_escalate() {
     let vman = app.token("vman").await;
     let applicant = app.create_user("vapp", "user").await;
     let application = voucher_application_row(&app, applicant, 11).await;
-    let v = workflow::start(
-        &app.state,
-        "voucher_application",
-        "voucher_application",
-        application,
-        applicant,
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let v = app
+        .state
+        .engine
+        .start(
+            "voucher_application",
+            "voucher_application",
+            application,
+            applicant,
+            json!({}),
+        )
+        .await
+        .unwrap();
     let task = open_tasks(&app, &vman).await[0]["id"].as_i64().unwrap();
     // Due within a day: a due_soon event, once.
     sqlx::query("UPDATE workflow_tasks SET due_at = $1 WHERE id = $2")
@@ -1108,8 +1126,8 @@ async fn deadlines_remind_first_and_then_escalate() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
-    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 0);
+    assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 1);
+    assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 0);
     // Past due: overdue, and escalated to platform admins who do not hold the task yet.
     app.create_user("vboss", "platform_admin").await;
     let vboss = app.token("vboss").await;
@@ -1119,7 +1137,7 @@ async fn deadlines_remind_first_and_then_escalate() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(workflow::process_deadlines(&app.state).await.unwrap(), 1);
+    assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 1);
     let boss_tasks = open_tasks(&app, &vboss).await;
     assert_eq!(boss_tasks.len(), 1);
     assert_eq!(

@@ -322,9 +322,7 @@ pub async fn notice_period_passes(app: &TestApp) -> usize {
     .await
     .unwrap()
     .rows_affected() as usize;
-    labshare::workflow::process_deadlines(&app.state)
-        .await
-        .unwrap();
+    app.state.engine.process_deadlines().await.unwrap();
     n
 }
 

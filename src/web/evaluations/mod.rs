@@ -196,7 +196,7 @@ async fn decide(
         .ok_or(AppError::Forbidden {
             code: "not_assignee",
         })?;
-    workflow::act(state, Some(user), task, decision).await
+    state.engine.act(Some(user), task, decision).await
 }
 
 // ---- pages -------------------------------------------------------------------------------

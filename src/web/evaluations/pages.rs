@@ -185,7 +185,7 @@ pub(super) async fn render_detail(
     let can_assign = my_task("assign").await?.is_some();
     let can_grade = my_task("grading").await?.is_some();
     let can_revise = my_task("revise").await?.is_some();
-    let flow = state.workflows.get("expert_evaluation");
+    let flow = state.engine.definitions.get("expert_evaluation");
     let step = |key: &str| match (&flow, key) {
         (_, "") => "申报".to_string(),
         (Some(d), k) => d.state_title(k),
@@ -194,7 +194,7 @@ pub(super) async fn render_detail(
     let history: Vec<Value> = match e.instance_id {
         Some(i) => {
             let inst = workflow::get_instance(&state.db, i).await?;
-            workflow::history_for(state, &inst, user).await?
+            state.engine.history_for(&inst, user).await?
         }
         None => Vec::new(),
     }

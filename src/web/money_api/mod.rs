@@ -90,7 +90,11 @@ pub(super) async fn start_flow(
     data: Value,
     cleanup: &[&'static str],
 ) -> Result<crate::workflow::Started, ApiError> {
-    match crate::workflow::start(state, key, subject_type, id, applicant, data).await {
+    match state
+        .engine
+        .start(key, subject_type, id, applicant, data)
+        .await
+    {
         Ok(started) => {
             let sql = format!("UPDATE {table} SET instance_id = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -29,7 +29,7 @@ pub(super) async fn set_grade(
     }
     crate::units::get(&state.db, unit_id).await?;
     let year = year_or_now(&state, Some(year))?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     money::record_grade(
         &mut tx,
         money::UnitGrade {
@@ -165,17 +165,18 @@ pub async fn decide_settlement(
             "该结算当前不需要您确认（已处理，或不在单位确认环节）",
         ));
     };
-    crate::workflow::act(
-        state,
-        Some(user),
-        task,
-        crate::workflow::Decision {
-            action: action.into(),
-            comment: comment.into(),
-            data: json!({}),
-        },
-    )
-    .await
+    state
+        .engine
+        .act(
+            Some(user),
+            task,
+            crate::workflow::Decision {
+                action: action.into(),
+                comment: comment.into(),
+                data: json!({}),
+            },
+        )
+        .await
 }
 
 /// `POST /subsidy-settlements/{id}/confirm`: the unit manager confirms their units' lines.

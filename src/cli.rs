@@ -1,11 +1,14 @@
-//! `labshare workflows check|graph` and `labshare audit verify`.
+//! The `workflows` and `audit` command groups: check, graph, simulate and bench flows, verify
+//! the decision log. Each builds only what it needs.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{audit, def, diagram};
-use crate::config::Config;
+use crate::{
+    config::Config,
+    workflow::{audit, def, diagram},
+};
 
 #[derive(Subcommand)]
 pub enum WorkflowsCommand {
@@ -87,13 +90,13 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             Ok(())
         }
         WorkflowsCommand::Bench { count, concurrency } => {
-            let state = crate::server::prepare(config).await?;
-            let r = super::bench::run(&state, count, concurrency)
+            let app = crate::app::App::build(crate::app::Base::open(config).await?).await?;
+            let r = crate::workflow::bench::run(&app.engine, count, concurrency)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!(
                 "数据库：{:?}；实例 {}；并发 {concurrency}\n发起：{:.0} 个/秒\n审批流转（持久化）：{:.0} 次/秒",
-                state.db.backend, r.instances, r.starts_per_sec, r.transitions_per_sec
+                app.db.backend, r.instances, r.starts_per_sec, r.transitions_per_sec
             );
             Ok(())
         }
@@ -120,7 +123,9 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             let lines: Vec<String> = script.split(';').map(|s| s.trim().to_string()).collect();
             print!(
                 "{}",
-                super::simulate::render(&super::simulate::run(d, &subject, &lines))
+                crate::workflow::simulate::render(&crate::workflow::simulate::run(
+                    d, &subject, &lines
+                ))
             );
             Ok(())
         }
@@ -130,9 +135,8 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
 pub async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify => {
-            let db = crate::store::Db::connect(&config.database_url).await?;
-            db.migrate().await?;
-            match audit::verify(&db).await? {
+            let base = crate::app::Base::open(config).await?;
+            match audit::verify(&base.db).await? {
                 audit::Verdict::Intact { entries } => {
                     println!("审计日志完整：{entries} 条记录，哈希链无断点");
                     Ok(())

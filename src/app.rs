@@ -63,11 +63,11 @@ pub struct App {
 impl App {
     /// Load the workflow definitions (refusing invalid ones), open the search index (rebuilt
     /// when empty or built with another configuration) and the mailer. Spawns nothing.
-    pub async fn build(base: Base) -> anyhow::Result<App> {
+    pub async fn build(base: Base, catalog: workflow::Catalog) -> anyhow::Result<App> {
         let Base { db, config, clock } = base;
         let mailer = Arc::new(Mailer::from_config(&config)?);
         let engine = Arc::new(workflow::Engine::new(
-            workflow::Registry::new(config.workflows_dir.clone()),
+            workflow::Registry::new(config.workflows_dir.clone(), Arc::new(catalog)),
             db.clone(),
             clock.clone(),
         ));

@@ -47,10 +47,11 @@ pub enum AuditCommand {
 
 pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Result<()> {
     let roles = def::builtin_roles();
+    let catalog = crate::server::workflow_catalog();
     match command {
         WorkflowsCommand::Check { dir } => {
             let dir = dir.unwrap_or(config.workflows_dir);
-            match def::load_dir(&dir, &roles) {
+            match def::load_dir(&dir, &roles, &catalog) {
                 Ok(defs) => {
                     for d in &defs {
                         println!("{}: 正确（{}，{} 个状态）", d.file, d.title, d.states.len());
@@ -67,7 +68,7 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             }
         }
         WorkflowsCommand::Graph { key, format } => {
-            let defs = def::load_dir(&config.workflows_dir, &roles).map_err(|p| {
+            let defs = def::load_dir(&config.workflows_dir, &roles, &catalog).map_err(|p| {
                 anyhow::anyhow!(
                     "{}",
                     p.iter()
@@ -90,7 +91,11 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             Ok(())
         }
         WorkflowsCommand::Bench { count, concurrency } => {
-            let app = crate::app::App::build(crate::app::Base::open(config).await?).await?;
+            let app = crate::app::App::build(
+                crate::app::Base::open(config).await?,
+                crate::server::workflow_catalog(),
+            )
+            .await?;
             let r = crate::workflow::bench::run(&app.engine, count, concurrency)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -105,7 +110,7 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             subject,
             script,
         } => {
-            let defs = def::load_dir(&config.workflows_dir, &roles).map_err(|p| {
+            let defs = def::load_dir(&config.workflows_dir, &roles, &catalog).map_err(|p| {
                 anyhow::anyhow!(
                     "{}",
                     p.iter()

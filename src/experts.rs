@@ -352,3 +352,29 @@ pub async fn rules_for_units(db: &Db, unit_ids: &[i64]) -> Result<Vec<Rule>> {
         })
         .collect())
 }
+
+// ---- as a workflow subject ---------------------------------------------------------------
+
+/// Experts under certification review (专家认证). They record their unit by name only, so
+/// nobody is recused by unit.
+pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
+    &[crate::workflow::hooks::Subject {
+        kind: "expert",
+        table: "experts",
+        status_column: "certification_status",
+        unit: crate::workflow::hooks::UnitOf::Nothing,
+        has_joined_on: true,
+        searchable: false,
+        label: workflow_label,
+    }];
+
+fn workflow_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT name FROM experts WHERE id = $1",
+        id,
+    ))
+}

@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DemoData => {
-            let state = App::build(Base::open(config).await?).await?;
+            let state = App::build(Base::open(config).await?, server::workflow_catalog()).await?;
             let report = labshare::demo::load(&state.db, &state.clock).await?;
             let reviews = labshare::demo::start_pending_reviews(&state.engine).await?;
             if reviews > 0 {
@@ -149,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Run { name, as_of },
         } => {
-            let state = App::build(Base::open(config).await?).await?;
+            let state = App::build(Base::open(config).await?, server::workflow_catalog()).await?;
             let at = match as_of {
                 Some(d) => labshare::jobs::as_of_date(d),
                 None => state.clock.now(),
@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Reindex => {
-            let state = App::build(Base::open(config).await?).await?;
+            let state = App::build(Base::open(config).await?, server::workflow_catalog()).await?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(

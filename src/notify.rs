@@ -174,37 +174,6 @@ pub async fn send_digests(
     Ok(sent)
 }
 
-/// A short label for a workflow subject: the unit's or record's name.
-pub async fn subject_label(
-    conn: &mut sqlx::AnyConnection,
-    subject_type: &str,
-    id: i64,
-) -> Result<String> {
-    let sql = match subject_type {
-        "unit" => "SELECT name FROM units WHERE id = $1",
-        "instrument" => "SELECT name || ' ' || model FROM instruments WHERE id = $1",
-        "platform" => "SELECT name FROM platforms WHERE id = $1",
-        "service" => "SELECT name FROM services WHERE id = $1",
-        "achievement" => "SELECT title FROM achievements WHERE id = $1",
-        "evaluation" => {
-            "SELECT u.name || ' ' || CAST(e.year AS TEXT) || ' 年度绩效评价' FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE e.id = $1"
-        }
-        "subsidy_settlement" => {
-            "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1"
-        }
-        "redemption" => {
-            "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r \
-             JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1"
-        }
-        _ => return Ok(format!("#{id}")),
-    };
-    let name: Option<String> = sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(name.unwrap_or_else(|| format!("#{id}")))
-}
-
 /// Turn undelivered workflow events into notifications and mails; task assignments get
 /// one-click 同意 / 驳回 links. Each event is claimed first, so several nodes never
 /// deliver one twice. Returns how many were delivered.
@@ -249,12 +218,16 @@ pub async fn deliver_workflow_events(app: &crate::app::App, limit: i64) -> Resul
             .definitions
             .version(&app.db, &key, version)
             .await?;
-        let subject = subject_label(
-            &mut tx,
-            &ev.get::<String, _>("subject_type"),
-            ev.get("subject_id"),
-        )
-        .await?;
+        let subject = app
+            .engine
+            .definitions
+            .catalog()
+            .label(
+                &mut tx,
+                &ev.get::<String, _>("subject_type"),
+                ev.get("subject_id"),
+            )
+            .await?;
         let instance_id: i64 = ev.get("instance_id");
         let event: String = ev.get("kind");
         let step = def.state_title(&ev.get::<String, _>("state"));

@@ -691,3 +691,69 @@ pub async fn unit_instruments(db: &Db, unit_id: i64) -> Result<Vec<(i64, String)
         })
         .collect())
 }
+
+// ---- as a workflow subject ---------------------------------------------------------------
+
+/// Platforms, testing services and achievements under onboarding review.
+pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] = &[
+    crate::workflow::hooks::Subject {
+        kind: "platform",
+        table: "platforms",
+        status_column: "review_status",
+        unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
+        has_joined_on: true,
+        searchable: true,
+        label: platform_label,
+    },
+    crate::workflow::hooks::Subject {
+        kind: "service",
+        table: "services",
+        status_column: "review_status",
+        unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
+        has_joined_on: false,
+        searchable: true,
+        label: service_label,
+    },
+    crate::workflow::hooks::Subject {
+        kind: "achievement",
+        table: "achievements",
+        status_column: "review_status",
+        unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
+        has_joined_on: false,
+        searchable: true,
+        label: achievement_label,
+    },
+];
+
+fn platform_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT name FROM platforms WHERE id = $1",
+        id,
+    ))
+}
+
+fn service_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT name FROM services WHERE id = $1",
+        id,
+    ))
+}
+
+fn achievement_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT title FROM achievements WHERE id = $1",
+        id,
+    ))
+}

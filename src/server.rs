@@ -9,12 +9,27 @@ use crate::{
     app::{App, Base},
     config::Config,
     web,
+    workflow::Catalog,
 };
+
+/// Every workflow hook and subject, from the modules that own them: the engine's own hooks,
+/// then each domain module's list. Adding a flow on a new record type is one line here.
+pub fn workflow_catalog() -> Catalog {
+    Catalog::engine()
+        .subjects(crate::units::WORKFLOW_SUBJECTS)
+        .subjects(crate::instruments::WORKFLOW_SUBJECTS)
+        .subjects(crate::records::WORKFLOW_SUBJECTS)
+        .subjects(crate::experts::WORKFLOW_SUBJECTS)
+        .subjects(crate::money::hooks::WORKFLOW_SUBJECTS)
+        .hooks(crate::money::hooks::WORKFLOW_HOOKS)
+        .subjects(crate::evaluations::WORKFLOW_SUBJECTS)
+        .hooks(crate::evaluations::WORKFLOW_HOOKS)
+}
 
 /// Everything `serve` needs: the services context, the page templates, and the indexer
 /// that applies the search outbox in the background.
 pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
-    let app = App::build(Base::open(config).await?).await?;
+    let app = App::build(Base::open(config).await?, workflow_catalog()).await?;
     crate::search::spawn_indexer(app.search.clone(), app.db.clone());
     Ok(web::AppState::new(app))
 }

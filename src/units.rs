@@ -348,3 +348,28 @@ pub async fn update_contact(db: &Db, id: i64, upd: ContactUpdate, now: i64) -> R
     tx.commit().await?;
     Ok(())
 }
+
+// ---- as a workflow subject ---------------------------------------------------------------
+
+/// Units under certification review (单位认证).
+pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
+    &[crate::workflow::hooks::Subject {
+        kind: "unit",
+        table: "units",
+        status_column: "certification_status",
+        unit: crate::workflow::hooks::UnitOf::Itself,
+        has_joined_on: true,
+        searchable: true,
+        label: workflow_label,
+    }];
+
+fn workflow_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT name FROM units WHERE id = $1",
+        id,
+    ))
+}

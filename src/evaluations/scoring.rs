@@ -246,6 +246,7 @@ pub async fn finalise(
 /// `finalise_evaluation` may only end an evaluation flow and takes no parameters.
 pub fn check_finalise_hook(
     subject_type: &str,
+    _subject: Option<&crate::workflow::Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
     if subject_type != "evaluation" {

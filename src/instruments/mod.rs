@@ -240,3 +240,28 @@ pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
 mod edit;
 
 pub use edit::*;
+
+// ---- as a workflow subject ---------------------------------------------------------------
+
+/// Instruments under onboarding review (仪器入网审核).
+pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
+    &[crate::workflow::hooks::Subject {
+        kind: "instrument",
+        table: "instruments",
+        status_column: "review_status",
+        unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
+        has_joined_on: true,
+        searchable: true,
+        label: workflow_label,
+    }];
+
+fn workflow_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT name || ' ' || model FROM instruments WHERE id = $1",
+        id,
+    ))
+}

@@ -12,11 +12,12 @@ use super::vouchers;
 use crate::{
     domain::Yuan,
     error::{AppError, Result},
-    workflow::hooks::HookCtx,
+    workflow::hooks::{Hook, HookCtx, Subject, UnitOf},
 };
 
 pub fn check_grant(
     subject_type: &str,
+    _subject: Option<&Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
     if subject_type != "voucher_application" {
@@ -70,6 +71,7 @@ pub fn run_grant<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> 
 
 pub fn check_redeem(
     subject_type: &str,
+    _subject: Option<&Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
     if subject_type != "redemption" {
@@ -117,6 +119,7 @@ pub fn run_redeem<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>
 
 pub fn check_compute_settlement(
     subject_type: &str,
+    _subject: Option<&Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
     if subject_type != "subsidy_settlement" {
@@ -141,6 +144,7 @@ pub fn run_compute_settlement<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a,
 
 pub fn check_record_unit_confirmation(
     subject_type: &str,
+    _subject: Option<&Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
     if subject_type != "subsidy_settlement" {
@@ -166,4 +170,94 @@ pub fn run_record_unit_confirmation<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFutu
         }
         super::settlement::record_decision(ctx.conn, ctx.subject_id, &decision, ctx.now).await
     })
+}
+
+// ---- registration ------------------------------------------------------------------------
+
+/// The money flows' subjects: voucher applications, redemptions, yearly settlements.
+pub const WORKFLOW_SUBJECTS: &[Subject] = &[
+    Subject {
+        kind: "voucher_application",
+        table: "voucher_applications",
+        status_column: "status",
+        unit: UnitOf::Column("unit_id"),
+        has_joined_on: false,
+        searchable: false,
+        label: voucher_label,
+    },
+    Subject {
+        kind: "redemption",
+        table: "redemptions",
+        status_column: "status",
+        unit: UnitOf::Column("managing_unit_id"),
+        has_joined_on: false,
+        searchable: false,
+        label: redemption_label,
+    },
+    Subject {
+        kind: "subsidy_settlement",
+        table: "settlements",
+        status_column: "status",
+        unit: UnitOf::Column("unit_id"),
+        has_joined_on: false,
+        searchable: false,
+        label: settlement_label,
+    },
+];
+
+/// The money flows' hooks.
+pub const WORKFLOW_HOOKS: &[Hook] = &[
+    Hook {
+        name: "grant_voucher_quota",
+        check: check_grant,
+        run: run_grant,
+    },
+    Hook {
+        name: "redeem_vouchers",
+        check: check_redeem,
+        run: run_redeem,
+    },
+    Hook {
+        name: "compute_settlement",
+        check: check_compute_settlement,
+        run: run_compute_settlement,
+    },
+    Hook {
+        name: "record_unit_confirmation",
+        check: check_record_unit_confirmation,
+        run: run_record_unit_confirmation,
+    },
+];
+
+fn voucher_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT u.name || ' 创新券申请（#' || CAST(a.id AS TEXT) || '）' FROM voucher_applications a JOIN units u ON u.id = a.unit_id WHERE a.id = $1",
+        id,
+    ))
+}
+
+fn redemption_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1",
+        id,
+    ))
+}
+
+fn settlement_label(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
+    Box::pin(crate::workflow::hooks::label_by(
+        conn,
+        "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1",
+        id,
+    ))
 }

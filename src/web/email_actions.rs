@@ -14,7 +14,7 @@ use crate::{
     auth,
     email_actions::{self, Invalid, Link},
     error::AppError,
-    notify, workflow,
+    workflow,
 };
 
 pub fn router() -> Router<AppState> {
@@ -48,7 +48,12 @@ async fn describe(state: &AppState, link: &Link) -> Result<serde_json::Value, Ap
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
     let mut conn = state.db.pool.acquire().await?;
-    let subject = notify::subject_label(&mut conn, &inst.subject_type, inst.subject_id).await?;
+    let subject = state
+        .engine
+        .definitions
+        .catalog()
+        .label(&mut conn, &inst.subject_type, inst.subject_id)
+        .await?;
     Ok(serde_json::json!({
         "workflow": def.title, "step": def.state_title(&inst.state), "subject": subject,
         "action": link.action, "action_label": if link.action == "approve" { "同意" } else { "驳回" },

@@ -655,7 +655,12 @@ async fn workflow_save(
     let (d, versions) = workflow_context(&state, &key).await?;
     let source = form.source.replace("\r\n", "\n");
     let roles = workflow::known_roles(&state.db).await?;
-    let problems = match def::parse(&format!("{key}.yaml"), &source, &roles) {
+    let problems = match def::parse(
+        &format!("{key}.yaml"),
+        &source,
+        &roles,
+        state.engine.definitions.catalog(),
+    ) {
         Ok(_) => vec![],
         Err(p) => p,
     };

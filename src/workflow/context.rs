@@ -25,11 +25,12 @@ pub fn eval(expr: &str, ctx: &Value) -> Result<minijinja::Value> {
 
 /// The subject's row as JSON (any column), for guards and expressions.
 pub(super) async fn load_subject(
+    cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
     subject_type: &str,
     id: i64,
 ) -> Result<Value> {
-    let Some(s) = hooks::subject(subject_type) else {
+    let Some(s) = cat.subject(subject_type) else {
         return Ok(json!({"id": id}));
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -164,11 +165,12 @@ pub(super) async fn recuse(
 
 /// Expression context: subject, instance data, form data, scores.
 pub(super) async fn expr_ctx(
+    cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
     inst: &Instance,
     form: &Value,
 ) -> Result<Value> {
-    let subject = load_subject(conn, &inst.subject_type, inst.subject_id).await?;
+    let subject = load_subject(cat, conn, &inst.subject_type, inst.subject_id).await?;
     let forms: Vec<(String,)> = sqlx::query_as("SELECT form FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'approved'")
         .bind(inst.id)
         .bind(inst.round)

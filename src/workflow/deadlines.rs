@@ -74,7 +74,8 @@ impl Engine {
                 )
                 .await?;
                 if let Some(def::AtDeadline::Escalate(role)) = &spec.at_deadline {
-                    let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+                    let ctx =
+                        expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
                     let users = resolve_assignees(
                         &mut tx,
                         &def::Assignees::Role(role.clone()),

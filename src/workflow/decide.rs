@@ -58,10 +58,19 @@ impl Engine {
         let actor_id = actor.map(|u| u.id);
         close_task(&mut tx, task_id, &action, &decision.comment, &form, now).await?;
         run_decision_hooks(
-            &mut tx, &step, &spec, actor_id, &action, &decision, &form, now,
+            self.definitions.catalog(),
+            &mut tx,
+            &step,
+            &spec,
+            actor_id,
+            &action,
+            &decision,
+            &form,
+            now,
         )
         .await?;
-        let mut ctx = expr_ctx(&mut tx, &step.inst, &form).await?;
+        let cat = self.definitions.catalog();
+        let mut ctx = expr_ctx(cat, &mut tx, &step.inst, &form).await?;
         // The deciding task, for rules like "only after the notice period" (公示期满).
         ctx["task"] = json!({
             "due_at": step.task.due_at,
@@ -105,6 +114,7 @@ impl Engine {
         if let Some(to) = target {
             let d = step.def.clone();
             move_to(
+                cat,
                 &mut tx,
                 &d,
                 &mut step.inst,
@@ -212,6 +222,7 @@ async fn close_task(
 /// The step's `on_decision` hooks, in order, inside the decision's transaction.
 #[allow(clippy::too_many_arguments)]
 async fn run_decision_hooks(
+    cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
     step: &OpenStep,
     spec: &def::Task,
@@ -222,12 +233,14 @@ async fn run_decision_hooks(
     now: i64,
 ) -> Result<()> {
     for e in &spec.on_decision {
-        let hook =
-            hooks::find(&e.hook).ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
+        let hook = cat
+            .hook(&e.hook)
+            .ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
         let mut hc = hooks::HookCtx {
             conn: &mut *conn,
             instance_id: step.inst.id,
             subject_type: step.inst.subject_type.clone(),
+            subject: cat.subject(&step.inst.subject_type),
             subject_id: step.inst.subject_id,
             applicant_id: step.inst.applicant_id,
             state: step.inst.state.clone(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::hooks;
+use super::hooks::Catalog;
 use crate::auth::Permission;
 
 /// One definition error, located in its file.
@@ -288,14 +288,14 @@ impl Definition {
 }
 
 /// A hook named by `effects` or `on_decision`: registered, and its parameters accepted.
-fn check_hook(e: &RawEffect, subject: &str) -> Option<String> {
+fn check_hook(catalog: &Catalog, e: &RawEffect, subject: &str) -> Option<String> {
     let hook = &e.hook.value;
-    match hooks::find(hook) {
+    match catalog.hook(hook) {
         None => Some(format!(
             "未知的钩子 `{hook}`（已注册：{}）",
-            hooks::names().join("、")
+            catalog.hook_names().join("、")
         )),
-        Some(h) => (h.check)(subject, &e.with).err(),
+        Some(h) => (h.check)(subject, catalog.subject(subject), &e.with).err(),
     }
 }
 
@@ -308,11 +308,13 @@ fn line_of(source: &str, prefix: &str) -> u64 {
         .unwrap_or(1)
 }
 
-/// Parse and check one file. `roles` are the role keys that exist (built-in plus custom).
+/// Parse and check one file. `roles` are the role keys that exist (built-in plus custom);
+/// `catalog` holds the hooks and subjects that are registered.
 pub fn parse(
     file: &str,
     source: &str,
     roles: &BTreeSet<String>,
+    catalog: &Catalog,
 ) -> Result<Definition, Vec<Problem>> {
     let problem = |line: u64, message: String| Problem {
         file: file.to_string(),
@@ -394,7 +396,9 @@ pub fn parse(
         let state_line = line_of(source, &format!("{name}:"));
         let mut effects = Vec::new();
         for e in &st.effects {
-            problems.extend(check_hook(e, &subject).map(|m| problem(e.hook.referenced.line(), m)));
+            problems.extend(
+                check_hook(catalog, e, &subject).map(|m| problem(e.hook.referenced.line(), m)),
+            );
             effects.push(Effect {
                 hook: e.hook.value.clone(),
                 with: e.with.clone(),
@@ -561,8 +565,9 @@ pub fn parse(
             }
             let mut on_decision = Vec::new();
             for e in &t.on_decision {
-                problems
-                    .extend(check_hook(e, &subject).map(|m| problem(e.hook.referenced.line(), m)));
+                problems.extend(
+                    check_hook(catalog, e, &subject).map(|m| problem(e.hook.referenced.line(), m)),
+                );
                 on_decision.push(Effect {
                     hook: e.hook.value.clone(),
                     with: e.with.clone(),
@@ -677,6 +682,7 @@ pub fn builtin_roles() -> BTreeSet<String> {
 pub fn load_dir(
     dir: &std::path::Path,
     roles: &BTreeSet<String>,
+    catalog: &Catalog,
 ) -> Result<Vec<Definition>, Vec<Problem>> {
     let mut files: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
@@ -708,7 +714,7 @@ pub fn load_dir(
                 continue;
             }
         };
-        match parse(&name, &source, roles) {
+        match parse(&name, &source, roles, catalog) {
             Ok(d) => {
                 if let Some(other) = defs.iter().find(|o| o.key == d.key) {
                     problems.push(Problem {
@@ -763,7 +769,7 @@ mod tests {
     #[test]
     fn a_definition_without_a_way_to_finish_is_refused() {
         let src = "key: loop\ntitle: 循环\nsubject: unit\ninitial: a\nstates:\n  a:\n    task:\n      assignees: { applicant: true }\n      actions: [approve]\n      on: { approve: b }\n      deadline: 1 days\n  b:\n    task:\n      assignees: { applicant: true }\n      actions: [approve]\n      on: { approve: a }\n      deadline: 1 days\n  done:\n    terminal: true\n";
-        let p = parse("loop.yaml", src, &builtin_roles()).unwrap_err();
+        let p = parse("loop.yaml", src, &builtin_roles(), &Catalog::engine()).unwrap_err();
         let msgs: Vec<_> = p.iter().map(|p| p.to_string()).collect();
         assert!(
             msgs.iter().any(|m| m.contains("`done` 从初始状态不可达")),

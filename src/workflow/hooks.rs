@@ -1,6 +1,9 @@
-//! Effect hooks (效果钩子): named functions a definition's `effects` call on entering a state.
-//! Each runs inside the decision's transaction. Adding one is one function plus one line in
-//! `HOOKS`; a name not listed here is a definition error found by `workflows check`.
+//! Effect hooks (效果钩子) and subjects (审批对象): named functions a definition's `effects`
+//! and `on_decision` call, each inside the decision's transaction, and the record types a
+//! flow can run on. The engine brings `set_status` and `notify`; domain modules declare
+//! their own hooks and subjects, and the top (`server::workflow_catalog`) assembles them into
+//! the `Catalog` that `workflows check` validates against. A name not registered is a
+//! definition error.
 
 use std::collections::BTreeMap;
 
@@ -9,93 +12,165 @@ use serde_json::Value;
 
 use crate::error::{AppError, Result};
 
-/// Where a subject type's status lives and how to find its unit (回避 uses the unit).
+/// How a subject's unit is found (回避 uses it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitOf {
+    /// The subject is a unit.
+    Itself,
+    /// A column of the subject's table holds its unit id (NULL: no unit, nobody recused).
+    Column(&'static str),
+    /// The subject belongs to no unit (an expert records their unit by name only).
+    Nothing,
+}
+
+/// The subject's name for people (task lists, mails); `None` when the row is gone.
+pub type LabelFn =
+    for<'c> fn(&'c mut sqlx::AnyConnection, i64) -> BoxFuture<'c, Result<Option<String>>>;
+
+/// A subject type a flow can run on, declared by the domain module that owns the table:
+/// where its status lives, how its unit is found and how it is named. The engine reads
+/// these, it does not know them.
 pub struct Subject {
     pub kind: &'static str,
     pub table: &'static str,
     pub status_column: &'static str,
-    /// Column holding the subject's unit id (`id` for a unit itself).
-    pub unit_column: &'static str,
+    pub unit: UnitOf,
     pub has_joined_on: bool,
+    /// A status change re-indexes the record (it may become public or stop being so).
+    pub searchable: bool,
+    pub label: LabelFn,
 }
 
-/// The single subject mapping. Other modules add their lines here.
-pub const SUBJECTS: &[Subject] = &[
-    Subject {
-        kind: "unit",
-        table: "units",
-        status_column: "certification_status",
-        unit_column: "id",
-        has_joined_on: true,
-    },
-    Subject {
-        kind: "instrument",
-        table: "instruments",
-        status_column: "review_status",
-        unit_column: "unit_id",
-        has_joined_on: true,
-    },
-    Subject {
-        kind: "platform",
-        table: "platforms",
-        status_column: "review_status",
-        unit_column: "unit_id",
-        has_joined_on: true,
-    },
-    Subject {
-        kind: "service",
-        table: "services",
-        status_column: "review_status",
-        unit_column: "unit_id",
-        has_joined_on: false,
-    },
-    Subject {
-        kind: "achievement",
-        table: "achievements",
-        status_column: "review_status",
-        unit_column: "unit_id",
-        has_joined_on: false,
-    },
-    Subject {
-        kind: "expert",
-        table: "experts",
-        status_column: "certification_status",
-        // Experts record their unit by name only: nobody is recused by unit.
-        unit_column: "NULL",
-        has_joined_on: true,
-    },
-    Subject {
-        kind: "voucher_application",
-        table: "voucher_applications",
-        status_column: "status",
-        unit_column: "unit_id",
-        has_joined_on: false,
-    },
-    Subject {
-        kind: "redemption",
-        table: "redemptions",
-        status_column: "status",
-        unit_column: "managing_unit_id",
-        has_joined_on: false,
-    },
-    Subject {
-        kind: "evaluation",
-        table: "evaluations",
-        status_column: "status",
-        unit_column: "unit_id",
-        has_joined_on: false,
-    },
-    Subject {
-        kind: "subsidy_settlement",
-        table: "settlements",
-        status_column: "status",
-        unit_column: "unit_id",
-        has_joined_on: false,
-    },
-];
+impl Subject {
+    /// The subject's unit, or NotFound when the row does not exist.
+    pub(super) async fn unit_of(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        id: i64,
+    ) -> Result<Option<i64>> {
+        let sql = match self.unit {
+            UnitOf::Itself => format!("SELECT id FROM {} WHERE id = $1", self.table),
+            UnitOf::Column(c) => format!("SELECT {c} FROM {} WHERE id = $1", self.table),
+            UnitOf::Nothing => {
+                let found: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM {} WHERE id = $1",
+                    self.table
+                )))
+                .bind(id)
+                .fetch_optional(conn)
+                .await?;
+                return found.map(|_| None).ok_or(AppError::NotFound);
+            }
+        };
+        let (u,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        Ok(u)
+    }
+}
 
-pub fn subject(kind: &str) -> Option<&'static Subject> {
-    SUBJECTS.iter().find(|s| s.kind == kind)
+/// A label read by one query of the owning module (`SELECT <text> … WHERE id = $1`).
+pub async fn label_by(
+    conn: &mut sqlx::AnyConnection,
+    sql: &'static str,
+    id: i64,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// What `workflows check` and the engine know: every hook and every subject, assembled
+/// once at the top (`server::workflow_catalog`) from the modules that declare them.
+pub struct Catalog {
+    hooks: Vec<&'static Hook>,
+    subjects: Vec<&'static Subject>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::engine()
+    }
+}
+
+impl Catalog {
+    /// The engine's own hooks (`set_status`, `notify`) and no subjects.
+    pub fn engine() -> Catalog {
+        Catalog {
+            hooks: ENGINE_HOOKS.iter().collect(),
+            subjects: vec![],
+        }
+    }
+
+    /// Add a module's hooks. Panics on a duplicate name: a programming error found at start-up.
+    pub fn hooks(mut self, hooks: &'static [Hook]) -> Catalog {
+        for h in hooks {
+            assert!(
+                self.hook(h.name).is_none(),
+                "workflow hook {} registered twice",
+                h.name
+            );
+            self.hooks.push(h);
+        }
+        self
+    }
+
+    /// Add a module's subjects. Panics on a duplicate kind or a table or column name that
+    /// is not a plain identifier (they are written into SQL).
+    pub fn subjects(mut self, subjects: &'static [Subject]) -> Catalog {
+        for s in subjects {
+            assert!(
+                self.subject(s.kind).is_none(),
+                "workflow subject {} registered twice",
+                s.kind
+            );
+            let column = match s.unit {
+                UnitOf::Column(c) => c,
+                _ => "id",
+            };
+            for ident in [s.table, s.status_column, column] {
+                assert!(
+                    !ident.is_empty()
+                        && ident
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                    "workflow subject {}: `{ident}` is not an identifier",
+                    s.kind
+                );
+            }
+            self.subjects.push(s);
+        }
+        self
+    }
+
+    pub fn hook(&self, name: &str) -> Option<&'static Hook> {
+        self.hooks.iter().copied().find(|h| h.name == name)
+    }
+
+    pub fn hook_names(&self) -> Vec<&'static str> {
+        self.hooks.iter().map(|h| h.name).collect()
+    }
+
+    pub fn subject(&self, kind: &str) -> Option<&'static Subject> {
+        self.subjects.iter().copied().find(|s| s.kind == kind)
+    }
+
+    /// The subject's name for people, `#id` when unknown.
+    pub async fn label(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        kind: &str,
+        id: i64,
+    ) -> Result<String> {
+        let name = match self.subject(kind) {
+            Some(s) => (s.label)(conn, id).await?,
+            None => None,
+        };
+        Ok(name.unwrap_or_else(|| format!("#{id}")))
+    }
 }
 
 /// What a hook sees.
@@ -103,6 +178,8 @@ pub struct HookCtx<'c> {
     pub conn: &'c mut sqlx::AnyConnection,
     pub instance_id: i64,
     pub subject_type: String,
+    /// The subject's declaration, when its module registered one.
+    pub subject: Option<&'static Subject>,
     pub subject_id: i64,
     pub applicant_id: i64,
     pub state: String,
@@ -131,7 +208,13 @@ pub struct DecisionInfo {
 }
 
 pub type RunFn = for<'a, 'c> fn(&'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>;
-pub type CheckFn = fn(&str, &BTreeMap<String, Value>) -> std::result::Result<(), String>;
+/// Checks a hook's parameters for a flow on `subject_type` (`subject`: its declaration, if
+/// registered); the message becomes a `workflows check` problem.
+pub type CheckFn = fn(
+    subject_type: &str,
+    subject: Option<&Subject>,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String>;
 
 pub struct Hook {
     pub name: &'static str,
@@ -139,8 +222,8 @@ pub struct Hook {
     pub run: RunFn,
 }
 
-/// Every hook, by name.
-pub const HOOKS: &[Hook] = &[
+/// The engine's own hooks.
+const ENGINE_HOOKS: &[Hook] = &[
     Hook {
         name: "set_status",
         check: check_set_status,
@@ -151,50 +234,18 @@ pub const HOOKS: &[Hook] = &[
         check: check_notify,
         run: run_notify,
     },
-    Hook {
-        name: "grant_voucher_quota",
-        check: crate::money::hooks::check_grant,
-        run: crate::money::hooks::run_grant,
-    },
-    Hook {
-        name: "redeem_vouchers",
-        check: crate::money::hooks::check_redeem,
-        run: crate::money::hooks::run_redeem,
-    },
-    Hook {
-        name: "finalise_evaluation",
-        check: crate::evaluations::check_finalise_hook,
-        run: crate::evaluations::run_finalise_hook,
-    },
-    Hook {
-        name: "compute_settlement",
-        check: crate::money::hooks::check_compute_settlement,
-        run: crate::money::hooks::run_compute_settlement,
-    },
-    Hook {
-        name: "record_unit_confirmation",
-        check: crate::money::hooks::check_record_unit_confirmation,
-        run: crate::money::hooks::run_record_unit_confirmation,
-    },
 ];
-
-pub fn find(name: &str) -> Option<&'static Hook> {
-    HOOKS.iter().find(|h| h.name == name)
-}
-
-pub fn names() -> Vec<&'static str> {
-    HOOKS.iter().map(|h| h.name).collect()
-}
 
 // ---- set_status --------------------------------------------------------------------------
 
 fn check_set_status(
     subject_type: &str,
+    subject: Option<&Subject>,
     with: &BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
-    let Some(s) = subject(subject_type) else {
+    let Some(s) = subject else {
         return Err(format!(
-            "set_status：主体类型 `{subject_type}` 没有状态映射（hooks::SUBJECTS）"
+            "set_status：主体类型 `{subject_type}` 没有登记状态字段（由其所属模块登记 workflow::Subject）"
         ));
     };
     match with.get("status") {
@@ -221,7 +272,8 @@ fn run_set_status<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>>
 }
 
 async fn set_status(ctx: &mut HookCtx<'_>) -> Result<()> {
-    let s = subject(&ctx.subject_type)
+    let s = ctx
+        .subject
         .ok_or_else(|| anyhow::anyhow!("no subject mapping for {}", ctx.subject_type))?;
     let status = ctx
         .with
@@ -256,10 +308,7 @@ async fn set_status(ctx: &mut HookCtx<'_>) -> Result<()> {
     }
     // A status change can make a record public or take it off: re-index it in the same
     // transaction (the search outbox).
-    if matches!(
-        ctx.subject_type.as_str(),
-        "instrument" | "platform" | "service" | "achievement" | "unit"
-    ) {
+    if s.searchable {
         crate::search::enqueue(ctx.conn, &ctx.subject_type, ctx.subject_id).await?;
     }
     Ok(())
@@ -277,7 +326,11 @@ pub const EVENT_KINDS: [&str; 7] = [
     "escalated",
 ];
 
-fn check_notify(_: &str, with: &BTreeMap<String, Value>) -> std::result::Result<(), String> {
+fn check_notify(
+    _: &str,
+    _: Option<&Subject>,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
     match with.get("event").and_then(Value::as_str) {
         Some(e) if EVENT_KINDS.contains(&e) => Ok(()),
         _ => Err(format!(

@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Column, Row};
 
 pub use def::{Definition, Problem};
+pub use hooks::{Catalog, Hook, Subject, UnitOf};
 
 use crate::{
     auth::CurrentUser,
@@ -146,19 +147,9 @@ impl Engine {
                 "该事项已在审批中，请勿重复提交",
             ));
         }
-        let unit_id = match hooks::subject(subject_type) {
-            Some(s) => {
-                // A subject may belong to no unit (a settlement): then nobody is recused.
-                let (u,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM {} WHERE id = $1",
-                    s.unit_column, s.table
-                )))
-                .bind(subject_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(AppError::NotFound)?;
-                u
-            }
+        let unit_id = match self.definitions.catalog().subject(subject_type) {
+            // A subject may belong to no unit (a settlement): then nobody is recused.
+            Some(s) => s.unit_of(tx, subject_id).await?,
             None => data.get("unit_id").and_then(Value::as_i64),
         };
         let id: i64 = sqlx::query_scalar(
@@ -177,11 +168,12 @@ impl Engine {
     .fetch_one(&mut *tx)
     .await?;
         let inst = load_instance(&mut *tx, id).await?;
-        let ctx = expr_ctx(&mut *tx, &inst, &Value::Null).await?;
+        let cat = self.definitions.catalog();
+        let ctx = expr_ctx(cat, &mut *tx, &inst, &Value::Null).await?;
         if let Some(g) = &d.guard {
             check_guard(g, &ctx)?;
         }
-        enter_state(&mut *tx, &d, &inst, &d.initial, 1, now, &ctx).await?;
+        enter_state(cat, &mut *tx, &d, &inst, &d.initial, 1, now, &ctx).await?;
         audit::append(
             &mut *tx,
             audit::Entry {

@@ -61,8 +61,11 @@ impl Engine {
             let subject_type: String = r.get("subject_type");
             let subject_id: i64 = r.get("subject_id");
             let mut conn = self.db.pool.acquire().await?;
-            let subject_label =
-                crate::notify::subject_label(&mut conn, &subject_type, subject_id).await?;
+            let subject_label = self
+                .definitions
+                .catalog()
+                .label(&mut conn, &subject_type, subject_id)
+                .await?;
             drop(conn);
             out.push(TaskView {
                 subject_label,

@@ -8,6 +8,8 @@ use super::*;
 /// plus a cache of older versions that running instances still need.
 pub struct Registry {
     pub dir: PathBuf,
+    /// The hooks and subjects definitions are checked against and run with.
+    catalog: Arc<Catalog>,
     current: RwLock<BTreeMap<String, Arc<Definition>>>,
     versions: RwLock<HashMap<(String, i64), Arc<Definition>>>,
 }
@@ -46,12 +48,17 @@ pub async fn known_roles(db: &Db) -> Result<BTreeSet<String>> {
 }
 
 impl Registry {
-    pub fn new(dir: PathBuf) -> Registry {
+    pub fn new(dir: PathBuf, catalog: Arc<Catalog>) -> Registry {
         Registry {
             dir,
+            catalog,
             current: RwLock::default(),
             versions: RwLock::default(),
         }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// The current definitions, by key.
@@ -85,9 +92,10 @@ impl Registry {
         .await?;
         let (source,) = row.ok_or(AppError::NotFound)?;
         let roles = known_roles(db).await?;
-        let mut d = def::parse(&format!("{key}.yaml"), &source, &roles).map_err(|p| {
-            anyhow::anyhow!("stored version {key} v{version} no longer parses: {}", p[0])
-        })?;
+        let mut d =
+            def::parse(&format!("{key}.yaml"), &source, &roles, &self.catalog).map_err(|p| {
+                anyhow::anyhow!("stored version {key} v{version} no longer parses: {}", p[0])
+            })?;
         d.version = version;
         let d = Arc::new(d);
         if let Ok(mut m) = self.versions.write() {
@@ -105,7 +113,7 @@ impl Registry {
     ) -> std::result::Result<Vec<(String, i64)>, ReloadError> {
         let roles = known_roles(db).await?;
         let defs = if self.dir.exists() {
-            def::load_dir(&self.dir, &roles).map_err(ReloadError::Invalid)?
+            def::load_dir(&self.dir, &roles, &self.catalog).map_err(ReloadError::Invalid)?
         } else {
             tracing::warn!(dir = %self.dir.display(), "workflows directory missing: no definitions loaded");
             vec![]
@@ -138,7 +146,8 @@ impl Registry {
     ) -> std::result::Result<i64, ReloadError> {
         let file = self.dir.join(format!("{key}.yaml"));
         let roles = known_roles(db).await?;
-        def::parse(&file.display().to_string(), source, &roles).map_err(ReloadError::Invalid)?;
+        def::parse(&file.display().to_string(), source, &roles, &self.catalog)
+            .map_err(ReloadError::Invalid)?;
         let old = std::fs::read_to_string(&file).ok();
         std::fs::write(&file, source).map_err(|e| {
             ReloadError::Failed(anyhow::anyhow!("write {}: {e}", file.display()).into())

@@ -187,12 +187,24 @@ pub fn render(steps: &[SimStep]) -> String {
 mod tests {
     use super::*;
 
+    /// A stand-in for the units module's declaration: the engine's tests name no domain module.
+    const UNIT: &[super::super::Subject] = &[super::super::Subject {
+        kind: "unit",
+        table: "units",
+        status_column: "certification_status",
+        unit: super::super::UnitOf::Itself,
+        has_joined_on: true,
+        searchable: false,
+        label: |_, _| Box::pin(async { Ok(None) }),
+    }];
+
     fn unit_cert() -> Definition {
         let src = include_str!("../../workflows/unit_certification.yaml");
         super::super::def::parse(
             "unit_certification.yaml",
             src,
             &super::super::def::builtin_roles(),
+            &super::super::Catalog::engine().subjects(UNIT),
         )
         .unwrap()
     }

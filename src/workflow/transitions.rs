@@ -5,7 +5,9 @@
 use super::*;
 
 /// Run the state's effects and, for a human step, create its tasks.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn enter_state(
+    cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
     d: &Definition,
     inst: &Instance,
@@ -18,12 +20,14 @@ pub(super) async fn enter_state(
         .state(state)
         .ok_or_else(|| anyhow::anyhow!("unknown state {state}"))?;
     for e in &st.effects {
-        let hook =
-            hooks::find(&e.hook).ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
+        let hook = cat
+            .hook(&e.hook)
+            .ok_or_else(|| anyhow::anyhow!("unknown hook {}", e.hook))?;
         let mut hc = hooks::HookCtx {
             conn: &mut *conn,
             instance_id: inst.id,
             subject_type: inst.subject_type.clone(),
+            subject: cat.subject(&inst.subject_type),
             subject_id: inst.subject_id,
             applicant_id: inst.applicant_id,
             state: state.to_string(),
@@ -42,7 +46,7 @@ pub(super) async fn enter_state(
         ctx
     } else {
         let mut fresh = ctx.clone();
-        fresh["subject"] = load_subject(conn, &inst.subject_type, inst.subject_id).await?;
+        fresh["subject"] = load_subject(cat, conn, &inst.subject_type, inst.subject_id).await?;
         refreshed = fresh;
         &refreshed
     };
@@ -101,6 +105,7 @@ pub(super) async fn enter_state(
 /// tasks, run the new state's effects and open its tasks.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn move_to(
+    cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
     d: &Definition,
     inst: &mut Instance,
@@ -152,7 +157,7 @@ pub(super) async fn move_to(
         now,
     )
     .await?;
-    enter_state(conn, d, inst, to, inst.round, now, ctx).await
+    enter_state(cat, conn, d, inst, to, inst.round, now, ctx).await
 }
 
 impl Engine {
@@ -201,7 +206,7 @@ impl Engine {
             ));
         }
         let to = decide::transition_to(&spec, "withdraw")?;
-        let ctx = expr_ctx(&mut tx, &inst, &Value::Null).await?;
+        let ctx = expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
         audit::append(
             &mut tx,
             audit::Entry {
@@ -219,6 +224,7 @@ impl Engine {
         )
         .await?;
         move_to(
+            self.definitions.catalog(),
             &mut tx,
             &d,
             &mut inst,

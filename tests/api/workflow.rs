@@ -183,8 +183,12 @@ async fn unit_status(app: &TestApp, token: &str, id: i64) -> Value {
 
 #[test]
 fn every_workflow_file_passes_the_checks() {
-    let defs =
-        def::load_dir(&workflows_dir(), &def::builtin_roles()).unwrap_or_else(|p| panic!("{p:?}"));
+    let defs = def::load_dir(
+        &workflows_dir(),
+        &def::builtin_roles(),
+        &labshare::server::workflow_catalog(),
+    )
+    .unwrap_or_else(|p| panic!("{p:?}"));
     let keys: Vec<_> = defs.iter().map(|d| d.key.as_str()).collect();
     for k in [
         "unit_certification",
@@ -209,7 +213,13 @@ fn check_reports_errors_with_file_and_line() {
     let bad = src
         .replace("reject: rejected", "reject: nowhere")
         .replace("deadline: 5 working days", "deadline: soon");
-    let problems = def::parse("unit_certification.yaml", &bad, &def::builtin_roles()).unwrap_err();
+    let problems = def::parse(
+        "unit_certification.yaml",
+        &bad,
+        &def::builtin_roles(),
+        &labshare::server::workflow_catalog(),
+    )
+    .unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     let line_of = |needle: &str| bad.lines().position(|l| l.contains(needle)).unwrap() + 1;
     assert!(
@@ -231,6 +241,7 @@ fn check_reports_errors_with_file_and_line() {
         "unit_certification.yaml",
         &unknown_hook,
         &def::builtin_roles(),
+        &labshare::server::workflow_catalog(),
     )
     .unwrap_err();
     assert!(p[0].message.contains("未知的钩子 `send_fax`"), "{p:?}");
@@ -270,7 +281,12 @@ fn malformed_yaml_never_panics() {
         };
         m.retain(|_| true);
         let text = String::from_utf8_lossy(&m).to_string();
-        if let Err(p) = def::parse("expert_evaluation.yaml", &text, &roles) {
+        if let Err(p) = def::parse(
+            "expert_evaluation.yaml",
+            &text,
+            &roles,
+            &labshare::server::workflow_catalog(),
+        ) {
             assert!(!p.is_empty() && p.iter().all(|p| p.line >= 1));
             refused += 1;
         }

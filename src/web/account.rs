@@ -2,11 +2,9 @@
 //! leads to local paths; failures keep what the user typed (except passwords).
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::Deserialize;
 
@@ -14,6 +12,7 @@ use super::{
     AppState, ErrorStatus,
     extract::{ClientIp, CsrfForm, PageQuery},
     page::{Page, PageResult, redirect_with_flash, safe_next},
+    routes::{Access, Route},
     session::{Auth, SESSION_COOKIE, SignedIn, cookie_attrs, set_cookie},
 };
 use crate::{
@@ -21,15 +20,18 @@ use crate::{
     error::AppError,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(login_page).post(login))
-        .route("/register", get(register_page).post(register))
-        .route("/logout", post(logout))
-        .route(
-            "/console/password",
-            get(password_page).post(change_password),
-        )
+/// Sign-in, registration, sign-out and the password page.
+pub fn routes() -> Vec<Route> {
+    let (p, s) = (Access::Public, Access::SignedIn);
+    vec![
+        Route::get("/login", p, login_page),
+        Route::post("/login", p, login),
+        Route::get("/register", p, register_page),
+        Route::post("/register", p, register),
+        Route::post("/logout", p, logout),
+        Route::get("/console/password", s, password_page).nav("修改密码", 290),
+        Route::post("/console/password", s, change_password),
+    ]
 }
 
 #[derive(Deserialize, Default)]

@@ -2,10 +2,9 @@
 //! cookie never authorises an API call, so the API needs no CSRF token.
 
 use axum::{
-    Json, Router,
+    Json,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 use super::{
     AppState, JsonError,
     extract::{ApiJson, ApiPath, ClientIp},
+    routes::{Access, Route},
     session::{ApiUser, Auth},
 };
 use crate::{
@@ -39,44 +39,20 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
-/// Every API route and the permission it needs (`None`: any signed-in user; the handler
-/// may narrow further, e.g. to members of the unit).
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("POST", "/api/v1/users", None),
-    ("POST", "/api/v1/session", None),
-    ("DELETE", "/api/v1/session", None),
-    ("GET", "/api/v1/me", None),
-    ("GET", "/api/v1/roles", Some(Permission::RoleManage)),
-    ("POST", "/api/v1/units", Some(Permission::UnitManage)),
-    ("GET", "/api/v1/units/{id}", None),
-    ("PATCH", "/api/v1/units/{id}", Some(Permission::UnitManage)),
-    // Instruments (handlers in `web::instruments`).
-    (
-        "POST",
-        "/api/v1/instruments",
-        Some(Permission::InstrumentManage),
-    ),
-    ("GET", "/api/v1/instruments/{id}", None),
-    (
-        "PATCH",
-        "/api/v1/instruments/{id}",
-        Some(Permission::InstrumentManage),
-    ),
-    (
-        "POST",
-        "/api/v1/instruments/{id}/submit",
-        Some(Permission::InstrumentManage),
-    ),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(register))
-        .route("/session", post(login).delete(logout))
-        .route("/me", get(me))
-        .route("/roles", get(roles))
-        .route("/units", post(create_unit))
-        .route("/units/{id}", get(get_unit).patch(update_unit))
+/// Accounts, sessions and units. Per-record checks (members of the unit) are the handlers'.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let (p, s) = (Access::Public, Access::SignedIn);
+    vec![
+        Route::post("/api/v1/users", p, register),
+        Route::post("/api/v1/session", p, login),
+        Route::delete("/api/v1/session", s, logout),
+        Route::get("/api/v1/me", s, me),
+        Route::get("/api/v1/roles", RoleManage, roles),
+        Route::post("/api/v1/units", UnitManage, create_unit),
+        Route::get("/api/v1/units/{id}", s, get_unit),
+        Route::patch("/api/v1/units/{id}", UnitManage, update_unit),
+    ]
 }
 
 async fn register(

@@ -2,11 +2,9 @@
 //! booking unit's 我的预约 and 创新券 pages, the managing unit's 预约管理, and ICS feeds.
 
 use axum::{
-    Router,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
 };
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Asia::Shanghai;
@@ -17,6 +15,7 @@ use super::{
     AppState,
     extract::{CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash, refusal},
+    routes::{Access, Route},
     session::{Auth, SignedIn},
 };
 use crate::{
@@ -28,32 +27,28 @@ use crate::{
     money::{self, bookings, vouchers},
 };
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    (
-        "GET",
-        "/console/my-bookings",
-        Some(Permission::BookingCreate),
-    ),
-    ("GET", "/console/bookings", Some(Permission::BookingHandle)),
-    ("GET", "/console/vouchers", Some(Permission::VoucherApply)),
-    (
-        "GET",
-        "/console/voucher-admin",
-        Some(Permission::VoucherManage),
-    ),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/instruments/{id}/book", get(book_page).post(book))
-        .route("/instruments/{id}/calendar.ics", get(instrument_ics))
-        .route("/console/my-bookings", get(my_bookings))
-        .route("/console/my-bookings/calendar", post(regenerate_calendar))
-        .route("/calendar/{file}", get(personal_ics))
-        .route("/console/bookings", get(incoming))
-        .route("/console/bookings/{id}/{action}", post(act))
-        .route("/console/vouchers", get(my_vouchers))
-        .route("/console/voucher-admin", get(voucher_admin))
+/// Booking pages, calendars and the voucher pages.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let p = Access::Public;
+    vec![
+        Route::get("/instruments/{id}/book", p, book_page),
+        Route::post("/instruments/{id}/book", BookingCreate, book),
+        Route::get("/instruments/{id}/calendar.ics", p, instrument_ics),
+        Route::get("/console/my-bookings", BookingCreate, my_bookings).nav("我的预约", 100),
+        Route::post(
+            "/console/my-bookings/calendar",
+            BookingCreate,
+            regenerate_calendar,
+        ),
+        // The file name carries the calendar's secret token.
+        Route::get("/calendar/{file}", p, personal_ics),
+        Route::get("/console/bookings", BookingHandle, incoming).nav("预约管理", 80),
+        // The action decides: quoting and completing are the provider's, confirming the booker's.
+        Route::post("/console/bookings/{id}/{action}", Access::SignedIn, act),
+        Route::get("/console/vouchers", VoucherApply, my_vouchers).nav("创新券", 110),
+        Route::get("/console/voucher-admin", VoucherManage, voucher_admin).nav("创新券管理", 200),
+    ]
 }
 
 /// Busy slots of an instrument between two instants.

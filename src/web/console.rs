@@ -1,13 +1,7 @@
 //! The console (后台): the signed-in area. Its sidebar comes from the user's permissions;
 //! every handler checks the permission it needs on the server.
 
-use axum::{
-    Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -15,6 +9,7 @@ use super::{
     AppState,
     extract::{CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::SignedIn,
 };
 use crate::{
@@ -24,40 +19,27 @@ use crate::{
     units::{self, ENTERPRISE_TYPES, KINDS, NATURES, NewUnit},
 };
 
-/// Console pages and the permission each needs (`None`: any signed-in user).
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("GET", "/console", Some(Permission::ConsoleAccess)),
-    ("GET", "/console/units", Some(Permission::UnitManage)),
-    ("GET", "/console/units/new", Some(Permission::UnitManage)),
-    ("GET", "/console/users", Some(Permission::UserManage)),
-    ("GET", "/console/roles", Some(Permission::RoleManage)),
-    ("GET", "/console/roles/new", Some(Permission::RoleManage)),
-    // Instruments (handlers in `web::instruments`).
-    (
-        "GET",
-        "/console/instruments",
-        Some(Permission::InstrumentManage),
-    ),
-    (
-        "GET",
-        "/console/instruments/new",
-        Some(Permission::InstrumentManage),
-    ),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console", get(dashboard))
-        .route("/console/units", get(my_units).post(create_unit))
-        .route("/console/units/new", get(new_unit_page))
-        .route("/console/units/{id}", get(unit_page).post(update_unit))
-        .route("/console/units/{id}/members", post(add_member))
-        .route("/console/users", get(users_page))
-        .route("/console/users/{id}/roles", post(set_user_roles))
-        .route("/console/roles", get(roles_page).post(create_role))
-        .route("/console/roles/new", get(new_role_page))
-        .route("/console/roles/{id}", get(role_page).post(update_role))
-        .route("/console/roles/{id}/delete", post(delete_role))
+/// Console pages: the dashboard, units, users and roles.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    vec![
+        Route::get("/console", ConsoleAccess, dashboard).nav_for("工作台", 10, Access::SignedIn),
+        Route::get("/console/units", UnitManage, my_units).nav("我的单位", 20),
+        Route::post("/console/units", UnitManage, create_unit),
+        Route::get("/console/units/new", UnitManage, new_unit_page),
+        // Reviewers see other units too; the handler decides per unit.
+        Route::get("/console/units/{id}", Access::SignedIn, unit_page),
+        Route::post("/console/units/{id}", UnitManage, update_unit),
+        Route::post("/console/units/{id}/members", UnitManage, add_member),
+        Route::get("/console/users", UserManage, users_page).nav("用户管理", 250),
+        Route::post("/console/users/{id}/roles", UserManage, set_user_roles),
+        Route::get("/console/roles", RoleManage, roles_page).nav("角色与权限", 260),
+        Route::post("/console/roles", RoleManage, create_role),
+        Route::get("/console/roles/new", RoleManage, new_role_page),
+        Route::get("/console/roles/{id}", RoleManage, role_page),
+        Route::post("/console/roles/{id}", RoleManage, update_role),
+        Route::post("/console/roles/{id}/delete", RoleManage, delete_role),
+    ]
 }
 
 /// 工作台: what waits for the user, each with the page where it is done.

@@ -1,19 +1,14 @@
 //! Content publishing for platform admins (资讯发布, `content.manage`): news, notices and
 //! policies; rich text is sanitised on save (see `content::ArticleInput::validate`).
 
-use axum::{
-    Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 
 use super::{
     AppState,
     extract::{CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::Route,
     session::SignedIn,
 };
 use crate::{
@@ -24,13 +19,18 @@ use crate::{
 
 const PER_PAGE: i64 = 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/content", get(list_page).post(create_page))
-        .route("/console/content/new", get(new_page))
-        .route("/console/content/{id}", get(edit_page).post(update_page))
-        .route("/console/content/{id}/publish", post(publish))
-        .route("/console/content/{id}/unpublish", post(unpublish))
+/// The content editor's pages.
+pub fn routes() -> Vec<Route> {
+    let c = Permission::ContentManage;
+    vec![
+        Route::get("/console/content", c, list_page).nav("资讯发布", 190),
+        Route::post("/console/content", c, create_page),
+        Route::get("/console/content/new", c, new_page),
+        Route::get("/console/content/{id}", c, edit_page),
+        Route::post("/console/content/{id}", c, update_page),
+        Route::post("/console/content/{id}/publish", c, publish),
+        Route::post("/console/content/{id}/unpublish", c, unpublish),
+    ]
 }
 
 #[derive(Deserialize, Default)]

@@ -2,13 +2,14 @@
 //! confirmation page — mail scanners and link previews open links — and its POST decides,
 //! recorded in the audit log as the assignee, via email.
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 
 use super::{
     AppState,
     extract::{ClientIp, CsrfForm, PagePath},
     page::{Page, PageResult},
+    routes::{Access, Route},
 };
 use crate::{
     auth,
@@ -17,8 +18,12 @@ use crate::{
     workflow,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/email-actions/{token}", get(confirm_page).post(decide))
+/// Decisions taken from a mail's link: the token in the path is the credential.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/email-actions/{token}", Access::Public, confirm_page),
+        Route::post("/email-actions/{token}", Access::Public, decide),
+    ]
 }
 
 fn invalid_page(why: Invalid) -> axum::response::Response {

@@ -3,19 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Router,
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::json;
 
 use super::{
     AppState,
     extract::{CsrfForm, CsrfMultipart, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::Route,
     session::SignedIn,
 };
 use crate::{
@@ -27,18 +22,21 @@ use crate::{
 
 const PER_PAGE: i64 = 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/experts", get(pool_page).post(create))
-        .route("/console/experts/new", get(new_page))
-        .route("/console/experts/{id}", get(edit_page).post(update))
-        .route("/console/experts/{id}/certify", post(certify))
-        .route(
-            "/console/rules",
-            get(rules_page)
-                .post(create_rule)
-                .layer(DefaultBodyLimit::max(uploads::MAX_PDF_BYTES + 512 * 1024)),
-        )
+/// The expert pool and the units' rules (管理制度).
+pub fn routes() -> Vec<Route> {
+    let review = Permission::UnitReview;
+    let unit = Permission::UnitManage;
+    vec![
+        Route::get("/console/experts", review, pool_page).nav("专家库", 170),
+        Route::post("/console/experts", review, create),
+        Route::get("/console/experts/new", review, new_page),
+        Route::get("/console/experts/{id}", review, edit_page),
+        Route::post("/console/experts/{id}", review, update),
+        Route::post("/console/experts/{id}/certify", review, certify),
+        Route::get("/console/rules", unit, rules_page).nav("管理制度", 40),
+        Route::post("/console/rules", unit, create_rule)
+            .body_limit(uploads::MAX_PDF_BYTES + 512 * 1024),
+    ]
 }
 
 async fn pool_page(

@@ -1,13 +1,7 @@
 //! Instrument records for unit managers (仪器管理): the JSON API (`/api/v1/instruments`) and
 //! the console list and form. Reviews happen in the workflow engine's task pages, not here.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,6 +10,7 @@ use super::{
     api::ApiResult,
     extract::{ApiJson, ApiPath, CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::{ApiUser, Auth, SignedIn, Via},
 };
 use crate::{
@@ -27,33 +22,27 @@ use crate::{
 
 const PER_PAGE: i64 = 20;
 
-/// API routes, nested under `/api/v1`.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/instruments", post(api_create))
-        .route("/instruments/{id}", get(api_get).patch(api_update))
-        .route("/instruments/{id}/submit", post(api_submit))
-}
-
-pub fn console_router() -> Router<AppState> {
-    Router::new()
-        .route("/console/instruments", get(list_page).post(create_page))
-        .route("/console/instruments/new", get(new_page))
-        .route(
-            "/console/instruments/{id}",
-            get(edit_page).post(update_page),
-        )
-        .route("/console/instruments/{id}/submit", post(submit_page))
-        .route("/console/instruments/template.xlsx", get(template_xlsx))
-        .route("/console/instruments/export.xlsx", get(export_xlsx))
-        .route(
-            "/console/instruments/import",
-            get(import_page)
-                .post(import)
-                .layer(axum::extract::DefaultBodyLimit::max(
-                    crate::uploads::MAX_PDF_BYTES,
-                )),
-        )
+/// The instrument API and the console's instrument pages (a unit's own instruments).
+pub fn routes() -> Vec<Route> {
+    let manage = Permission::InstrumentManage;
+    vec![
+        Route::post("/api/v1/instruments", manage, api_create),
+        // Approved instruments are public; drafts only to their unit and reviewers.
+        Route::get("/api/v1/instruments/{id}", Access::Public, api_get),
+        Route::patch("/api/v1/instruments/{id}", manage, api_update),
+        Route::post("/api/v1/instruments/{id}/submit", manage, api_submit),
+        Route::get("/console/instruments", manage, list_page).nav("仪器管理", 30),
+        Route::post("/console/instruments", manage, create_page),
+        Route::get("/console/instruments/new", manage, new_page),
+        Route::get("/console/instruments/{id}", manage, edit_page),
+        Route::post("/console/instruments/{id}", manage, update_page),
+        Route::post("/console/instruments/{id}/submit", manage, submit_page),
+        Route::get("/console/instruments/template.xlsx", manage, template_xlsx),
+        Route::get("/console/instruments/export.xlsx", manage, export_xlsx),
+        Route::get("/console/instruments/import", manage, import_page),
+        Route::post("/console/instruments/import", manage, import)
+            .body_limit(crate::uploads::MAX_PDF_BYTES),
+    ]
 }
 
 /// The record as the API returns it: value in yuan, booking rules included.

@@ -1,12 +1,7 @@
 //! The notification centre (消息通知), notification settings, and the operator's view of
 //! scheduled jobs and the mail outbox (定时任务与邮件).
 
-use axum::{
-    Router,
-    extract::State,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{extract::State, response::IntoResponse};
 use serde::Deserialize;
 use sqlx::Row;
 
@@ -14,6 +9,7 @@ use super::{
     AppState,
     extract::{CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash, safe_next},
+    routes::{Access, Route},
     session::SignedIn,
 };
 use crate::{
@@ -23,25 +19,20 @@ use crate::{
     mail, notify,
 };
 
-/// Pages and the permission each needs (`None`: any signed-in user).
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("GET", "/console/notifications", None),
-    ("GET", "/console/notifications/settings", None),
-    ("GET", "/console/jobs", Some(Permission::JobManage)),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/notifications", get(list))
-        .route("/console/notifications/read-all", post(read_all))
-        .route("/console/notifications/{id}/open", post(open))
-        .route(
-            "/console/notifications/settings",
-            get(settings).post(save_settings),
-        )
-        .route("/console/jobs", get(jobs_page))
-        .route("/console/jobs/{name}/run", post(run_job))
-        .route("/console/mail/{id}/resend", post(resend_mail))
+/// Notification pages (any signed-in user) and the jobs and mail page.
+pub fn routes() -> Vec<Route> {
+    let s = Access::SignedIn;
+    let jobs = Permission::JobManage;
+    vec![
+        Route::get("/console/notifications", s, list).nav("消息通知", 150),
+        Route::post("/console/notifications/read-all", s, read_all),
+        Route::post("/console/notifications/{id}/open", s, open),
+        Route::get("/console/notifications/settings", s, settings),
+        Route::post("/console/notifications/settings", s, save_settings),
+        Route::get("/console/jobs", jobs, jobs_page).nav("定时任务与邮件", 280),
+        Route::post("/console/jobs/{name}/run", jobs, run_job),
+        Route::post("/console/mail/{id}/resend", jobs, resend_mail),
+    ]
 }
 
 const PER_PAGE: i64 = 20;

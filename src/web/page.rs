@@ -16,7 +16,7 @@ use super::{
     AppState, ErrorStatus,
     session::{Auth, set_cookie},
 };
-use crate::{auth::Permission, error::AppError};
+use crate::error::AppError;
 
 const FLASH_COOKIE: &str = "labshare_flash";
 
@@ -180,193 +180,12 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// A console sidebar entry.
-#[derive(serde::Serialize)]
-struct NavItem {
-    label: &'static str,
-    href: &'static str,
-    open: bool,
-}
-
-/// The console sidebar, built from the user's permissions. Entries whose module has not
-/// opened yet are shown as text marked 尚未开放, never as links to fake pages.
-fn console_nav(auth: &Auth) -> Vec<NavItem> {
-    let Some(user) = &auth.user else {
-        return vec![];
-    };
-    let entries: [(&'static str, &'static str, Option<Permission>, bool); 30] = [
-        ("工作台", "/console", None, true),
-        (
-            "我的单位",
-            "/console/units",
-            Some(Permission::UnitManage),
-            true,
-        ),
-        (
-            "仪器管理",
-            "/console/instruments",
-            Some(Permission::InstrumentManage),
-            true,
-        ),
-        (
-            "管理制度",
-            "/console/rules",
-            Some(Permission::UnitManage),
-            true,
-        ),
-        (
-            "科研平台",
-            "/console/platforms",
-            Some(Permission::InstrumentManage),
-            true,
-        ),
-        (
-            "检测项目",
-            "/console/services",
-            Some(Permission::InstrumentManage),
-            true,
-        ),
-        (
-            "科技成果",
-            "/console/achievements",
-            Some(Permission::InstrumentManage),
-            true,
-        ),
-        (
-            "预约管理",
-            "/console/bookings",
-            Some(Permission::BookingHandle),
-            true,
-        ),
-        (
-            "服务记录",
-            "/console/service-records",
-            Some(Permission::ConsoleAccess),
-            true,
-        ),
-        (
-            "我的预约",
-            "/console/my-bookings",
-            Some(Permission::BookingCreate),
-            true,
-        ),
-        (
-            "创新券",
-            "/console/vouchers",
-            Some(Permission::VoucherApply),
-            true,
-        ),
-        (
-            "创新券兑付",
-            "/console/redemptions",
-            Some(Permission::RedemptionApply),
-            true,
-        ),
-        (
-            "绩效评价申报",
-            "/console/evaluations",
-            Some(Permission::EvaluationDeclare),
-            true,
-        ),
-        ("待办任务", "/console/tasks", None, true),
-        ("消息通知", "/console/notifications", None, true),
-        (
-            "单位认证审核",
-            "/console/tasks",
-            Some(Permission::UnitReview),
-            true,
-        ),
-        (
-            "专家库",
-            "/console/experts",
-            Some(Permission::UnitReview),
-            true,
-        ),
-        (
-            "仪器入网审核",
-            "/console/tasks",
-            Some(Permission::InstrumentReview),
-            true,
-        ),
-        (
-            "资讯发布",
-            "/console/content",
-            Some(Permission::ContentManage),
-            true,
-        ),
-        (
-            "创新券管理",
-            "/console/voucher-admin",
-            Some(Permission::VoucherManage),
-            true,
-        ),
-        (
-            "补贴结算",
-            "/console/subsidies",
-            Some(Permission::SubsidyManage),
-            true,
-        ),
-        // Managing units confirm their settlement lines on the same page.
-        (
-            "补贴结算",
-            "/console/subsidies",
-            Some(Permission::RedemptionApply),
-            true,
-        ),
-        (
-            "绩效评审",
-            "/console/expert-reviews",
-            Some(Permission::EvaluationReview),
-            true,
-        ),
-        (
-            "统计分析",
-            "/console/statistics",
-            Some(Permission::StatsView),
-            true,
-        ),
-        (
-            "绩效评价管理",
-            "/console/evaluation-admin",
-            Some(Permission::EvaluationManage),
-            true,
-        ),
-        (
-            "用户管理",
-            "/console/users",
-            Some(Permission::UserManage),
-            true,
-        ),
-        (
-            "角色与权限",
-            "/console/roles",
-            Some(Permission::RoleManage),
-            true,
-        ),
-        (
-            "流程定义",
-            "/console/workflows",
-            Some(Permission::WorkflowEdit),
-            true,
-        ),
-        (
-            "定时任务与邮件",
-            "/console/jobs",
-            Some(Permission::JobManage),
-            true,
-        ),
-        ("修改密码", "/console/password", None, true),
-    ];
-    let mut items: Vec<NavItem> = Vec::new();
-    for (label, href, p, open) in entries {
-        // An entry listed twice for two permissions shows once.
-        if p.is_none_or(|p| user.can(p))
-            && !items.iter().any(|i| i.label == label && i.href == href)
-        {
-            items.push(NavItem { label, href, open });
-        }
+/// The console sidebar: the sidebar entries of the route tables the user may see.
+fn console_nav(auth: &Auth) -> Vec<super::routes::SidebarItem> {
+    match &auth.user {
+        Some(user) => super::routes::sidebar(user),
+        None => vec![],
     }
-    items
 }
 
 /// Render pending pages and error pages with the shared context.

@@ -2,10 +2,8 @@
 //! service organisations, achievements and articles, and the search page.
 
 use axum::{
-    Router,
     extract::State,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use serde::Deserialize;
 
@@ -13,6 +11,7 @@ use super::{
     AppState,
     extract::{PagePath, PageQuery},
     page::{Page, PageResult},
+    routes::{Access, Route},
 };
 use crate::{
     catalog, content,
@@ -22,26 +21,29 @@ use crate::{
     units,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/instruments", get(instrument_list))
-        .route("/instruments/{id}", get(instrument_detail))
-        .route("/platforms", get(platform_list))
-        .route("/platforms/{id}", get(platform_detail))
-        .route("/services", get(service_list))
-        .route("/services/{id}", get(service_detail))
-        .route("/achievements", get(achievement_list))
-        .route("/achievements/{id}", get(achievement_detail))
-        .route("/orgs", get(org_list))
-        .route("/orgs/{id}", get(org_detail))
-        .route("/search", get(search))
-        .route("/news", get(news_list))
-        .route("/notices", get(notice_list))
-        .route("/policies", get(policy_list))
-        .route("/news/{id}", get(news_detail))
-        .route("/notices/{id}", get(notice_detail))
-        .route("/policies/{id}", get(policy_detail))
+/// The public portal's pages.
+pub fn routes() -> Vec<Route> {
+    let p = Access::Public;
+    vec![
+        Route::get("/", p, home),
+        Route::get("/instruments", p, instrument_list),
+        Route::get("/instruments/{id}", p, instrument_detail),
+        Route::get("/platforms", p, platform_list),
+        Route::get("/platforms/{id}", p, platform_detail),
+        Route::get("/services", p, service_list),
+        Route::get("/services/{id}", p, service_detail),
+        Route::get("/achievements", p, achievement_list),
+        Route::get("/achievements/{id}", p, achievement_detail),
+        Route::get("/orgs", p, org_list),
+        Route::get("/orgs/{id}", p, org_detail),
+        Route::get("/search", p, search),
+        Route::get("/news", p, news_list),
+        Route::get("/notices", p, notice_list),
+        Route::get("/policies", p, policy_list),
+        Route::get("/news/{id}", p, news_detail),
+        Route::get("/notices/{id}", p, notice_detail),
+        Route::get("/policies/{id}", p, policy_detail),
+    ]
 }
 
 const PER_PAGE: i64 = 20;

@@ -3,13 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::{Value, json};
 
 use super::{
@@ -17,6 +11,7 @@ use super::{
     api::ApiResult,
     extract::{ApiJson, ApiPath, CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::{ApiUser, Auth, SignedIn, Via},
 };
 use crate::{
@@ -29,55 +24,60 @@ use crate::{
 const KINDS: [Kind; 3] = [Kind::Platform, Kind::Service, Kind::Achievement];
 const PER_PAGE: i64 = 20;
 
-pub fn api_router() -> Router<AppState> {
-    let mut r = Router::new();
+/// The API and the console pages of the three kinds, and a platform's instruments.
+pub fn routes() -> Vec<Route> {
+    let manage = Permission::InstrumentManage;
+    let mut r = Vec::new();
     for kind in KINDS {
-        let base = format!("/{}", records::slug(kind));
-        r = r
-            .route(&base, post(move |s, u, j| api_create(kind, s, u, j)))
-            .route(
-                &format!("{base}/{{id}}"),
-                get(move |s, a, p| api_get(kind, s, a, p))
-                    .patch(move |s, u, p, j| api_update(kind, s, u, p, j)),
-            )
-            .route(
-                &format!("{base}/{{id}}/submit"),
-                post(move |s, u, p| api_submit(kind, s, u, p)),
-            );
-    }
-    r
-}
-
-pub fn console_router() -> Router<AppState> {
-    let mut r = Router::new();
-    for kind in KINDS {
+        let api = format!("/api/v1/{}", records::slug(kind));
         let base = format!("/console/{}", records::slug(kind));
-        r = r
-            .route(
-                &base,
-                get(move |s, u, q| list_page(kind, s, u, q))
-                    .post(move |s, u, f| create_page(kind, s, u, f)),
-            )
-            .route(&format!("{base}/new"), get(move |u| new_page(kind, u)))
-            .route(
-                &format!("{base}/export.xlsx"),
-                get(move |s, u| export(kind, s, u)),
-            )
-            .route(
-                &format!("{base}/{{id}}"),
-                get(move |s, u, p| edit_page(kind, s, u, p))
-                    .post(move |s, u, p, f| update_page(kind, s, u, p, f)),
-            )
-            .route(
-                &format!("{base}/{{id}}/submit"),
-                post(move |s, u, p, f| submit_page(kind, s, u, p, f)),
-            );
+        let (label, order) = match kind {
+            Kind::Platform => ("科研平台", 50),
+            Kind::Service => ("检测项目", 60),
+            _ => ("科技成果", 70),
+        };
+        r.extend([
+            Route::post(&api, manage, move |s, u, j| api_create(kind, s, u, j)),
+            // Approved records are public; drafts only to their unit and reviewers.
+            Route::get(format!("{api}/{{id}}"), Access::Public, move |s, a, p| {
+                api_get(kind, s, a, p)
+            }),
+            Route::patch(format!("{api}/{{id}}"), manage, move |s, u, p, j| {
+                api_update(kind, s, u, p, j)
+            }),
+            Route::post(format!("{api}/{{id}}/submit"), manage, move |s, u, p| {
+                api_submit(kind, s, u, p)
+            }),
+            Route::get(&base, manage, move |s, u, q| list_page(kind, s, u, q)).nav(label, order),
+            Route::post(&base, manage, move |s, u, f| create_page(kind, s, u, f)),
+            Route::get(format!("{base}/new"), manage, move |u| new_page(kind, u)),
+            Route::get(format!("{base}/export.xlsx"), manage, move |s, u| {
+                export(kind, s, u)
+            }),
+            Route::get(format!("{base}/{{id}}"), manage, move |s, u, p| {
+                edit_page(kind, s, u, p)
+            }),
+            Route::post(format!("{base}/{{id}}"), manage, move |s, u, p, f| {
+                update_page(kind, s, u, p, f)
+            }),
+            Route::post(
+                format!("{base}/{{id}}/submit"),
+                manage,
+                move |s, u, p, f| submit_page(kind, s, u, p, f),
+            ),
+        ]);
     }
-    r.route("/console/platforms/{id}/instruments", post(attach))
-        .route(
-            "/console/platforms/{id}/instruments/{instrument_id}/remove",
-            post(detach),
-        )
+    r.push(Route::post(
+        "/console/platforms/{id}/instruments",
+        manage,
+        attach,
+    ));
+    r.push(Route::post(
+        "/console/platforms/{id}/instruments/{instrument_id}/remove",
+        manage,
+        detach,
+    ));
+    r
 }
 
 fn record_json(r: &Record) -> Value {

@@ -2,18 +2,13 @@
 //! voucher-paid bookings with the contract and invoice files, adds files later, and everyone
 //! who may see a redemption downloads its files here (never by a public URL).
 
-use axum::{
-    Router,
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::get,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 
 use super::{
     AppState,
     extract::{CsrfMultipart, PagePath},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::SignedIn,
     uploads::BODY_LIMIT,
 };
@@ -23,26 +18,17 @@ use crate::{
     money::redemptions,
 };
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[(
-    "GET",
-    "/console/redemptions",
-    Some(Permission::RedemptionApply),
-)];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/console/redemptions",
-            get(list)
-                .post(create)
-                .layer(DefaultBodyLimit::max(2 * BODY_LIMIT)),
-        )
-        .route("/console/redemptions/{id}", get(detail))
-        .route(
-            "/console/redemptions/{id}/files",
-            axum::routing::post(add_file).layer(DefaultBodyLimit::max(BODY_LIMIT)),
-        )
-        .route("/console/redemptions/{id}/files/{file_id}", get(download))
+/// Voucher redemption pages.
+pub fn routes() -> Vec<Route> {
+    let apply = Permission::RedemptionApply;
+    let s = Access::SignedIn;
+    vec![
+        Route::get("/console/redemptions", apply, list).nav("创新券兑付", 120),
+        Route::post("/console/redemptions", apply, create).body_limit(2 * BODY_LIMIT),
+        Route::get("/console/redemptions/{id}", s, detail),
+        Route::post("/console/redemptions/{id}/files", s, add_file).body_limit(BODY_LIMIT),
+        Route::get("/console/redemptions/{id}/files/{file_id}", s, download),
+    ]
 }
 
 pub fn status_label(status: &str) -> &'static str {

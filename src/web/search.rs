@@ -1,23 +1,24 @@
 //! Search over HTTP (检索接口): `GET /api/v1/search`, `GET /api/v1/search/suggest` (public, no
 //! sign-in) and the portal page `/search` (in `portal.rs`, which calls [`run`]).
 
-use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
+use axum::{Json, extract::State, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, api::ApiResult, extract::ApiQuery};
+use super::{
+    AppState,
+    api::ApiResult,
+    extract::ApiQuery,
+    routes::{Access, Route},
+};
 use crate::search::{SearchParams, SearchResult};
 
-/// Public routes under `/api/v1` (no permission needed).
-pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "/api/v1/search", "public"),
-    ("GET", "/api/v1/search/suggest", "public"),
-];
-
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/search", get(api_search))
-        .route("/search/suggest", get(api_suggest))
+/// The search API (public).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api/v1/search", Access::Public, api_search),
+        Route::get("/api/v1/search/suggest", Access::Public, api_suggest),
+    ]
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 //! 服务记录: the service records of the signed-in user's units — as the provider (the managing
 //! unit's record of its services) or as the customer (what was used, and how it was rated).
 
-use axum::{Router, extract::State, response::IntoResponse, routing::get};
+use axum::{extract::State, response::IntoResponse};
 use chrono::Datelike;
 use serde::Deserialize;
 use serde_json::json;
@@ -11,20 +11,18 @@ use super::{
     AppState,
     extract::PageQuery,
     page::{Page, PageResult},
+    routes::Route,
     session::SignedIn,
 };
 use crate::{auth::Permission, domain::Yuan, money::bookings::RATINGS};
 
 const PER_PAGE: i64 = 20;
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[(
-    "GET",
-    "/console/service-records",
-    Some(Permission::ConsoleAccess),
-)];
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/console/service-records", get(page))
+/// The service-record page.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/console/service-records", Permission::ConsoleAccess, page).nav("服务记录", 90),
+    ]
 }
 
 #[derive(Deserialize, Default)]

@@ -2,7 +2,7 @@
 //! and a managing unit's view of its own lines, line by line, where its manager confirms
 //! them or objects (异议) after a confirmation step.
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -10,6 +10,7 @@ use super::{
     AppState,
     extract::{CsrfForm, PagePath},
     page::{Page, PageResult, redirect_with_flash, refusal},
+    routes::{Access, Route},
     session::SignedIn,
 };
 use crate::{
@@ -19,20 +20,31 @@ use crate::{
     money::{self, settlement},
 };
 
-/// Console pages and the permission each needs (`/console/subsidies` also opens to managing
-/// units, `redemption.apply`, for their own settlements).
-pub const ROUTES: &[(&str, &str, Option<Permission>)] =
-    &[("GET", "/console/subsidies", Some(Permission::SubsidyManage))];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/subsidies", get(subsidies).post(start))
-        .route("/console/subsidies/{id}", get(detail))
-        .route("/console/subsidies/{id}/export.xlsx", get(subsidy_xlsx))
-        .route(
-            "/console/subsidies/{id}/confirm",
-            get(confirm_page).post(decide),
+/// Subsidy settlement pages. `/console/subsidies` also opens to managing units
+/// (`redemption.apply`) for their own settlement lines.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    vec![
+        Route::get(
+            "/console/subsidies",
+            Access::AnyOf(&[SubsidyManage, RedemptionApply]),
+            subsidies,
         )
+        .nav("补贴结算", 210),
+        Route::post("/console/subsidies", SubsidyManage, start),
+        Route::get("/console/subsidies/{id}", SubsidyManage, detail),
+        Route::get(
+            "/console/subsidies/{id}/export.xlsx",
+            SubsidyManage,
+            subsidy_xlsx,
+        ),
+        Route::get(
+            "/console/subsidies/{id}/confirm",
+            RedemptionApply,
+            confirm_page,
+        ),
+        Route::post("/console/subsidies/{id}/confirm", RedemptionApply, decide),
+    ]
 }
 
 pub fn status_label(status: &str) -> &'static str {

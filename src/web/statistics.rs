@@ -1,6 +1,6 @@
 //! 统计分析: the year's figures for the platform admin (page) and for data docking (API).
 
-use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
+use axum::{Json, extract::State, response::IntoResponse};
 use chrono::Datelike;
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,21 +10,19 @@ use super::{
     api::ApiResult,
     extract::{ApiQuery, PageQuery},
     page::{Page, PageResult, xlsx_download},
+    routes::Route,
     session::{ApiUser, SignedIn},
 };
 use crate::{auth::Permission, statistics};
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] =
-    &[("GET", "/console/statistics", Some(Permission::StatsView))];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/statistics", get(page))
-        .route("/console/statistics/export.xlsx", get(export))
-}
-
-pub fn api_router() -> Router<AppState> {
-    Router::new().route("/statistics", get(api))
+/// Statistics: the page, its export and the API.
+pub fn routes() -> Vec<Route> {
+    let stats = Permission::StatsView;
+    vec![
+        Route::get("/console/statistics", stats, page).nav("统计分析", 230),
+        Route::get("/console/statistics/export.xlsx", stats, export),
+        Route::get("/api/v1/statistics", stats, api),
+    ]
 }
 
 #[derive(Deserialize, Default)]

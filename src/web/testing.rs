@@ -3,14 +3,7 @@
 //! (`POST /api/v1/testing-orders`, `PUT /api/v1/bookings/{id}/report`). Quote, confirm,
 //! complete, cancel and rating are the booking endpoints and pages.
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post, put},
-};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,6 +12,7 @@ use super::{
     api::ApiResult,
     extract::{ApiJson, ApiPath, ApiQuery, CsrfForm, CsrfMultipart, PagePath},
     page::{Page, PageResult, redirect_with_flash, refusal},
+    routes::{Access, Route},
     session::{ApiUser, SignedIn},
 };
 use crate::{
@@ -29,24 +23,29 @@ use crate::{
     uploads::{self, Purpose},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/services/{id}/order", get(order_page).post(order))
-        .route(
+/// Testing orders and their reports, pages and API.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let report_limit = uploads::MAX_PDF_BYTES + 512 * 1024;
+    vec![
+        Route::get("/services/{id}/order", BookingCreate, order_page),
+        Route::post("/services/{id}/order", BookingCreate, order),
+        Route::post(
             "/console/bookings/{id}/report",
-            post(upload_report)
-                .get(download_report)
-                .layer(DefaultBodyLimit::max(uploads::MAX_PDF_BYTES + 512 * 1024)),
+            BookingHandle,
+            upload_report,
         )
-}
-
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/testing-orders", post(api_order))
-        .route(
-            "/bookings/{id}/report",
-            put(api_report).layer(DefaultBodyLimit::max(uploads::MAX_PDF_BYTES + 512 * 1024)),
-        )
+        .body_limit(report_limit),
+        // The provider and the booker may download it.
+        Route::get(
+            "/console/bookings/{id}/report",
+            Access::SignedIn,
+            download_report,
+        ),
+        Route::post("/api/v1/testing-orders", BookingCreate, api_order),
+        Route::put("/api/v1/bookings/{id}/report", BookingHandle, api_report)
+            .body_limit(report_limit),
+    ]
 }
 
 async fn api_order(

@@ -2,17 +2,16 @@
 //! capability), instrument photos and article attachments from console forms.
 
 use axum::{
-    Router,
-    extract::{DefaultBodyLimit, State},
+    extract::State,
     http::header,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 
 use super::{
     AppState,
     extract::{CsrfMultipart, PagePath},
     page::{PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::SignedIn,
 };
 use crate::{
@@ -25,17 +24,23 @@ use crate::{
 /// Room for a 20 MB PDF plus the form around it; each purpose has its own smaller limit.
 pub const BODY_LIMIT: usize = uploads::MAX_PDF_BYTES + 512 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/uploads/{name}", get(serve))
-        .route(
+/// Serving uploads, and the photo and attachment uploads.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/uploads/{name}", Access::Public, serve),
+        Route::post(
             "/console/instruments/{id}/photos",
-            post(add_photo).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+            Permission::InstrumentManage,
+            add_photo,
         )
-        .route(
+        .body_limit(BODY_LIMIT),
+        Route::post(
             "/console/content/{id}/attachments",
-            post(add_attachment).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+            Permission::ContentManage,
+            add_attachment,
         )
+        .body_limit(BODY_LIMIT),
+    ]
 }
 
 async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) -> PageResult {

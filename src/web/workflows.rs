@@ -3,11 +3,10 @@
 //! 我发起的 and instance pages. The engine itself lives in `crate::workflow`.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,6 +16,7 @@ use super::{
     api::ApiResult,
     extract::{ApiJson, ApiPath, CsrfForm, PagePath},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{Access, Route},
     session::{ApiUser, SignedIn},
 };
 use crate::{
@@ -26,67 +26,58 @@ use crate::{
     workflow::{self, Decision, ReloadError, def, diagram},
 };
 
-/// API routes (under `/api/v1`) and the permission each needs.
-pub const API_ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("GET", "/api/v1/workflows", None),
-    (
-        "POST",
-        "/api/v1/workflows/reload",
-        Some(Permission::WorkflowEdit),
-    ),
-    ("GET", "/api/v1/tasks", None),
-    ("POST", "/api/v1/tasks/{id}/actions", None),
-    ("GET", "/api/v1/workflow-instances/{id}", None),
-    ("POST", "/api/v1/workflow-instances/{id}/withdraw", None),
-    (
-        "POST",
-        "/api/v1/units/{id}/certification",
-        Some(Permission::UnitManage),
-    ),
-];
-
-/// Console pages and the permission each needs.
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("GET", "/console/tasks", None),
-    ("GET", "/console/tasks/done", None),
-    ("GET", "/console/tasks/started", None),
-    ("GET", "/console/workflows", Some(Permission::WorkflowEdit)),
-];
-
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/workflows", get(api_workflows))
-        .route("/workflows/reload", post(api_reload))
-        .route("/tasks", get(api_tasks))
-        .route("/tasks/{id}/actions", post(api_act))
-        .route("/workflow-instances/{id}", get(api_instance))
-        .route("/workflow-instances/{id}/withdraw", post(api_withdraw))
-        .route("/units/{id}/certification", post(api_certify_unit))
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/tasks", get(my_tasks))
-        .route("/console/tasks/done", get(done_tasks))
-        .route("/console/tasks/started", get(started))
-        .route("/console/tasks/{id}", get(task_page).post(task_act))
-        .route("/console/workflow-instances/{id}", get(instance_page))
-        .route(
+/// Workflow API and pages. Tasks and instances are visible per record (assignee, starter).
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let s = Access::SignedIn;
+    vec![
+        Route::get("/api/v1/workflows", s, api_workflows),
+        Route::post("/api/v1/workflows/reload", WorkflowEdit, api_reload),
+        Route::get("/api/v1/tasks", s, api_tasks),
+        Route::post("/api/v1/tasks/{id}/actions", s, api_act),
+        Route::get("/api/v1/workflow-instances/{id}", s, api_instance),
+        Route::post("/api/v1/workflow-instances/{id}/withdraw", s, api_withdraw),
+        Route::post(
+            "/api/v1/units/{id}/certification",
+            UnitManage,
+            api_certify_unit,
+        ),
+        // Reviewers reach their review tasks from their own entries.
+        Route::get("/console/tasks", s, my_tasks)
+            .nav("待办任务", 140)
+            .nav_for("单位认证审核", 160, UnitReview)
+            .nav_for("仪器入网审核", 180, InstrumentReview),
+        Route::get("/console/tasks/done", s, done_tasks),
+        Route::get("/console/tasks/started", s, started),
+        Route::get("/console/tasks/{id}", s, task_page),
+        Route::post("/console/tasks/{id}", s, task_act),
+        Route::get("/console/workflow-instances/{id}", s, instance_page),
+        Route::post(
             "/console/workflow-instances/{id}/withdraw",
-            post(instance_withdraw),
-        )
-        .route(
+            s,
+            instance_withdraw,
+        ),
+        Route::get(
             "/console/workflow-instances/{id}/diagram.svg",
-            get(instance_svg),
-        )
-        .route("/console/workflows", get(workflows_page).post(reload_page))
-        .route(
-            "/console/workflows/{key}",
-            get(workflow_page).post(workflow_save),
-        )
-        .route("/console/workflows/{key}/diagram.svg", get(workflow_svg))
-        .route("/console/workflows/{key}/simulate", post(workflow_simulate))
-        .route("/console/units/{id}/certification", post(certify_unit_page))
+            s,
+            instance_svg,
+        ),
+        Route::get("/console/workflows", WorkflowEdit, workflows_page).nav("流程定义", 270),
+        Route::post("/console/workflows", WorkflowEdit, reload_page),
+        Route::get("/console/workflows/{key}", WorkflowEdit, workflow_page),
+        Route::post("/console/workflows/{key}", WorkflowEdit, workflow_save),
+        Route::get("/console/workflows/{key}/diagram.svg", s, workflow_svg),
+        Route::post(
+            "/console/workflows/{key}/simulate",
+            WorkflowEdit,
+            workflow_simulate,
+        ),
+        Route::post(
+            "/console/units/{id}/certification",
+            UnitManage,
+            certify_unit_page,
+        ),
+    ]
 }
 
 // ---- API ---------------------------------------------------------------------------------

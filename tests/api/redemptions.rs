@@ -59,7 +59,7 @@ pub(crate) async fn attach(
 }
 
 /// A page form with files, the CSRF token taken from `form_page`.
-async fn post_multipart(
+pub(crate) async fn post_multipart(
     app: &TestApp,
     client: &reqwest::Client,
     form_page: &str,

@@ -1196,18 +1196,21 @@ async fn workflow_routes_check_their_permissions() {
         app.create_user(&name, role).await;
         let perms = labshare::auth::builtin_role(role).unwrap().permissions;
         let browser = app.browser_login(&name).await;
-        for (_, path, perm) in labshare::web::workflows::ROUTES {
+        let routes: Vec<_> = labshare::web::workflows::routes()
+            .into_iter()
+            .filter(|r| !r.has_path_params())
+            .collect();
+        for r in routes.iter().filter(|r| !r.is_api() && r.method == "GET") {
+            let path = &r.path;
             let (status, _) = app.get_page(&browser, path).await;
-            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            let allowed = r.access.allows(|p| perms.contains(&p));
             assert_eq!(status, if allowed { 200 } else { 403 }, "{role} GET {path}");
         }
         let token = app.token(&name).await;
-        for (method, path, perm) in labshare::web::workflows::API_ROUTES {
-            if path.contains('{') {
-                continue;
-            }
+        for r in routes.iter().filter(|r| r.is_api()) {
+            let (method, path) = (r.method.as_str(), &r.path);
             let (status, body) = app.api(method, path, Some(&token), None).await;
-            let allowed = perm.is_none_or(|p| perms.contains(&p));
+            let allowed = r.access.allows(|p| perms.contains(&p));
             assert_eq!(
                 status == 403,
                 !allowed,

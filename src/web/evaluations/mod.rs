@@ -5,13 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post, put},
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use chrono::Datelike;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,6 +15,7 @@ use super::{
     api::ApiResult,
     extract::{ApiJson, ApiPath, ApiQuery, CsrfForm, PagePath, PageQuery},
     page::{Page, PageResult, redirect_with_flash},
+    routes::{self, Route},
     session::{ApiUser, SignedIn},
 };
 use crate::{
@@ -39,45 +34,43 @@ mod pages;
 use api::*;
 use pages::*;
 
-/// Console pages and the permission each needs.
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    (
-        "GET",
-        "/console/evaluations",
-        Some(Permission::EvaluationDeclare),
-    ),
-    (
-        "GET",
-        "/console/evaluation-admin",
-        Some(Permission::EvaluationManage),
-    ),
-    (
-        "GET",
-        "/console/expert-reviews",
-        Some(Permission::EvaluationReview),
-    ),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/evaluations", get(public_results))
-        .route("/console/evaluations", get(declare_page).post(declare))
-        .route("/console/evaluation-admin", get(admin_page))
-        .route("/console/expert-reviews", get(reviews_page))
-        .route("/console/evaluations/{id}", get(detail_page))
-        .route("/console/evaluations/{id}/experts", post(assign_form))
-        .route("/console/evaluations/{id}/scores", post(score_form))
-        .route("/console/evaluations/{id}/grade", post(grade_form))
-        .route("/console/evaluations/{id}/report", post(report_form))
-}
-
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/evaluations", post(api_declare).get(api_list))
-        .route("/evaluations/{id}", get(api_get))
-        .route("/evaluations/{id}/experts", put(api_assign))
-        .route("/evaluations/{id}/scores", post(api_score))
-        .route("/evaluations/{id}/report", put(api_report))
+/// Evaluation pages and API. The permission checks of the API's writes are the domain's
+/// (`evaluations::declare` and the like), after the body has been read.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let s = routes::Access::SignedIn;
+    vec![
+        Route::get("/evaluations", routes::Access::Public, public_results),
+        Route::get("/console/evaluations", EvaluationDeclare, declare_page)
+            .nav("绩效评价申报", 130),
+        Route::post("/console/evaluations", EvaluationDeclare, declare),
+        Route::get("/console/evaluation-admin", EvaluationManage, admin_page)
+            .nav("绩效评价管理", 240),
+        Route::get("/console/expert-reviews", EvaluationReview, reviews_page).nav("绩效评审", 220),
+        Route::get("/console/evaluations/{id}", s, detail_page),
+        Route::post(
+            "/console/evaluations/{id}/experts",
+            EvaluationManage,
+            assign_form,
+        ),
+        Route::post("/console/evaluations/{id}/scores", s, score_form),
+        Route::post(
+            "/console/evaluations/{id}/grade",
+            EvaluationManage,
+            grade_form,
+        ),
+        Route::post("/console/evaluations/{id}/report", s, report_form),
+        Route::post("/api/v1/evaluations", EvaluationDeclare, api_declare),
+        Route::get("/api/v1/evaluations", s, api_list),
+        Route::get("/api/v1/evaluations/{id}", s, api_get),
+        Route::put(
+            "/api/v1/evaluations/{id}/experts",
+            EvaluationManage,
+            api_assign,
+        ),
+        Route::post("/api/v1/evaluations/{id}/scores", s, api_score),
+        Route::put("/api/v1/evaluations/{id}/report", s, api_report),
+    ]
 }
 
 fn this_year(state: &AppState) -> i64 {

@@ -1,13 +1,7 @@
 //! The money API (`/api/v1`): bookings, voucher balances, grades, subsidy settlements and
 //! the policy, as `api-contract.md` says.
 
-use axum::{
-    Json, Router,
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::{get, post, put},
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,6 +9,7 @@ use super::{
     AppState,
     api::{ApiError, ApiResult},
     extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery},
+    routes::{Access, Route},
     session::ApiUser,
 };
 use crate::{
@@ -31,52 +26,60 @@ mod settlement_api;
 pub use booking_api::*;
 pub use settlement_api::*;
 
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("POST", "/api/v1/bookings", Some(Permission::BookingCreate)),
-    (
-        "POST",
-        "/api/v1/subsidy-settlements",
-        Some(Permission::SubsidyManage),
-    ),
-    ("GET", "/api/v1/policy", Some(Permission::SubsidyManage)),
-    ("PUT", "/api/v1/policy", Some(Permission::SubsidyManage)),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/bookings", post(create_booking))
-        .route("/bookings/{id}", get(get_booking))
-        .route("/bookings/{id}/quote", post(quote))
-        .route("/bookings/{id}/confirm", post(confirm))
-        .route("/bookings/{id}/complete", post(complete))
-        .route("/bookings/{id}/cancel", post(cancel))
-        .route("/bookings/{id}/rating", post(rate))
-        .route("/units/{id}/vouchers", get(voucher_balance))
-        .route("/units/{id}/voucher-ledger", get(voucher_ledger))
-        .route("/units/{id}/grades/{year}", put(set_grade))
-        .route("/subsidy-settlements", post(create_settlement))
-        .route("/subsidy-settlements/{id}", get(get_settlement))
-        .route(
-            "/subsidy-settlements/{id}/confirm",
-            post(confirm_settlement),
-        )
-        .route(
-            "/subsidy-settlements/{id}/objection",
-            post(object_settlement),
-        )
-        .route(
-            "/subsidy-settlements/{id}/export.xlsx",
-            get(export_settlement),
-        )
-        .route("/policy", get(get_policy).put(put_policy))
-        .route("/voucher-applications", post(apply_vouchers))
-        .route("/redemptions", post(create_redemption))
-        .route("/redemptions/{id}", get(get_redemption))
-        .route(
-            "/redemptions/{id}/files",
-            post(add_redemption_file).layer(DefaultBodyLimit::max(super::uploads::BODY_LIMIT)),
-        )
-        .route("/redemptions/{id}/files/{file_id}", get(redemption_file))
+/// Bookings, vouchers, redemptions, grades, settlements and the policy.
+pub fn routes() -> Vec<Route> {
+    use Permission::*;
+    let s = Access::SignedIn;
+    vec![
+        Route::post("/api/v1/bookings", BookingCreate, create_booking),
+        Route::get("/api/v1/bookings/{id}", s, get_booking),
+        Route::post("/api/v1/bookings/{id}/quote", BookingHandle, quote),
+        Route::post("/api/v1/bookings/{id}/confirm", BookingCreate, confirm),
+        Route::post("/api/v1/bookings/{id}/complete", BookingHandle, complete),
+        Route::post("/api/v1/bookings/{id}/cancel", s, cancel),
+        Route::post("/api/v1/bookings/{id}/rating", BookingCreate, rate),
+        Route::get("/api/v1/units/{id}/vouchers", s, voucher_balance),
+        Route::get("/api/v1/units/{id}/voucher-ledger", s, voucher_ledger),
+        Route::put(
+            "/api/v1/units/{id}/grades/{year}",
+            EvaluationManage,
+            set_grade,
+        ),
+        Route::post(
+            "/api/v1/subsidy-settlements",
+            SubsidyManage,
+            create_settlement,
+        ),
+        // Administrators, and the unit whose line it is.
+        Route::get("/api/v1/subsidy-settlements/{id}", s, get_settlement),
+        Route::post(
+            "/api/v1/subsidy-settlements/{id}/confirm",
+            s,
+            confirm_settlement,
+        ),
+        Route::post(
+            "/api/v1/subsidy-settlements/{id}/objection",
+            s,
+            object_settlement,
+        ),
+        Route::get(
+            "/api/v1/subsidy-settlements/{id}/export.xlsx",
+            SubsidyManage,
+            export_settlement,
+        ),
+        Route::get("/api/v1/policy", SubsidyManage, get_policy),
+        Route::put("/api/v1/policy", SubsidyManage, put_policy),
+        Route::post("/api/v1/voucher-applications", VoucherApply, apply_vouchers),
+        Route::post("/api/v1/redemptions", RedemptionApply, create_redemption),
+        Route::get("/api/v1/redemptions/{id}", s, get_redemption),
+        Route::post("/api/v1/redemptions/{id}/files", s, add_redemption_file)
+            .body_limit(super::uploads::BODY_LIMIT),
+        Route::get(
+            "/api/v1/redemptions/{id}/files/{file_id}",
+            s,
+            redemption_file,
+        ),
+    ]
 }
 
 /// Start `flow` (key, subject type, table) for a record just created, and remember the

@@ -168,6 +168,32 @@ pub async fn store(
     user_id: i64,
     now: i64,
 ) -> Result<Upload> {
+    let mut tx = db.begin_write().await?;
+    let id = store_in(
+        &mut tx,
+        data_dir,
+        original_name,
+        bytes,
+        purpose,
+        user_id,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, id).await
+}
+
+/// Check and write the file, and record it inside the caller's transaction; returns the
+/// upload's id. (A rolled-back transaction leaves only an unreferenced file on disk.)
+pub async fn store_in(
+    conn: &mut sqlx::AnyConnection,
+    data_dir: &Path,
+    original_name: &str,
+    bytes: &[u8],
+    purpose: Purpose,
+    user_id: i64,
+    now: i64,
+) -> Result<i64> {
     let sniffed = check(bytes, purpose)?;
     let stored_name = format!("{}.{}", random_hex(), sniffed.ext);
     let dir = dir(data_dir);
@@ -177,7 +203,7 @@ pub async fn store(
     tokio::fs::write(dir.join(&stored_name), bytes)
         .await
         .map_err(anyhow::Error::from)?;
-    let id: i64 = sqlx::query_scalar(
+    Ok(sqlx::query_scalar(
         "INSERT INTO uploads (stored_name, original_name, content_type, size_bytes, uploaded_by, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -187,9 +213,8 @@ pub async fn store(
     .bind(bytes.len() as i64)
     .bind(user_id)
     .bind(now)
-    .fetch_one(&db.pool)
-    .await?;
-    get(db, id).await
+    .fetch_one(conn)
+    .await?)
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Upload> {

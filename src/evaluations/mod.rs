@@ -252,16 +252,19 @@ pub enum Access {
     Unit,
 }
 
-/// Validate and store a declaration; the caller starts the workflow.
+/// Validate and store a declaration and start its review (`expert_evaluation`) in one
+/// transaction; returns its id and the started flow.
+#[allow(clippy::too_many_arguments)]
 pub async fn declare(
-    db: &Db,
+    engine: &crate::workflow::Engine,
     user: &CurrentUser,
     unit_id: i64,
     year: i64,
     self_report: &str,
     now: i64,
     this_year: i64,
-) -> Result<i64> {
+) -> Result<(i64, crate::workflow::Started)> {
+    let db = engine.db();
     user.require(Permission::EvaluationDeclare)?;
     let unit = crate::units::get(db, unit_id).await?;
     user.require_unit(unit.id)?;
@@ -320,8 +323,23 @@ pub async fn declare(
             AppError::Database(e)
         }
     })?;
+    let started = engine
+        .start_in(
+            &mut tx,
+            "expert_evaluation",
+            "evaluation",
+            id,
+            user.id,
+            serde_json::json!({"year": year}),
+        )
+        .await?;
+    sqlx::query("UPDATE evaluations SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(id)
+    Ok((id, started))
 }
 
 /// While the unit supplements its declaration (退回补充), it may rewrite the self report;

@@ -13,6 +13,7 @@ use crate::{
     error::{AppError, Result},
     store::Db,
     uploads::{self, Purpose, Upload},
+    workflow::{Engine, Started},
 };
 
 /// Kinds of redemption file.
@@ -77,15 +78,26 @@ impl Redemption {
     }
 }
 
-/// Create a redemption of `booking_ids` for managing unit `unit_id` (not yet in review:
-/// the caller starts `voucher_redemption`). Returns its id and total.
+/// A contract or invoice sent with a new redemption.
+pub struct NewFile<'a> {
+    pub kind: &'a str,
+    pub file_name: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// Create a redemption of `booking_ids` for managing unit `unit_id` with its first files
+/// and start its review (`voucher_redemption`), all in one transaction: a refused flow or
+/// a bad file leaves nothing behind. Returns its id, total and the started flow.
 pub async fn create(
-    db: &Db,
+    engine: &Engine,
+    data_dir: &Path,
     user: &CurrentUser,
     unit_id: i64,
     booking_ids: &[i64],
+    files: &[NewFile<'_>],
     now: i64,
-) -> Result<(i64, Yuan)> {
+) -> Result<(i64, Yuan, Started)> {
+    let db = engine.db();
     user.require(Permission::RedemptionApply)?;
     crate::units::get(db, unit_id).await?;
     user.require_unit(unit_id)?;
@@ -143,16 +155,28 @@ pub async fn create(
                 }
             })?;
     }
+    for f in files {
+        attach_in(&mut tx, data_dir, user.id, id, f, now).await?;
+    }
+    let total = Yuan::from_fen(total);
+    let started = engine
+        .start_in(
+            &mut tx,
+            "voucher_redemption",
+            "redemption",
+            id,
+            user.id,
+            serde_json::json!({"total": total}),
+        )
+        .await?;
+    sqlx::query("UPDATE redemptions SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok((id, Yuan::from_fen(total)))
+    Ok((id, total, started))
 }
-
-/// Statements that remove a redemption that could not start its review (binding its id).
-pub const CLEANUP: [&str; 3] = [
-    "DELETE FROM redemption_files WHERE redemption_id = $1",
-    "DELETE FROM redemption_items WHERE redemption_id = $1",
-    "DELETE FROM redemptions WHERE id = $1",
-];
 
 pub async fn get(db: &Db, id: i64) -> Result<Redemption> {
     let r = sqlx::query(
@@ -248,26 +272,63 @@ pub async fn attach(
             "该兑付申请已办结，不能再上传材料",
         ));
     }
-    let upload = uploads::store(
-        db,
+    let mut tx = db.begin_write().await?;
+    let file_id = attach_in(
+        &mut tx,
         data_dir,
-        file_name,
-        bytes,
-        Purpose::Document,
         user.id,
+        id,
+        &NewFile {
+            kind,
+            file_name,
+            bytes,
+        },
         now,
     )
     .await?;
-    let mut tx = db.begin_write().await?;
+    tx.commit().await?;
+    files(db, id)
+        .await?
+        .into_iter()
+        .find(|f| f.id == file_id)
+        .ok_or(AppError::NotFound)
+}
+
+/// Store a file and link it to redemption `id` inside the caller's transaction (kind and
+/// access already checked); returns the link's id.
+async fn attach_in(
+    conn: &mut sqlx::AnyConnection,
+    data_dir: &Path,
+    user_id: i64,
+    id: i64,
+    f: &NewFile<'_>,
+    now: i64,
+) -> Result<i64> {
+    if !FILE_KINDS.iter().any(|(k, _)| *k == f.kind) {
+        return Err(AppError::field(
+            "kind",
+            "请选择材料类型：contract（合同）或 invoice（发票）",
+        ));
+    }
+    let upload_id = uploads::store_in(
+        &mut *conn,
+        data_dir,
+        f.file_name,
+        f.bytes,
+        Purpose::Document,
+        user_id,
+        now,
+    )
+    .await?;
     let file_id: i64 = sqlx::query_scalar(
         "INSERT INTO redemption_files (redemption_id, upload_id, kind, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(id)
-    .bind(upload.id)
-    .bind(kind)
-    .bind(user.id)
+    .bind(upload_id)
+    .bind(f.kind)
+    .bind(user_id)
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     sqlx::query(
         "UPDATE redemptions SET \
@@ -277,14 +338,9 @@ pub async fn attach(
     )
     .bind(id)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
-    files(db, id)
-        .await?
-        .into_iter()
-        .find(|f| f.id == file_id)
-        .ok_or(AppError::NotFound)
+    Ok(file_id)
 }
 
 /// One file of a redemption with its bytes, for someone who may see the redemption.

@@ -193,19 +193,43 @@ pub async fn compute(
     Ok(units)
 }
 
-/// Store a new settlement for `year` (status `computed`, no figures yet): its workflow's
-/// first step computes it (`compute_settlement`).
-pub async fn create(db: &Db, year: i64, user_id: i64, now: i64) -> Result<i64> {
-    let (policy_id, _) = super::current(db).await?;
-    Ok(sqlx::query_scalar(
+/// Store a new settlement for `year` (status `computed`, no figures yet) and start its
+/// workflow in the same transaction; the flow's first step computes it (`compute_settlement`).
+pub async fn create(
+    engine: &crate::workflow::Engine,
+    year: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<i64> {
+    let (policy_id, _) = super::current(engine.db()).await?;
+    let mut tx = engine.db().begin_write().await?;
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, 0, $3, $4, $4) RETURNING id",
     )
     .bind(year)
     .bind(policy_id)
     .bind(user_id)
     .bind(now)
-    .fetch_one(&db.pool)
-    .await?)
+    .fetch_one(&mut *tx)
+    .await?;
+    // The flow's first step computes the figures and asks the units to confirm them.
+    let started = engine
+        .start_in(
+            &mut tx,
+            "subsidy_settlement",
+            "subsidy_settlement",
+            id,
+            user_id,
+            serde_json::json!({"year": year}),
+        )
+        .await?;
+    sqlx::query("UPDATE settlements SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// (Re)compute settlement `id` from the current inputs — approved redemptions, final grades

@@ -271,3 +271,64 @@ pub async fn ledger(db: &Db, unit_id: i64, year: i64) -> Result<Vec<serde_json::
         }))
         .collect())
 }
+
+/// A certified user unit applies for its yearly quota: the application is recorded and its
+/// review (`voucher_application`) started in one transaction. One application per unit
+/// and year (409 `already_applied`).
+pub async fn apply(
+    engine: &crate::workflow::Engine,
+    user: &crate::auth::CurrentUser,
+    unit_id: i64,
+    year: i64,
+    now: i64,
+) -> Result<(i64, crate::workflow::Started)> {
+    user.require(crate::auth::Permission::VoucherApply)?;
+    let unit = crate::units::get(engine.db(), unit_id).await?;
+    user.require_unit(unit.id)?;
+    if unit.kind != "user" {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "只有用户单位可以申领创新券",
+        ));
+    }
+    if unit.certification_status != "certified" || unit.dishonest || unit.abnormal_operation {
+        return Err(AppError::unprocessable(
+            "unit_not_eligible",
+            "单位须已通过认证，且未被列入失信名单或经营异常名录，才能申领创新券",
+        ));
+    }
+    let mut tx = engine.db().begin_write().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO voucher_applications (unit_id, year, applicant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(unit.id)
+    .bind(year)
+    .bind(user.id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if crate::store::is_unique_violation(&e) {
+            AppError::conflict("already_applied", format!("本单位已申领过 {year} 年度创新券"))
+        } else {
+            AppError::Database(e)
+        }
+    })?;
+    let started = engine
+        .start_in(
+            &mut tx,
+            "voucher_application",
+            "voucher_application",
+            id,
+            user.id,
+            serde_json::json!({"year": year}),
+        )
+        .await?;
+    sqlx::query("UPDATE voucher_applications SET instance_id = $1 WHERE id = $2")
+        .bind(started.instance_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((id, started))
+}

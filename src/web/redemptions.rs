@@ -127,46 +127,37 @@ async fn create(
     if !errors.is_empty() {
         return render_list(&state, &user, errors, ids).await;
     }
-    let now = state.now();
-    let (id, total) =
-        match redemptions::create(&state.db, &user, unit_id.unwrap_or(0), &ids, now).await {
-            Ok(x) => x,
-            Err(AppError::Validation { fields, .. }) => {
-                return render_list(&state, &user, fields, ids).await;
-            }
-            Err(AppError::NotFound) => {
-                let errors = [("booking_ids".to_string(), "所选预约不存在".to_string())].into();
-                return render_list(&state, &user, errors, ids).await;
-            }
-            Err(e) => return Err(e.into()),
-        };
-    for (kind, files) in [("contract", &contracts), ("invoice", &invoices)] {
-        for f in files.iter() {
-            if let Err(e) = redemptions::attach(
-                &state.db,
-                &state.config.data_dir,
-                &user,
-                id,
+    let files: Vec<redemptions::NewFile> = [("contract", &contracts), ("invoice", &invoices)]
+        .into_iter()
+        .flat_map(|(kind, files)| {
+            files.iter().map(move |f| redemptions::NewFile {
                 kind,
-                &f.file_name,
-                &f.bytes,
-                now,
-            )
-            .await
-            {
-                for sql in redemptions::CLEANUP {
-                    sqlx::query(sql).bind(id).execute(&state.db.pool).await?;
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    match super::money_api::start_redemption(&state, &user, id, total).await {
-        Ok(_) => Ok(redirect_with_flash(
+                file_name: &f.file_name,
+                bytes: &f.bytes,
+            })
+        })
+        .collect();
+    let created = redemptions::create(
+        &state.engine,
+        &state.config.data_dir,
+        &user,
+        unit_id.unwrap_or(0),
+        &ids,
+        &files,
+        state.now(),
+    )
+    .await;
+    match created {
+        Ok((id, total, _)) => Ok(redirect_with_flash(
             &format!("/console/redemptions/{id}"),
             &format!("兑付申请已提交（合计 {total} 元），进入审核"),
         )),
-        Err(e) => Err(e.0.into()),
+        Err(AppError::Validation { fields, .. }) => render_list(&state, &user, fields, ids).await,
+        Err(AppError::NotFound) => {
+            let errors = [("booking_ids".to_string(), "所选预约不存在".to_string())].into();
+            render_list(&state, &user, errors, ids).await
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -77,8 +77,7 @@ fn this_year(state: &AppState) -> i64 {
     state.clock.today().year() as i64
 }
 
-/// Store a declaration and start `expert_evaluation`; the record goes again if the flow
-/// refuses to start, so nothing is left half-submitted.
+/// Store a declaration and start `expert_evaluation` (one transaction).
 async fn declare_and_start(
     state: &AppState,
     user: &CurrentUser,
@@ -86,8 +85,8 @@ async fn declare_and_start(
     year: i64,
     self_report: &str,
 ) -> Result<(i64, workflow::Started)> {
-    let id = evaluations::declare(
-        &state.db,
+    evaluations::declare(
+        &state.engine,
         user,
         unit_id,
         year,
@@ -95,18 +94,7 @@ async fn declare_and_start(
         state.now(),
         this_year(state),
     )
-    .await?;
-    let started = super::money_api::start_flow(
-        state,
-        ("expert_evaluation", "evaluation", "evaluations"),
-        id,
-        user.id,
-        json!({"year": year}),
-        &["DELETE FROM evaluations WHERE id = $1"],
-    )
     .await
-    .map_err(|e| e.0)?;
-    Ok((id, started))
 }
 
 /// What the viewer may see of an evaluation: managers everything, experts their own sheet,

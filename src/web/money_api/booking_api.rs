@@ -16,52 +16,9 @@ pub(super) async fn apply_vouchers(
     ApiUser(user): ApiUser,
     ApiJson(body): ApiJson<ApplyBody>,
 ) -> ApiResult {
-    user.require(Permission::VoucherApply)?;
-    let unit = crate::units::get(&state.db, body.unit_id).await?;
-    user.require_unit(unit.id)?;
     let year = year_or_now(&state, Some(body.year))?;
-    if unit.kind != "user" {
-        return Err(
-            AppError::unprocessable("unit_not_eligible", "只有用户单位可以申领创新券").into(),
-        );
-    }
-    if unit.certification_status != "certified" || unit.dishonest || unit.abnormal_operation {
-        return Err(AppError::unprocessable(
-            "unit_not_eligible",
-            "单位须已通过认证，且未被列入失信名单或经营异常名录，才能申领创新券",
-        )
-        .into());
-    }
-    let now = state.now();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO voucher_applications (unit_id, year, applicant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
-    )
-    .bind(unit.id)
-    .bind(year)
-    .bind(user.id)
-    .bind(now)
-    .fetch_one(&state.db.pool)
-    .await
-    .map_err(|e| {
-        if crate::store::is_unique_violation(&e) {
-            AppError::conflict("already_applied", format!("本单位已申领过 {year} 年度创新券"))
-        } else {
-            AppError::Database(e)
-        }
-    })?;
-    let started = start_flow(
-        &state,
-        (
-            "voucher_application",
-            "voucher_application",
-            "voucher_applications",
-        ),
-        id,
-        user.id,
-        json!({"year": year}),
-        &["DELETE FROM voucher_applications WHERE id = $1"],
-    )
-    .await?;
+    let (id, started) =
+        vouchers::apply(&state.engine, &user, body.unit_id, year, state.now()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "instance_id": started.instance_id, "state": started.state})),
@@ -83,38 +40,21 @@ pub(super) async fn create_redemption(
     ApiUser(user): ApiUser,
     ApiJson(body): ApiJson<RedemptionBody>,
 ) -> ApiResult {
-    let (id, total) = redemptions::create(
-        &state.db,
+    let (id, total, started) = redemptions::create(
+        &state.engine,
+        &state.config.data_dir,
         &user,
         body.unit_id,
         &body.booking_ids,
+        &[],
         state.now(),
     )
     .await?;
-    let started = start_redemption(&state, &user, id, total).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "instance_id": started.instance_id, "total": total})),
     )
         .into_response())
-}
-
-/// Start `voucher_redemption` for a redemption just created (shared with the console).
-pub async fn start_redemption(
-    state: &AppState,
-    user: &crate::auth::CurrentUser,
-    id: i64,
-    total: Yuan,
-) -> Result<crate::workflow::Started, ApiError> {
-    start_flow(
-        state,
-        ("voucher_redemption", "redemption", "redemptions"),
-        id,
-        user.id,
-        json!({"total": total}),
-        &redemptions::CLEANUP,
-    )
-    .await
 }
 
 pub fn redemption_json(r: &redemptions::Redemption) -> Value {

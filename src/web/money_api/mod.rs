@@ -82,40 +82,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Start `flow` (key, subject type, table) for a record just created, and remember the
-/// instance on the record. If the flow refuses to start, `cleanup` (statements binding the
-/// id) removes the record again, so nothing is left half-submitted.
-pub(super) async fn start_flow(
-    state: &AppState,
-    (key, subject_type, table): (&str, &str, &'static str),
-    id: i64,
-    applicant: i64,
-    data: Value,
-    cleanup: &[&'static str],
-) -> Result<crate::workflow::Started, ApiError> {
-    match state
-        .engine
-        .start(key, subject_type, id, applicant, data)
-        .await
-    {
-        Ok(started) => {
-            let sql = format!("UPDATE {table} SET instance_id = $1 WHERE id = $2");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(started.instance_id)
-                .bind(id)
-                .execute(&state.db.pool)
-                .await?;
-            Ok(started)
-        }
-        Err(e) => {
-            for sql in cleanup {
-                sqlx::query(*sql).bind(id).execute(&state.db.pool).await?;
-            }
-            Err(e.into())
-        }
-    }
-}
-
 fn year_or_now(state: &AppState, y: Option<i64>) -> Result<i64, ApiError> {
     use chrono::Datelike;
     let year = y.unwrap_or_else(|| state.clock.today().year() as i64);

@@ -67,28 +67,13 @@ pub(super) async fn create_settlement(
 }
 
 /// Compute and store a year's settlement and start `subsidy_settlement` on it (the API and
-/// the 补贴结算 page); nothing is left behind if the flow refuses to start.
+/// the 补贴结算 page), in one transaction.
 pub(crate) async fn start_settlement(
     state: &AppState,
     user_id: i64,
     year: i64,
 ) -> Result<i64, ApiError> {
-    let id = settlement::create(&state.db, year, user_id, state.now()).await?;
-    // The flow's first step computes the figures and asks the units to confirm them.
-    start_flow(
-        state,
-        ("subsidy_settlement", "subsidy_settlement", "settlements"),
-        id,
-        user_id,
-        json!({"year": year}),
-        &[
-            "DELETE FROM settlement_units WHERE settlement_id = $1",
-            "DELETE FROM settlement_lines WHERE settlement_id = $1",
-            "DELETE FROM settlements WHERE id = $1",
-        ],
-    )
-    .await?;
-    Ok(id)
+    Ok(settlement::create(&state.engine, year, user_id, state.now()).await?)
 }
 
 /// The contract's settlement shape, plus each unit's confirmation (单位确认) and the list of

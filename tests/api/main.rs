@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod calendar;
+mod cli;
 mod content;
 mod demo;
 mod email_actions;

@@ -62,6 +62,55 @@ async fn fresh_pg_database(admin_url: &str) -> (String, String) {
     (url.to_string(), name)
 }
 
+/// A fresh database for a test that runs its own processes: a SQLite file in `dir`, or a
+/// fresh PostgreSQL database when `LABSHARE_TEST_DATABASE_URL` is set (dropped with the guard).
+pub async fn fresh_database_url(dir: &std::path::Path) -> (String, PgDrop) {
+    match std::env::var("LABSHARE_TEST_DATABASE_URL") {
+        Ok(admin) => {
+            let (url, name) = fresh_pg_database(&admin).await;
+            (url, PgDrop(Some((admin, name))))
+        }
+        Err(_) => (
+            format!("sqlite://{}/labshare.db", dir.display()),
+            PgDrop(None),
+        ),
+    }
+}
+
+/// Drops a test's PostgreSQL database when it goes out of scope.
+pub struct PgDrop(Option<(String, String)>);
+
+impl Drop for PgDrop {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.0.take() {
+            drop_pg_database(admin, name);
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)` from a separate thread with its own runtime: Drop cannot
+/// await, and closing the app's pool here would wait for a server task that cannot run.
+fn drop_pg_database(admin: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        }
+    })
+    .join();
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -124,27 +173,7 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
         if let Some((admin, name)) = self.pg_drop.take() {
-            // WITH (FORCE) ends the pool's connections; closing the pool here would wait for
-            // the server task, which cannot run while this thread blocks.
-            // A separate thread with its own runtime: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(rt) = rt {
-                    rt.block_on(async move {
-                        use sqlx::Connection;
-                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .execute(&mut conn)
-                            .await;
-                        }
-                    });
-                }
-            })
-            .join();
+            drop_pg_database(admin, name);
         }
     }
 }

@@ -41,8 +41,9 @@ pub fn new_client() -> reqwest::Client {
         .expect("client")
 }
 
-/// Create a fresh PostgreSQL database on the server named by `admin_url`.
-async fn fresh_pg_database(admin_url: &str) -> (String, String) {
+/// Create a fresh PostgreSQL database on the server named by `admin_url`; returns its URL
+/// and its name (for `drop_pg_database`).
+pub async fn fresh_pg_database(admin_url: &str) -> (String, String) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let name = format!(
@@ -126,27 +127,32 @@ impl Drop for TestApp {
         if let Some((admin, name)) = self.pg_drop.take() {
             // WITH (FORCE) ends the pool's connections; closing the pool here would wait for
             // the server task, which cannot run while this thread blocks.
-            // A separate thread with its own runtime: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(rt) = rt {
-                    rt.block_on(async move {
-                        use sqlx::Connection;
-                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .execute(&mut conn)
-                            .await;
-                        }
-                    });
-                }
-            })
-            .join();
+            drop_pg_database(admin, name);
         }
     }
+}
+
+/// Drop a database made by `fresh_pg_database`, blocking; callable from `Drop`.
+pub fn drop_pg_database(admin: String, name: String) {
+    // A separate thread with its own runtime: Drop cannot await.
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        }
+    })
+    .join();
 }
 
 impl TestApp {

@@ -19,6 +19,7 @@ mod permissions;
 mod records;
 mod redemptions;
 mod resources;
+mod schema;
 mod search;
 mod settlements;
 mod testing_orders;

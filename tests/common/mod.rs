@@ -41,8 +41,9 @@ pub fn new_client() -> reqwest::Client {
         .expect("client")
 }
 
-/// Create a fresh PostgreSQL database on the server named by `admin_url`.
-async fn fresh_pg_database(admin_url: &str) -> (String, String) {
+/// Create a fresh PostgreSQL database on the server named by `admin_url`; returns its URL
+/// and its name (for `drop_pg_database`).
+pub async fn fresh_pg_database(admin_url: &str) -> (String, String) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let name = format!(
@@ -90,7 +91,7 @@ impl Drop for PgDrop {
 
 /// `DROP DATABASE … WITH (FORCE)` from a separate thread with its own runtime: Drop cannot
 /// await, and closing the app's pool here would wait for a server task that cannot run.
-fn drop_pg_database(admin: String, name: String) {
+pub fn drop_pg_database(admin: String, name: String) {
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::{
     domain::Yuan,
@@ -244,6 +243,27 @@ pub async fn record_grade(
     Ok(())
 }
 
+/// Remember on a money record (`table`: a voucher application, redemption, settlement …)
+/// the workflow instance that reviews it.
+pub async fn set_instance(db: &Db, table: &'static str, id: i64, instance_id: i64) -> Result<()> {
+    let sql = format!("UPDATE {table} SET instance_id = $1 WHERE id = $2");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(instance_id)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Run statements that each bind the record's id, e.g. to remove a record whose review
+/// could not start.
+pub async fn run_cleanup(db: &Db, statements: &[&'static str], id: i64) -> Result<()> {
+    for sql in statements {
+        sqlx::query(*sql).bind(id).execute(&db.pool).await?;
+    }
+    Ok(())
+}
+
 /// The policy in force and its version id.
 pub async fn current(db: &Db) -> Result<(i64, Policy)> {
     let mut conn = db.pool.acquire().await?;
@@ -267,15 +287,17 @@ pub async fn current_in(conn: &mut sqlx::AnyConnection) -> Result<(i64, Policy)>
 }
 
 async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Policy)>> {
-    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(r) = row else { return Ok(None) };
-    let content: String = r.get("content");
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((id, content)) = row else {
+        return Ok(None);
+    };
     let p = Policy::parse(&content).map_err(|e| {
         AppError::Internal(anyhow::anyhow!("stored policy invalid: {}", e.join("; ")))
     })?;
-    Ok(Some((r.get("id"), p)))
+    Ok(Some((id, p)))
 }
 
 /// Validate and store a new policy version (the same content twice is one version).

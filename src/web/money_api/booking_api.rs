@@ -33,22 +33,7 @@ pub(super) async fn apply_vouchers(
         .into());
     }
     let now = state.now();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO voucher_applications (unit_id, year, applicant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
-    )
-    .bind(unit.id)
-    .bind(year)
-    .bind(user.id)
-    .bind(now)
-    .fetch_one(&state.db.pool)
-    .await
-    .map_err(|e| {
-        if crate::store::is_unique_violation(&e) {
-            AppError::conflict("already_applied", format!("本单位已申领过 {year} 年度创新券"))
-        } else {
-            AppError::Database(e)
-        }
-    })?;
+    let id = crate::money::vouchers::apply(&state.db, unit.id, year, user.id, now).await?;
     let started = start_flow(
         &state,
         (

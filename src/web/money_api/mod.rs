@@ -92,18 +92,11 @@ pub(super) async fn start_flow(
 ) -> Result<crate::workflow::Started, ApiError> {
     match crate::workflow::start(state, key, subject_type, id, applicant, data).await {
         Ok(started) => {
-            let sql = format!("UPDATE {table} SET instance_id = $1 WHERE id = $2");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(started.instance_id)
-                .bind(id)
-                .execute(&state.db.pool)
-                .await?;
+            crate::money::set_instance(&state.db, table, id, started.instance_id).await?;
             Ok(started)
         }
         Err(e) => {
-            for sql in cleanup {
-                sqlx::query(*sql).bind(id).execute(&state.db.pool).await?;
-            }
+            crate::money::run_cleanup(&state.db, cleanup, id).await?;
             Err(e.into())
         }
     }

@@ -1,12 +1,12 @@
 //! Units (单位): managing units (管理单位, supply side) and user units (用户单位, demand side),
 //! their members and the "acts for this unit" rule.
 
-use serde::{Deserialize, Serialize};
 use crate::{
     domain::{CreditCode, Mobile},
     error::{AppError, FieldErrors, Result, on_unique},
     store::Db,
 };
+use serde::{Deserialize, Serialize};
 
 pub const KINDS: [(&str, &str); 2] = [("managing", "管理单位"), ("user", "用户单位")];
 pub const ENTERPRISE_TYPES: [(&str, &str); 4] = [

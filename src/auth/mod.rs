@@ -438,12 +438,13 @@ pub async fn authenticate(
             ),
         });
     }
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 AND is_active = $2")
-            .bind(username)
-            .bind(1i64)
-            .fetch_optional(&db.pool)
-            .await?;
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, password_hash FROM users WHERE username = $1 AND is_active = $2",
+    )
+    .bind(username)
+    .bind(1i64)
+    .fetch_optional(&db.pool)
+    .await?;
     // Verify against a fixed hash when the user is unknown, so timing reveals nothing.
     let (id, hash) = match row {
         Some((id, hash)) => (Some(id), hash),

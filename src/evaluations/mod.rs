@@ -131,11 +131,12 @@ impl From<EvaluationRow> for Evaluation {
 /// One evaluation with its experts (and, while scoring, the aggregate so far).
 pub async fn get(db: &Db, policy: &Policy, id: i64) -> Result<Evaluation> {
     let mut conn = db.pool.acquire().await?;
-    let row: EvaluationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let row: EvaluationRow =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(AppError::NotFound)?;
     let mut e = Evaluation::from(row);
     let round = review_round(&mut conn, e.instance_id).await?;
     e.experts = sqlx::query_as(

@@ -162,10 +162,12 @@ pub async fn get(db: &Db, id: i64) -> Result<Instrument> {
 
 /// An instrument's name, `None` if there is no such instrument.
 pub async fn name(db: &Db, id: i64) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT name FROM instruments WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT name FROM instruments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?,
+    )
 }
 
 /// An existing instrument's name and model.

@@ -419,9 +419,9 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
     let order_no = format!("FW{}{:06}", local.format("%Y%m%d"), id);
     let (applicant_name, applicant_phone): (String, Option<String>) =
         sqlx::query_as("SELECT display_name, phone FROM users WHERE id = $1")
-        .bind(b.user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+            .bind(b.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let record_id: i64 = sqlx::query_scalar(
         "INSERT INTO service_records (booking_id, order_no, instrument_id, managing_unit_id, user_unit_id, applicant_name, \
          applicant_phone, amount_fen, voucher_fen, service_hours_x100, started_at, ended_at, completed_at, year, created_at) \

@@ -217,8 +217,8 @@ pub async fn recompute(conn: &mut sqlx::AnyConnection, id: i64, now: i64) -> Res
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))?;
-    let policy = Policy::parse(&content)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
+    let policy =
+        Policy::parse(&content).map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
     let units = compute(&mut *conn, &policy, year).await?;
     if units.is_empty() {
         return Err(AppError::unprocessable(

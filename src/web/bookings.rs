@@ -523,11 +523,13 @@ async fn voucher_admin(
     let redemptions = money::redemptions::recent(&state.db, 200)
         .await?
         .into_iter()
-        .map(|r| serde_json::json!({
-            "id": r.id, "unit": r.unit_name, "status": r.status,
-            "total": Yuan::from_fen(r.total_fen), "instance_id": r.instance_id,
-            "created_at": r.created_at,
-        }))
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "unit": r.unit_name, "status": r.status,
+                "total": Yuan::from_fen(r.total_fen), "instance_id": r.instance_id,
+                "created_at": r.created_at,
+            })
+        })
         .collect::<Vec<_>>();
     Ok(Page::new(
         "console/voucher_admin.html",

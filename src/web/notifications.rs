@@ -59,12 +59,14 @@ async fn list(
     let (total, rows) = notify::list(&state.db, user.id, PER_PAGE, (page - 1) * PER_PAGE).await?;
     let items: Vec<_> = rows
         .into_iter()
-        .map(|r| serde_json::json!({
-            "id": r.id, "kind_label": notify::kind_label(&r.kind),
-            "title": r.title, "body": r.body,
-            "link": r.link, "unread": r.read_at.is_none(),
-            "created_at": r.created_at,
-        }))
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "kind_label": notify::kind_label(&r.kind),
+                "title": r.title, "body": r.body,
+                "link": r.link, "unread": r.read_at.is_none(),
+                "created_at": r.created_at,
+            })
+        })
         .collect();
     Ok(Page::new(
         "console/notifications.html",
@@ -132,12 +134,14 @@ async fn jobs_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> P
     let mails: Vec<_> = mail::unsent(&state.db, 100)
         .await?
         .into_iter()
-        .map(|r| serde_json::json!({
-            "id": r.id, "to_addr": r.to_addr,
-            "subject": r.subject, "status": r.status,
-            "attempts": r.attempts, "last_error": r.last_error,
-            "created_at": r.created_at, "next_attempt_at": r.next_attempt_at,
-        }))
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "to_addr": r.to_addr,
+                "subject": r.subject, "status": r.status,
+                "attempts": r.attempts, "last_error": r.last_error,
+                "created_at": r.created_at, "next_attempt_at": r.next_attempt_at,
+            })
+        })
         .collect();
     let sent = mail::sent_count(&state.db).await?;
     let jobs: Vec<_> = JOBS

@@ -1,7 +1,6 @@
 //! Portal content (资讯): work news 工作动态, notices 通知公告 and policy explanations 政策宣讲.
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{
     error::{AppError, Result},
@@ -18,7 +17,7 @@ pub fn kind_label(kind: &str) -> Option<&'static str> {
     KINDS.iter().find(|(k, _)| *k == kind).map(|(_, l)| *l)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Article {
     pub id: i64,
     pub kind: String,
@@ -26,21 +25,9 @@ pub struct Article {
     pub summary: String,
     pub body_html: String,
     pub source: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub pinned: bool,
     pub published_at: Option<i64>,
-}
-
-fn from_row(r: &sqlx::any::AnyRow) -> Article {
-    Article {
-        id: r.get("id"),
-        kind: r.get("kind"),
-        title: r.get("title"),
-        summary: r.get("summary"),
-        body_html: r.get("body_html"),
-        source: r.get("source"),
-        pinned: r.get::<i64, _>("pinned") != 0,
-        published_at: r.get("published_at"),
-    }
 }
 
 /// Published articles of a kind, pinned first then newest.
@@ -56,7 +43,7 @@ pub async fn list_published(
     .bind(kind)
     .fetch_one(&db.pool)
     .await?;
-    let rows = sqlx::query(
+    let rows = sqlx::query_as(
         "SELECT id, kind, title, summary, body_html, source, pinned, published_at FROM articles \
          WHERE kind = $1 AND status = 'published' \
          ORDER BY pinned DESC, published_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -66,11 +53,11 @@ pub async fn list_published(
     .bind(offset)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(from_row).collect(), total))
+    Ok((rows, total))
 }
 
 pub async fn get_published(db: &Db, kind: &str, id: i64) -> Result<Article> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT id, kind, title, summary, body_html, source, pinned, published_at FROM articles \
          WHERE id = $1 AND kind = $2 AND status = 'published'",
     )
@@ -78,8 +65,7 @@ pub async fn get_published(db: &Db, kind: &str, id: i64) -> Result<Article> {
     .bind(kind)
     .fetch_optional(&db.pool)
     .await?
-    .ok_or(AppError::NotFound)?;
-    Ok(from_row(&row))
+    .ok_or(AppError::NotFound)
 }
 
 /// Keep only safe markup in rich text (links, lists, tables, emphasis).
@@ -172,13 +158,16 @@ impl ArticleInput {
 }
 
 /// An article as the console sees it, whatever its status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ArticleRow {
     pub id: i64,
     pub kind: String,
+    /// Filled in from `kind` after reading.
+    #[sqlx(skip)]
     pub kind_label: &'static str,
     pub title: String,
     pub status: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub pinned: bool,
     pub published_at: Option<i64>,
     pub updated_at: i64,
@@ -253,7 +242,19 @@ pub async fn set_published(db: &Db, id: i64, publish: bool, now: i64) -> Result<
 
 /// Any article with its editable fields (for the console form).
 pub async fn get_any(db: &Db, id: i64) -> Result<(ArticleInput, String)> {
-    let r = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct Editable {
+        kind: String,
+        title: String,
+        summary: String,
+        body_html: String,
+        source: String,
+        #[sqlx(try_from = "crate::store::Flag")]
+        pinned: bool,
+        published_at: Option<i64>,
+        status: String,
+    }
+    let r: Editable = sqlx::query_as(
         "SELECT kind, title, summary, body_html, source, pinned, published_at, status \
          FROM articles WHERE id = $1",
     )
@@ -263,18 +264,15 @@ pub async fn get_any(db: &Db, id: i64) -> Result<(ArticleInput, String)> {
     .ok_or(AppError::NotFound)?;
     Ok((
         ArticleInput {
-            kind: r.get("kind"),
-            title: r.get("title"),
-            summary: r.get("summary"),
-            body_html: r.get("body_html"),
-            source: r.get("source"),
-            pinned: r.get::<i64, _>("pinned") != 0,
-            publish_date: r
-                .get::<Option<i64>, _>("published_at")
-                .map(ts_date)
-                .unwrap_or_default(),
+            kind: r.kind,
+            title: r.title,
+            summary: r.summary,
+            body_html: r.body_html,
+            source: r.source,
+            pinned: r.pinned,
+            publish_date: r.published_at.map(ts_date).unwrap_or_default(),
         },
-        r.get("status"),
+        r.status,
     ))
 }
 
@@ -291,7 +289,7 @@ pub async fn list_all(
             .bind(kind)
             .fetch_one(&db.pool)
             .await?;
-    let rows = sqlx::query(
+    let mut rows: Vec<ArticleRow> = sqlx::query_as(
         "SELECT id, kind, title, status, pinned, published_at, updated_at FROM articles \
          WHERE ($1 = '' OR kind = $1) ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3",
     )
@@ -300,22 +298,8 @@ pub async fn list_all(
     .bind(offset)
     .fetch_all(&db.pool)
     .await?;
-    Ok((
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.get("kind");
-                ArticleRow {
-                    id: r.get("id"),
-                    kind_label: kind_label(&kind).unwrap_or("其他"),
-                    kind,
-                    title: r.get("title"),
-                    status: r.get("status"),
-                    pinned: r.get::<i64, _>("pinned") != 0,
-                    published_at: r.get("published_at"),
-                    updated_at: r.get("updated_at"),
-                }
-            })
-            .collect(),
-        total,
-    ))
+    for r in &mut rows {
+        r.kind_label = kind_label(&r.kind).unwrap_or("其他");
+    }
+    Ok((rows, total))
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{
     error::{AppError, FieldErrors, Result},
@@ -16,7 +15,7 @@ use crate::{
 pub const STATUSES: [&str; 3] = ["在库", "暂停", "退出"];
 pub const TITLES: [&str; 5] = ["正高级", "副高级", "中级", "初级", "其他"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Expert {
     pub id: i64,
     pub name: String,
@@ -26,6 +25,8 @@ pub struct Expert {
     pub joined_on: Option<String>,
     pub status: String,
     pub certification_status: String,
+    /// Filled in from `certification_status` after reading.
+    #[sqlx(skip)]
     pub certification_label: &'static str,
 }
 
@@ -152,18 +153,11 @@ pub async fn update_expert(
     Ok(())
 }
 
-fn expert_from_row(r: &sqlx::any::AnyRow) -> Expert {
-    let cs: String = r.get("certification_status");
-    Expert {
-        id: r.get("id"),
-        name: r.get("name"),
-        unit_name: r.get("unit_name"),
-        title: r.get("title"),
-        fields: r.get("fields"),
-        joined_on: r.get("joined_on"),
-        status: r.get("status"),
-        certification_label: crate::units::certification_label(&cs),
-        certification_status: cs,
+impl Expert {
+    /// Fill in what is derived from the stored columns.
+    fn labelled(mut self) -> Expert {
+        self.certification_label = crate::units::certification_label(&self.certification_status);
+        self
     }
 }
 
@@ -171,14 +165,14 @@ const EXPERT_COLUMNS: &str =
     "id, name, unit_name, title, fields, joined_on, status, certification_status";
 
 pub async fn get_expert(db: &Db, id: i64) -> Result<Expert> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row: Expert = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {EXPERT_COLUMNS} FROM experts WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
     .ok_or(AppError::NotFound)?;
-    Ok(expert_from_row(&row))
+    Ok(row.labelled())
 }
 
 /// The pool, filtered by a field of expertise (substring) and status; (page, total).
@@ -205,7 +199,7 @@ pub async fn pool(
     .bind(status)
     .fetch_one(&db.pool)
     .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<Expert> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {EXPERT_COLUMNS} FROM experts WHERE {wh} ORDER BY id DESC LIMIT $4 OFFSET $5"
     )))
     .bind(field)
@@ -215,7 +209,7 @@ pub async fn pool(
     .bind(offset)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(expert_from_row).collect(), total))
+    Ok((rows.into_iter().map(Expert::labelled).collect(), total))
 }
 
 /// Start expert certification (专家认证): the profile must be complete and not already
@@ -256,7 +250,7 @@ pub async fn submit_certification(
 
 // ---- unit management rules (单位管理制度) ------------------------------------------------
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Rule {
     pub id: i64,
     pub unit_id: i64,
@@ -266,7 +260,9 @@ pub struct Rule {
     pub published_on: Option<String>,
     pub effective_on: Option<String>,
     pub data_source: String,
+    #[sqlx(rename = "stored_name")]
     pub attachment: Option<String>,
+    #[sqlx(rename = "original_name")]
     pub attachment_name: Option<String>,
 }
 
@@ -328,29 +324,14 @@ pub async fn rules_for_units(db: &Db, unit_ids: &[i64]) -> Result<Vec<Rule>> {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT r.id, r.unit_id, u.name AS unit_name, r.name, r.number, r.published_on, \
          r.effective_on, r.data_source, f.stored_name, f.original_name FROM unit_rules r \
          JOIN units u ON u.id = r.unit_id LEFT JOIN uploads f ON f.id = r.attachment_id \
          WHERE r.unit_id IN ({ids}) ORDER BY r.published_on DESC, r.id DESC"
     )))
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Rule {
-            id: r.get("id"),
-            unit_id: r.get("unit_id"),
-            unit_name: r.get("unit_name"),
-            name: r.get("name"),
-            number: r.get("number"),
-            published_on: r.get("published_on"),
-            effective_on: r.get("effective_on"),
-            data_source: r.get("data_source"),
-            attachment: r.get("stored_name"),
-            attachment_name: r.get("original_name"),
-        })
-        .collect())
+    .await?)
 }
 
 // ---- as a workflow subject ---------------------------------------------------------------

@@ -220,6 +220,40 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
     Ok(out)
 }
 
+/// A queued mail as the operator's page lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub to_addr: String,
+    pub kind: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: String,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+}
+
+/// The newest mails not (yet) sent: pending or failed.
+pub async fn unsent(db: &Db, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, to_addr, kind, subject, status, attempts, last_error, created_at, next_attempt_at FROM mail_outbox \
+         WHERE status <> 'sent' ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// How many mails have been sent.
+pub async fn sent_count(db: &Db) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
+            .fetch_one(&db.pool)
+            .await?,
+    )
+}
+
 /// Put a failed (or pending) mail back in the queue for immediate delivery.
 pub async fn resend(db: &Db, id: i64, now: i64) -> Result<()> {
     let n = sqlx::query(

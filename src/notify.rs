@@ -115,6 +115,102 @@ pub async fn unread_count(db: &Db, user_id: i64) -> Result<i64> {
     .await?)
 }
 
+/// One notification in the user's notification centre.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub link: String,
+    pub read_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A page of a user's notifications, newest first: (total, page).
+pub async fn list(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<NotificationRow>)> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await?;
+    let rows = sqlx::query_as(
+        "SELECT id, kind, title, body, link, read_at, created_at FROM notifications WHERE user_id = $1 \
+         ORDER BY id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((total, rows))
+}
+
+/// Mark all of a user's notifications read.
+pub async fn mark_all_read(db: &Db, user_id: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Open one of the user's notifications: mark it read and return its link (`NotFound` if it
+/// is not theirs).
+pub async fn open(db: &Db, user_id: i64, id: i64, now: i64) -> Result<String> {
+    let link: Option<String> =
+        sqlx::query_scalar("SELECT link FROM notifications WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    let link = link.ok_or(crate::error::AppError::NotFound)?;
+    sqlx::query("UPDATE notifications SET read_at = $1 WHERE id = $2 AND read_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(link)
+}
+
+/// Save the user's mail modes from `(kind, mode)` pairs; mandatory kinds and kinds not in
+/// `pairs` are left alone, an unknown mode is a field error on its kind.
+pub async fn save_modes(db: &Db, user_id: i64, pairs: &[(String, String)]) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    for (key, _, mandatory) in KINDS {
+        if mandatory {
+            continue;
+        }
+        let Some((_, mode)) = pairs.iter().find(|(k, _)| k == key) else {
+            continue;
+        };
+        if !matches!(mode.as_str(), "immediate" | "digest" | "off") {
+            return Err(crate::error::AppError::field(
+                key,
+                "请选择：立即发送、每日汇总或不发送",
+            ));
+        }
+        sqlx::query("DELETE FROM notification_prefs WHERE user_id = $1 AND kind = $2")
+            .bind(user_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO notification_prefs (user_id, kind, mode) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(key)
+            .bind(mode)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Send each user who chose `digest` one mail with their undigested notifications.
 pub async fn send_digests(
     db: &Db,

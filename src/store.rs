@@ -4,7 +4,8 @@
 //! Portability rules kept everywhere: integers are BIGINT (money in fen), timestamps are
 //! unix seconds, dates are `YYYY-MM-DD` text, and aggregates are cast back to BIGINT.
 //! Booleans are BIGINT 0/1 on both backends: the Any driver cannot decode SQLite's BOOLEAN,
-//! so bind `flag as i64` and read with `row.get::<i64, _>(..) != 0`.
+//! so bind `flag as i64` and read it into a typed row's `bool` field with
+//! `#[sqlx(try_from = "crate::store::Flag")]`.
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -145,6 +146,30 @@ impl Db {
     /// `true` when a check query succeeds (used by `/healthz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// A BIGINT 0/1 column as read from the database. Typed rows turn it into a `bool` with
+/// `#[sqlx(try_from = "crate::store::Flag")]` (the Any driver decodes no `bool` from an integer).
+#[derive(Clone, Copy, Debug, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Flag(pub i64);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0 != 0
+    }
+}
+
+/// A money column in fen (BIGINT) as read from the database. Typed rows turn it into a
+/// [`Yuan`](crate::domain::Yuan) field with `#[sqlx(try_from = "crate::store::Fen")]`.
+#[derive(Clone, Copy, Debug, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Fen(pub i64);
+
+impl From<Fen> for crate::domain::Yuan {
+    fn from(fen: Fen) -> crate::domain::Yuan {
+        crate::domain::Yuan::from_fen(fen.0)
     }
 }
 

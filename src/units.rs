@@ -1,14 +1,12 @@
 //! Units (单位): managing units (管理单位, supply side) and user units (用户单位, demand side),
 //! their members and the "acts for this unit" rule.
 
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
 use crate::{
     domain::{CreditCode, Mobile},
     error::{AppError, FieldErrors, Result, on_unique},
     store::Db,
 };
+use serde::{Deserialize, Serialize};
 
 pub const KINDS: [(&str, &str); 2] = [("managing", "管理单位"), ("user", "用户单位")];
 pub const ENTERPRISE_TYPES: [(&str, &str); 4] = [
@@ -209,48 +207,108 @@ pub struct Unit {
 const UNIT_COLUMNS: &str = "id, name, kind, nature, credit_code, contact_name, contact_mobile, \
     enterprise_type, dishonest, abnormal_operation, certification_status, city, address, intro, joined_on";
 
-fn unit_from_row(r: &sqlx::any::AnyRow) -> Unit {
-    let kind: String = r.get("kind");
-    let et: String = r.get("enterprise_type");
-    let status: String = r.get("certification_status");
-    Unit {
-        id: r.get("id"),
-        name: r.get("name"),
-        kind_label: KINDS
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, l)| *l)
-            .unwrap_or(""),
-        kind,
-        nature: r.get("nature"),
-        credit_code: r.get("credit_code"),
-        contact_name: r.get("contact_name"),
-        contact_mobile: r.get("contact_mobile"),
-        enterprise_type_label: ENTERPRISE_TYPES
-            .iter()
-            .find(|(k, _)| *k == et)
-            .map(|(_, l)| *l)
-            .unwrap_or(""),
-        enterprise_type: et,
-        dishonest: r.get::<i64, _>("dishonest") != 0,
-        abnormal_operation: r.get::<i64, _>("abnormal_operation") != 0,
-        certification_label: certification_label(&status),
-        certification_status: status,
-        city: r.get("city"),
-        address: r.get("address"),
-        intro: r.get("intro"),
-        joined_on: r.get("joined_on"),
+/// A `units` row as stored; [`Unit`] adds the labels.
+#[derive(sqlx::FromRow)]
+struct UnitRow {
+    id: i64,
+    name: String,
+    kind: String,
+    nature: String,
+    credit_code: String,
+    contact_name: String,
+    contact_mobile: String,
+    enterprise_type: String,
+    #[sqlx(try_from = "crate::store::Flag")]
+    dishonest: bool,
+    #[sqlx(try_from = "crate::store::Flag")]
+    abnormal_operation: bool,
+    certification_status: String,
+    city: String,
+    address: String,
+    intro: String,
+    joined_on: Option<String>,
+}
+
+impl From<UnitRow> for Unit {
+    fn from(r: UnitRow) -> Unit {
+        Unit {
+            id: r.id,
+            name: r.name,
+            kind_label: KINDS
+                .iter()
+                .find(|(k, _)| *k == r.kind)
+                .map(|(_, l)| *l)
+                .unwrap_or(""),
+            kind: r.kind,
+            nature: r.nature,
+            credit_code: r.credit_code,
+            contact_name: r.contact_name,
+            contact_mobile: r.contact_mobile,
+            enterprise_type_label: ENTERPRISE_TYPES
+                .iter()
+                .find(|(k, _)| *k == r.enterprise_type)
+                .map(|(_, l)| *l)
+                .unwrap_or(""),
+            enterprise_type: r.enterprise_type,
+            dishonest: r.dishonest,
+            abnormal_operation: r.abnormal_operation,
+            certification_label: certification_label(&r.certification_status),
+            certification_status: r.certification_status,
+            city: r.city,
+            address: r.address,
+            intro: r.intro,
+            joined_on: r.joined_on,
+        }
     }
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Unit> {
     let sql = format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row: UnitRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok(unit_from_row(&row))
+    Ok(row.into())
+}
+
+/// A unit's certification status (`draft`, `pending`, `certified`, `rejected`).
+pub async fn certification_status(db: &Db, id: i64) -> Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT certification_status FROM units WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await?,
+    )
+}
+
+/// A unit's name.
+pub async fn name(db: &Db, id: i64) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT name FROM units WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await?)
+}
+
+/// A member of a unit as the console lists them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: String,
+}
+
+/// A unit's members, oldest first.
+pub async fn members(db: &Db, unit_id: i64) -> Result<Vec<Member>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, u.username, u.display_name, u.email, m.role FROM unit_members m \
+         JOIN users u ON u.id = m.user_id WHERE m.unit_id = $1 ORDER BY m.created_at, u.id",
+    )
+    .bind(unit_id)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// Certified managing units (服务机构) for the portal, with their approved instrument counts.
@@ -269,16 +327,22 @@ pub async fn list_service_orgs(
          AND i.review_status = 'approved') AS instrument_count FROM units \
          WHERE kind = 'managing' AND certification_status = 'certified' ORDER BY id LIMIT $1 OFFSET $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    #[derive(sqlx::FromRow)]
+    struct ServiceOrgRow {
+        #[sqlx(flatten)]
+        unit: UnitRow,
+        instrument_count: i64,
+    }
+    let rows: Vec<ServiceOrgRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(limit)
         .bind(offset)
         .fetch_all(&db.pool)
         .await?;
     let items = rows
-        .iter()
+        .into_iter()
         .map(|r| {
-            let mut v = serde_json::to_value(unit_from_row(r)).unwrap_or_default();
-            v["instrument_count"] = r.get::<i64, _>("instrument_count").into();
+            let mut v = serde_json::to_value(Unit::from(r.unit)).unwrap_or_default();
+            v["instrument_count"] = r.instrument_count.into();
             v
         })
         .collect();
@@ -290,11 +354,11 @@ pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<Unit>> {
     let sql = format!(
         "SELECT {UNIT_COLUMNS} FROM units WHERE id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<UnitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
         .fetch_all(&db.pool)
         .await?;
-    Ok(rows.iter().map(unit_from_row).collect())
+    Ok(rows.into_iter().map(Unit::from).collect())
 }
 
 /// Contact details a unit manager may change on their own unit.

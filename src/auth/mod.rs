@@ -2,6 +2,7 @@
 //! throttling, roles and unit membership. Nothing here knows about HTTP.
 
 pub mod permissions;
+pub mod roles;
 
 use std::collections::BTreeSet;
 
@@ -13,9 +14,11 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
-pub use self::permissions::{BUILTIN_ROLES, Permission, builtin_role};
+pub use self::{
+    permissions::{BUILTIN_ROLES, Permission, builtin_role},
+    roles::{RoleRow, list_roles},
+};
 use crate::{
     domain::valid_email,
     error::{AppError, FieldErrors, Result, on_unique},
@@ -233,7 +236,7 @@ pub async fn sync_builtin_roles(db: &Db, now: i64) -> Result<()> {
 }
 
 /// A unit the user belongs to, with their role inside it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Membership {
     pub id: i64,
     pub name: String,
@@ -292,9 +295,25 @@ impl CurrentUser {
     }
 }
 
+/// A user's own columns, as `load_user` reads them.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    email: Option<String>,
+}
+
+/// A role's key and name.
+#[derive(sqlx::FromRow)]
+struct RoleName {
+    key: String,
+    name: String,
+}
+
 /// Load a user with roles, permissions and units; `None` if missing or disabled.
 pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
-    let row = sqlx::query(
+    let row: Option<UserRow> = sqlx::query_as(
         "SELECT id, username, display_name, email FROM users WHERE id = $1 AND is_active = $2",
     )
     .bind(user_id)
@@ -302,7 +321,7 @@ pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
     .fetch_optional(&db.pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let roles = sqlx::query(
+    let roles: Vec<RoleName> = sqlx::query_as(
         "SELECT r.key, r.name FROM roles r JOIN user_roles ur ON ur.role_id = r.id \
          WHERE ur.user_id = $1 ORDER BY r.id",
     )
@@ -316,31 +335,80 @@ pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
     .bind(user_id)
     .fetch_all(&db.pool)
     .await?;
-    let units = sqlx::query(
+    let units: Vec<Membership> = sqlx::query_as(
         "SELECT u.id, u.name, u.kind, m.role FROM unit_members m JOIN units u ON u.id = m.unit_id \
          WHERE m.user_id = $1 ORDER BY u.id",
     )
     .bind(user_id)
     .fetch_all(&db.pool)
-    .await?
-    .into_iter()
-    .map(|r| Membership {
-        id: r.get("id"),
-        name: r.get("name"),
-        kind: r.get("kind"),
-        role: r.get("role"),
-    })
-    .collect();
+    .await?;
     Ok(Some(CurrentUser {
-        id: row.get("id"),
-        username: row.get("username"),
-        display_name: row.get("display_name"),
-        email: row.get("email"),
-        roles: roles.iter().map(|r| r.get("key")).collect(),
-        role_names: roles.iter().map(|r| r.get("name")).collect(),
+        id: row.id,
+        username: row.username,
+        display_name: row.display_name,
+        email: row.email,
+        roles: roles.iter().map(|r| r.key.clone()).collect(),
+        role_names: roles.into_iter().map(|r| r.name).collect(),
         permissions: permissions.into_iter().collect(),
         units,
     }))
+}
+
+/// The id of the user with this username, if any.
+pub async fn user_id_by_username(db: &Db, username: &str) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&db.pool)
+            .await?,
+    )
+}
+
+/// Whether a user with this id exists (active or not).
+pub async fn user_exists(db: &Db, user_id: i64) -> Result<bool> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(id.is_some())
+}
+
+/// A user as the console's user list shows them.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct UserSummary {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    #[sqlx(try_from = "crate::store::Flag")]
+    pub is_active: bool,
+    pub created_at: i64,
+}
+
+/// Users whose username or name contains `q`, by id: (total, one page).
+pub async fn search_users(
+    db: &Db,
+    q: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<UserSummary>)> {
+    let pattern = format!("%{}%", q.trim());
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE username LIKE $1 OR display_name LIKE $1",
+    )
+    .bind(&pattern)
+    .fetch_one(&db.pool)
+    .await?;
+    let users = sqlx::query_as(
+        "SELECT id, username, display_name, email, is_active, created_at FROM users \
+         WHERE username LIKE $1 OR display_name LIKE $1 ORDER BY id LIMIT $2 OFFSET $3",
+    )
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((total, users))
 }
 
 /// Check a username and password, with throttling per account and address.
@@ -370,18 +438,16 @@ pub async fn authenticate(
             ),
         });
     }
-    let row =
-        sqlx::query("SELECT id, password_hash FROM users WHERE username = $1 AND is_active = $2")
-            .bind(username)
-            .bind(1i64)
-            .fetch_optional(&db.pool)
-            .await?;
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, password_hash FROM users WHERE username = $1 AND is_active = $2",
+    )
+    .bind(username)
+    .bind(1i64)
+    .fetch_optional(&db.pool)
+    .await?;
     // Verify against a fixed hash when the user is unknown, so timing reveals nothing.
-    let (id, hash) = match &row {
-        Some(r) => (
-            Some(r.get::<i64, _>("id")),
-            r.get::<String, _>("password_hash"),
-        ),
+    let (id, hash) = match row {
+        Some((id, hash)) => (Some(id), hash),
         None => (None, decoy_hash().to_string()),
     };
     let pw = password.to_string();
@@ -435,7 +501,7 @@ pub async fn create_session(db: &Db, user_id: i64, now: i64) -> Result<(String, 
 /// A live session: (user id, csrf token). Touches `last_seen_at` at most once a minute.
 pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64, String)>> {
     let hash = token_hash(token);
-    let row = sqlx::query(
+    let row: Option<(i64, String, i64)> = sqlx::query_as(
         "SELECT user_id, csrf_token, last_seen_at FROM sessions \
          WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3",
     )
@@ -444,8 +510,9 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
     .bind(now - SESSION_IDLE_SECS)
     .fetch_optional(&db.pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let last_seen: i64 = row.get("last_seen_at");
+    let Some((user_id, csrf_token, last_seen)) = row else {
+        return Ok(None);
+    };
     if now - last_seen > 60 {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
             .bind(now)
@@ -453,7 +520,7 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
             .execute(&db.pool)
             .await?;
     }
-    Ok(Some((row.get("user_id"), row.get("csrf_token"))))
+    Ok(Some((user_id, csrf_token)))
 }
 
 pub async fn delete_session(db: &Db, token: &str) -> Result<()> {

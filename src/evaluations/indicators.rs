@@ -1,5 +1,7 @@
 //! The indicators a declaration carries, computed from the platform's own data.
 
+use sqlx::Row;
+
 #[allow(unused_imports)]
 use super::*;
 

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::{
     auth::{CurrentUser, Permission},
@@ -46,9 +45,10 @@ pub fn status_label(status: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AssignedExpert {
     pub user_id: i64,
+    #[sqlx(rename = "display_name")]
     pub name: String,
     pub title: String,
     pub unit_name: String,
@@ -83,46 +83,63 @@ const SELECT: &str = "SELECT e.id, e.unit_id, u.name AS unit_name, e.year, e.sel
     e.score_x100, e.suggested_grade, e.grade, e.override_reason, e.published_at, e.instance_id, e.applicant_id, e.created_at \
     FROM evaluations e JOIN units u ON u.id = e.unit_id";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Evaluation {
-    let status: String = r.get("status");
-    let grade: Option<String> = r.get("grade");
-    Evaluation {
-        id: r.get("id"),
-        unit_id: r.get("unit_id"),
-        unit_name: r.get("unit_name"),
-        year: r.get("year"),
-        self_report: r.get("self_report"),
-        indicators: serde_json::from_str(&r.get::<String, _>("indicators")).unwrap_or(Value::Null),
-        status_label: status_label(&status),
-        status,
-        experts: Vec::new(),
-        score: r
-            .get::<Option<i64>, _>("score_x100")
-            .map(|s| Decimal::new(s, 2)),
-        suggested_grade: r.get("suggested_grade"),
-        grade_label: grade.as_deref().map(grade_label).unwrap_or("—"),
-        grade,
-        override_reason: r.get("override_reason"),
-        published_at: r
-            .get::<Option<i64>, _>("published_at")
-            .map(crate::clock::rfc3339),
-        instance_id: r.get("instance_id"),
-        applicant_id: r.get("applicant_id"),
-        created_at: crate::clock::rfc3339(r.get("created_at")),
+/// An `evaluations` row with its unit's name; [`Evaluation`] adds labels and experts.
+#[derive(sqlx::FromRow)]
+struct EvaluationRow {
+    id: i64,
+    unit_id: i64,
+    unit_name: String,
+    year: i64,
+    self_report: String,
+    indicators: String,
+    status: String,
+    score_x100: Option<i64>,
+    suggested_grade: Option<String>,
+    grade: Option<String>,
+    override_reason: String,
+    published_at: Option<i64>,
+    instance_id: Option<i64>,
+    applicant_id: i64,
+    created_at: i64,
+}
+
+impl From<EvaluationRow> for Evaluation {
+    fn from(r: EvaluationRow) -> Evaluation {
+        Evaluation {
+            id: r.id,
+            unit_id: r.unit_id,
+            unit_name: r.unit_name,
+            year: r.year,
+            self_report: r.self_report,
+            indicators: serde_json::from_str(&r.indicators).unwrap_or(Value::Null),
+            status_label: status_label(&r.status),
+            status: r.status,
+            experts: Vec::new(),
+            score: r.score_x100.map(|s| Decimal::new(s, 2)),
+            suggested_grade: r.suggested_grade,
+            grade_label: r.grade.as_deref().map(grade_label).unwrap_or("—"),
+            grade: r.grade,
+            override_reason: r.override_reason,
+            published_at: r.published_at.map(crate::clock::rfc3339),
+            instance_id: r.instance_id,
+            applicant_id: r.applicant_id,
+            created_at: crate::clock::rfc3339(r.created_at),
+        }
     }
 }
 
 /// One evaluation with its experts (and, while scoring, the aggregate so far).
 pub async fn get(db: &Db, policy: &Policy, id: i64) -> Result<Evaluation> {
     let mut conn = db.pool.acquire().await?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let mut e = from_row(&row);
+    let row: EvaluationRow =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(AppError::NotFound)?;
+    let mut e = Evaluation::from(row);
     let round = review_round(&mut conn, e.instance_id).await?;
-    let rows = sqlx::query(
+    e.experts = sqlx::query_as(
         "SELECT ee.user_id, u.display_name, COALESCE(x.title, '') AS title, COALESCE(x.unit_name, '') AS unit_name, \
          (SELECT t.status FROM workflow_tasks t WHERE t.instance_id = $2 AND t.state = 'expert_review' AND t.round = $3 \
           AND t.assignee_id = ee.user_id ORDER BY t.id DESC LIMIT 1) AS task_status \
@@ -134,16 +151,6 @@ pub async fn get(db: &Db, policy: &Policy, id: i64) -> Result<Evaluation> {
     .bind(round)
     .fetch_all(&mut *conn)
     .await?;
-    e.experts = rows
-        .iter()
-        .map(|r| AssignedExpert {
-            user_id: r.get("user_id"),
-            name: r.get("display_name"),
-            title: r.get("title"),
-            unit_name: r.get("unit_name"),
-            task_status: r.get("task_status"),
-        })
-        .collect();
     if e.score.is_none() {
         let scores = expert_scores(&mut conn, e.instance_id).await?;
         let totals: Vec<Decimal> = scores.iter().map(|s| s.total).collect();
@@ -176,7 +183,7 @@ pub async fn list(
     .bind(year.unwrap_or(0))
     .fetch_one(&db.pool)
     .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<EvaluationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} {filter} ORDER BY e.id DESC LIMIT $3 OFFSET $4"
     )))
     .bind(user.id)
@@ -185,29 +192,29 @@ pub async fn list(
     .bind(offset)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(from_row).collect(), total))
+    Ok((rows.into_iter().map(Evaluation::from).collect(), total))
 }
 
 /// Published results (公示), newest year first.
 pub async fn published(db: &Db, year: Option<i64>) -> Result<Vec<Evaluation>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<EvaluationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE e.status = 'published' AND ($1 = 0 OR e.year = $1) ORDER BY e.year DESC, e.score_x100 DESC, e.id LIMIT 500"
     )))
     .bind(year.unwrap_or(0))
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows.iter().map(from_row).collect())
+    Ok(rows.into_iter().map(Evaluation::from).collect())
 }
 
 /// A unit's published results, newest year first (for its public page).
 pub async fn published_for_unit(db: &Db, unit_id: i64) -> Result<Vec<Evaluation>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<EvaluationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE e.status = 'published' AND e.unit_id = $1 ORDER BY e.year DESC LIMIT 10"
     )))
     .bind(unit_id)
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows.iter().map(from_row).collect())
+    Ok(rows.into_iter().map(Evaluation::from).collect())
 }
 
 /// The years with published results, newest first.
@@ -402,7 +409,18 @@ pub struct Candidate {
 /// Certified experts in the pool (在库) with an account holding `evaluation.review`, and
 /// whether each must be recused from the evaluation's unit.
 pub async fn candidates(db: &Db, evaluation_id: i64) -> Result<Vec<Candidate>> {
-    let rows = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct CandidateRow {
+        user_id: i64,
+        name: String,
+        title: String,
+        unit_name: String,
+        fields: String,
+        member: i64,
+        same_unit: i64,
+        assigned: i64,
+    }
+    let rows: Vec<CandidateRow> = sqlx::query_as(
         "SELECT x.user_id, x.name, x.title, x.unit_name, x.fields, \
          (SELECT CAST(COUNT(*) AS BIGINT) FROM unit_members m WHERE m.user_id = x.user_id AND m.unit_id = e.unit_id) AS member, \
          CASE WHEN x.unit_name = u.name THEN 1 ELSE 0 END AS same_unit, \
@@ -417,21 +435,21 @@ pub async fn candidates(db: &Db, evaluation_id: i64) -> Result<Vec<Candidate>> {
     .fetch_all(&db.pool)
     .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| Candidate {
-            user_id: r.get("user_id"),
-            name: r.get("name"),
-            title: r.get("title"),
-            unit_name: r.get("unit_name"),
-            fields: r.get("fields"),
-            recused: if r.get::<i64, _>("member") > 0 {
+            user_id: r.user_id,
+            name: r.name,
+            title: r.title,
+            unit_name: r.unit_name,
+            fields: r.fields,
+            recused: if r.member > 0 {
                 Some("本单位成员")
-            } else if r.get::<i64, _>("same_unit") > 0 {
+            } else if r.same_unit > 0 {
                 Some("所在单位即被评单位")
             } else {
                 None
             },
-            assigned: r.get::<i64, _>("assigned") > 0,
+            assigned: r.assigned > 0,
         })
         .collect())
 }

@@ -1,6 +1,8 @@
 //! Scoring: the experts' sheets (checked against the policy, kept in their task forms), the
 //! aggregate, and the final grade with the override rule (hook `finalise_evaluation`).
 
+use sqlx::Row;
+
 use super::indicators::two_places;
 #[allow(unused_imports)]
 use super::*;

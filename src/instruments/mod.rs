@@ -2,7 +2,6 @@
 //! and console; only approved instruments are public.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{
     catalog,
@@ -10,7 +9,7 @@ use crate::{
     store::Db,
 };
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Instrument {
     pub id: i64,
     pub unit_id: i64,
@@ -20,11 +19,15 @@ pub struct Instrument {
     pub manufacturer: String,
     pub country: String,
     pub category_code: String,
+    /// The category's name, filled in from `category_code` after reading.
+    #[sqlx(skip)]
     pub category_label: String,
     pub department: String,
     pub value_fen: i64,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub open_to_public: bool,
     pub city: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub customs_supervised: bool,
     pub usage_status: String,
     pub sharing_mode: String,
@@ -53,41 +56,11 @@ const COLUMNS: &str = "i.id, i.unit_id, u.name AS unit_name, i.name, i.model, i.
     i.data_source, i.review_status, i.joined_on, i.purchase_date, i.service_count, \
     i.annual_running_hours, i.annual_service_hours, i.updated_at";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Instrument {
-    let code: String = r.get("category_code");
-    Instrument {
-        id: r.get("id"),
-        unit_id: r.get("unit_id"),
-        unit_name: r.get("unit_name"),
-        name: r.get("name"),
-        model: r.get("model"),
-        manufacturer: r.get("manufacturer"),
-        country: r.get("country"),
-        category_label: catalog::class_label(&code),
-        category_code: code,
-        department: r.get("department"),
-        value_fen: r.get("value_fen"),
-        open_to_public: r.get::<i64, _>("open_to_public") != 0,
-        city: r.get("city"),
-        customs_supervised: r.get::<i64, _>("customs_supervised") != 0,
-        usage_status: r.get("usage_status"),
-        sharing_mode: r.get("sharing_mode"),
-        source: r.get("source"),
-        funding: r.get("funding"),
-        instrument_type: r.get("instrument_type"),
-        description: r.get("description"),
-        service_content: r.get("service_content"),
-        typical_achievements: r.get("typical_achievements"),
-        location: r.get("location"),
-        fee_standard: r.get("fee_standard"),
-        data_source: r.get("data_source"),
-        review_status: r.get("review_status"),
-        joined_on: r.get("joined_on"),
-        purchase_date: r.get("purchase_date"),
-        service_count: r.get("service_count"),
-        annual_running_hours: r.get("annual_running_hours"),
-        annual_service_hours: r.get("annual_service_hours"),
-        updated_at: r.get("updated_at"),
+impl Instrument {
+    /// Fill in what is derived from the stored columns.
+    fn labelled(mut self) -> Instrument {
+        self.category_label = catalog::class_label(&self.category_code);
+        self
     }
 }
 
@@ -167,29 +140,49 @@ pub async fn list_public(
         n + 1,
         n + 2
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, Instrument>(sqlx::AssertSqlSafe(sql));
     for a in &args {
         query = query.bind(a.clone());
     }
     let rows = query.bind(limit).bind(offset).fetch_all(&db.pool).await?;
-    Ok((rows.iter().map(from_row).collect(), total))
+    Ok((rows.into_iter().map(Instrument::labelled).collect(), total))
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Instrument> {
     let sql = format!(
         "SELECT {COLUMNS} FROM instruments i JOIN units u ON u.id = i.unit_id WHERE i.id = $1"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row: Instrument = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok(from_row(&row))
+    Ok(row.labelled())
+}
+
+/// An instrument's name, `None` if there is no such instrument.
+pub async fn name(db: &Db, id: i64) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM instruments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?,
+    )
+}
+
+/// An existing instrument's name and model.
+pub async fn name_and_model(db: &Db, id: i64) -> Result<(String, String)> {
+    Ok(
+        sqlx::query_as("SELECT name, model FROM instruments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await?,
+    )
 }
 
 /// Approved instrument counts per major class, for the home page's quick entries.
 pub async fn counts_by_class(db: &Db) -> Result<Vec<(String, String, i64)>> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT SUBSTR(category_code, 1, 2) AS major, COUNT(*) AS n FROM instruments \
          WHERE review_status = 'approved' GROUP BY SUBSTR(category_code, 1, 2)",
     )
@@ -199,8 +192,8 @@ pub async fn counts_by_class(db: &Db) -> Result<Vec<(String, String, i64)>> {
     for class in catalog::classes() {
         let n = rows
             .iter()
-            .find(|r| r.get::<String, _>("major") == class.code[..2])
-            .map(|r| r.get::<i64, _>("n"))
+            .find(|(major, _)| *major == class.code[..2])
+            .map(|(_, n)| *n)
             .unwrap_or(0);
         out.push((class.code.clone(), class.name.clone(), n));
     }
@@ -219,7 +212,7 @@ pub async fn cities(db: &Db) -> Result<Vec<String>> {
 /// Figures for the home page strip: approved instruments, their total value (fen),
 /// certified managing units, approved services.
 pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
-    let row = sqlx::query(
+    let (n, v): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(value_fen), 0) AS BIGINT) AS v \
          FROM instruments WHERE review_status = 'approved'",
     )
@@ -234,7 +227,7 @@ pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
         sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE review_status = 'approved'")
             .fetch_one(&db.pool)
             .await?;
-    Ok((row.get("n"), row.get("v"), units, services))
+    Ok((n, v, units, services))
 }
 
 mod edit;

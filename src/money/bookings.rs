@@ -6,7 +6,6 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use super::{Policy, vouchers};
 use crate::{
@@ -64,36 +63,29 @@ fn parse_time(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<DateTi
     }
 }
 
+#[derive(sqlx::FromRow)]
 struct InstrumentRules {
     unit_id: i64,
-    approved: bool,
+    review_status: String,
+    #[sqlx(rename = "open_to_public", try_from = "crate::store::Flag")]
     open: bool,
     slot_minutes: i64,
     min_lead_hours: i64,
     max_days_ahead: i64,
     max_duration_hours: i64,
+    #[sqlx(try_from = "crate::store::Flag")]
     customs_supervised: bool,
 }
 
 async fn instrument_rules(conn: &mut sqlx::AnyConnection, id: i64) -> Result<InstrumentRules> {
-    let r = sqlx::query(
+    sqlx::query_as(
         "SELECT unit_id, review_status, open_to_public, slot_minutes, min_lead_hours, max_days_ahead, \
          max_duration_hours, customs_supervised FROM instruments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| AppError::field("instrument_id", "仪器不存在"))?;
-    Ok(InstrumentRules {
-        unit_id: r.get("unit_id"),
-        approved: r.get::<String, _>("review_status") == "approved",
-        open: r.get::<i64, _>("open_to_public") != 0,
-        slot_minutes: r.get("slot_minutes"),
-        min_lead_hours: r.get("min_lead_hours"),
-        max_days_ahead: r.get("max_days_ahead"),
-        max_duration_hours: r.get("max_duration_hours"),
-        customs_supervised: r.get::<i64, _>("customs_supervised") != 0,
-    })
+    .ok_or_else(|| AppError::field("instrument_id", "仪器不存在"))
 }
 
 /// Check the time slot against the instrument's booking rules; Chinese messages per field.
@@ -168,7 +160,7 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
     }
     let mut conn = db.pool.acquire().await?;
     let rules = instrument_rules(&mut conn, new.instrument_id).await?;
-    if !rules.approved {
+    if rules.review_status != "approved" {
         return Err(AppError::field(
             "instrument_id",
             "该仪器尚未通过入网审核，不能预约",
@@ -224,6 +216,7 @@ fn slot_taken() -> AppError {
     AppError::conflict("slot_taken", "该时段已被预约，请选择其他时间")
 }
 
+#[derive(sqlx::FromRow)]
 struct Row_ {
     unit_id: i64,
     instrument_id: i64,
@@ -246,7 +239,7 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    let r = sqlx::query(
+    sqlx::query_as(
         "SELECT b.unit_id, b.instrument_id, i.unit_id AS managing_unit_id, b.status, b.start_at, b.end_at, \
          b.price_fen, b.voucher_fen, b.voucher_year, b.user_id, b.kind, b.report_upload_id \
          FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
@@ -254,21 +247,7 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(AppError::NotFound)?;
-    Ok(Row_ {
-        unit_id: r.get("unit_id"),
-        instrument_id: r.get("instrument_id"),
-        managing_unit_id: r.get("managing_unit_id"),
-        status: r.get("status"),
-        start_at: r.get("start_at"),
-        end_at: r.get("end_at"),
-        price_fen: r.get("price_fen"),
-        voucher_fen: r.get("voucher_fen"),
-        voucher_year: r.get("voucher_year"),
-        user_id: r.get("user_id"),
-        kind: r.get("kind"),
-        report_upload_id: r.get("report_upload_id"),
-    })
+    .ok_or(AppError::NotFound)
 }
 
 fn wrong_state(status: &str, wanted: &str) -> AppError {
@@ -351,19 +330,27 @@ pub async fn confirm(
     if !transition(&mut tx, id, "quoted", "confirmed", now).await? {
         return Err(wrong_state(&b.status, "确认"));
     }
-    let unit = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct Eligibility {
+        certification_status: String,
+        #[sqlx(try_from = "crate::store::Flag")]
+        dishonest: bool,
+        #[sqlx(try_from = "crate::store::Flag")]
+        abnormal_operation: bool,
+    }
+    let unit: Eligibility = sqlx::query_as(
         "SELECT certification_status, dishonest, abnormal_operation FROM units WHERE id = $1",
     )
     .bind(b.unit_id)
     .fetch_one(&mut *tx)
     .await?;
-    if unit.get::<String, _>("certification_status") != "certified" {
+    if unit.certification_status != "certified" {
         return Err(AppError::unprocessable(
             "unit_not_eligible",
             "预约单位尚未通过认证，不能使用创新券",
         ));
     }
-    if unit.get::<i64, _>("dishonest") != 0 || unit.get::<i64, _>("abnormal_operation") != 0 {
+    if unit.dishonest || unit.abnormal_operation {
         return Err(AppError::unprocessable(
             "unit_not_eligible",
             "预约单位被列入失信名单或经营异常名录，不能使用创新券",
@@ -430,10 +417,11 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
         .unwrap_or_default()
         .with_timezone(&Shanghai);
     let order_no = format!("FW{}{:06}", local.format("%Y%m%d"), id);
-    let applicant = sqlx::query("SELECT display_name, phone FROM users WHERE id = $1")
-        .bind(b.user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (applicant_name, applicant_phone): (String, Option<String>) =
+        sqlx::query_as("SELECT display_name, phone FROM users WHERE id = $1")
+            .bind(b.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let record_id: i64 = sqlx::query_scalar(
         "INSERT INTO service_records (booking_id, order_no, instrument_id, managing_unit_id, user_unit_id, applicant_name, \
          applicant_phone, amount_fen, voucher_fen, service_hours_x100, started_at, ended_at, completed_at, year, created_at) \
@@ -444,8 +432,8 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
     .bind(b.instrument_id)
     .bind(b.managing_unit_id)
     .bind(b.unit_id)
-    .bind(applicant.get::<String, _>("display_name"))
-    .bind(applicant.get::<Option<String>, _>("phone").unwrap_or_default())
+    .bind(applicant_name)
+    .bind(applicant_phone.unwrap_or_default())
     .bind(b.price_fen.unwrap_or(0))
     .bind(b.voucher_fen)
     // A testing order occupies no booked time: its machine hours are not known here.
@@ -511,8 +499,25 @@ pub async fn cancel(db: &Db, user: &CurrentUser, id: i64, reason: &str, now: i64
     Ok(())
 }
 
+/// A booking row as [`get`] reads it.
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: i64,
+    instrument_id: i64,
+    instrument_name: String,
+    managing_unit_id: i64,
+    unit_id: i64,
+    start_at: i64,
+    end_at: i64,
+    purpose: String,
+    status: String,
+    price_fen: Option<i64>,
+    voucher_fen: i64,
+    cancel_reason: String,
+}
+
 pub async fn get(db: &Db, id: i64) -> Result<Booking> {
-    let r = sqlx::query(
+    let r: BookingRow = sqlx::query_as(
         "SELECT b.id, b.instrument_id, i.name AS instrument_name, i.unit_id AS managing_unit_id, b.unit_id, b.start_at, \
          b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, b.cancel_reason FROM bookings b \
          JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
@@ -522,19 +527,118 @@ pub async fn get(db: &Db, id: i64) -> Result<Booking> {
     .await?
     .ok_or(AppError::NotFound)?;
     Ok(Booking {
-        id: r.get("id"),
-        instrument_id: r.get("instrument_id"),
-        instrument_name: r.get("instrument_name"),
-        managing_unit_id: r.get("managing_unit_id"),
-        unit_id: r.get("unit_id"),
-        start: crate::clock::rfc3339(r.get("start_at")),
-        end: crate::clock::rfc3339(r.get("end_at")),
-        purpose: r.get("purpose"),
-        status: r.get("status"),
-        price: r.get::<Option<i64>, _>("price_fen").map(Yuan::from_fen),
-        voucher_amount: Yuan::from_fen(r.get("voucher_fen")),
-        cancel_reason: r.get("cancel_reason"),
+        id: r.id,
+        instrument_id: r.instrument_id,
+        instrument_name: r.instrument_name,
+        managing_unit_id: r.managing_unit_id,
+        unit_id: r.unit_id,
+        start: crate::clock::rfc3339(r.start_at),
+        end: crate::clock::rfc3339(r.end_at),
+        purpose: r.purpose,
+        status: r.status,
+        price: r.price_fen.map(Yuan::from_fen),
+        voucher_amount: Yuan::from_fen(r.voucher_fen),
+        cancel_reason: r.cancel_reason,
     })
+}
+
+/// Busy slots `(start_at, end_at)` of an instrument between two instants, by start.
+pub async fn busy(db: &Db, instrument_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT start_at, end_at FROM bookings WHERE instrument_id = $1 AND live = 1 AND start_at < $3 AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(instrument_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// How many bookings in `status` wait at instruments of units the user manages.
+pub async fn count_incoming(db: &Db, user_id: i64, status: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b JOIN instruments i ON i.id = b.instrument_id \
+         WHERE b.status = $2 AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')",
+    )
+    .bind(user_id)
+    .bind(status)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// How many bookings in `status` the units the user belongs to have made.
+pub async fn count_outgoing(db: &Db, user_id: i64, status: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM bookings WHERE status = $2 \
+         AND unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .bind(status)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// A booking as the console's booking lists show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BookingListRow {
+    pub id: i64,
+    pub instrument_id: i64,
+    pub instrument_name: String,
+    pub unit_name: String,
+    pub owner_name: String,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub purpose: String,
+    pub status: String,
+    pub price_fen: Option<i64>,
+    pub voucher_fen: i64,
+    #[sqlx(try_from = "crate::store::Flag")]
+    pub customs_supervised: bool,
+    pub cancel_reason: String,
+    pub rating: Option<String>,
+    pub kind: String,
+    pub sample_count: i64,
+    pub report_upload_id: Option<i64>,
+    pub service_name: Option<String>,
+}
+
+const LIST_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
+    b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason, \
+    (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating, \
+    b.kind, b.sample_count, b.report_upload_id, (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service_name \
+    FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
+
+/// The newest 200 bookings made by the units the user belongs to (我的预约).
+pub async fn list_made(db: &Db, user_id: i64) -> Result<Vec<BookingListRow>> {
+    let sql = format!(
+        "{LIST_SELECT} WHERE b.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY b.id DESC LIMIT 200"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+/// The newest 200 bookings of instruments of the units the user manages (预约管理).
+pub async fn list_incoming(db: &Db, user_id: i64) -> Result<Vec<BookingListRow>> {
+    let sql = format!(
+        "{LIST_SELECT} WHERE i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager') \
+         ORDER BY b.id DESC LIMIT 200"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+/// The managing unit of the instrument a booking is for.
+pub async fn managing_unit(db: &Db, booking_id: i64) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT i.unit_id FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+    )
+    .bind(booking_id)
+    .fetch_optional(&db.pool)
+    .await?)
 }
 
 /// The booking unit rates a completed service once (非常满意 … 极差), with an optional text.
@@ -568,4 +672,83 @@ pub async fn rate(db: &Db, user: &CurrentUser, id: i64, rating: &str, text: &str
         return Err(AppError::conflict("already_rated", "该服务已评价过"));
     }
     Ok(())
+}
+
+/// Which service records (服务记录) a user sees: as the provider, those of the units they
+/// manage; as the customer, those of the units they belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordSide {
+    Provider,
+    Customer,
+}
+
+/// Totals over a year's service records.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordSums {
+    pub n: i64,
+    pub hours: i64,
+    pub amount: i64,
+    pub voucher: i64,
+}
+
+/// A service record as the console lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ServiceRecordRow {
+    pub order_no: String,
+    pub instrument_id: i64,
+    pub instrument_name: String,
+    pub managing_name: String,
+    pub user_name: String,
+    pub applicant_name: String,
+    pub started_at: i64,
+    pub completed_at: i64,
+    pub service_hours_x100: i64,
+    pub amount_fen: i64,
+    pub voucher_fen: i64,
+    pub data_source: String,
+    pub rating: Option<String>,
+    pub rating_text: String,
+}
+
+/// A year's service records seen from `side`, newest completed first: the totals and one page.
+pub async fn service_records(
+    db: &Db,
+    user_id: i64,
+    side: RecordSide,
+    year: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(RecordSums, Vec<ServiceRecordRow>)> {
+    let scope = match side {
+        RecordSide::Provider => {
+            "sr.managing_unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')"
+        }
+        RecordSide::Customer => {
+            "sr.user_unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1)"
+        }
+    };
+    let filter = format!("WHERE {scope} AND sr.year = $2");
+    let sums: RecordSums = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(sr.service_hours_x100), 0) AS BIGINT) AS hours, \
+         CAST(COALESCE(SUM(sr.amount_fen), 0) AS BIGINT) AS amount, CAST(COALESCE(SUM(sr.voucher_fen), 0) AS BIGINT) AS voucher \
+         FROM service_records sr {filter}"
+    )))
+    .bind(user_id)
+    .bind(year)
+    .fetch_one(&db.pool)
+    .await?;
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sr.order_no, sr.instrument_id, i.name AS instrument_name, m.name AS managing_name, c.name AS user_name, \
+         sr.applicant_name, sr.started_at, sr.completed_at, sr.service_hours_x100, sr.amount_fen, sr.voucher_fen, \
+         sr.data_source, sr.rating, sr.rating_text \
+         FROM service_records sr JOIN instruments i ON i.id = sr.instrument_id JOIN units m ON m.id = sr.managing_unit_id \
+         JOIN units c ON c.id = sr.user_unit_id {filter} ORDER BY sr.completed_at DESC, sr.id DESC LIMIT $3 OFFSET $4"
+    )))
+    .bind(user_id)
+    .bind(year)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((sums, rows))
 }

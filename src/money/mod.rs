@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::{
     domain::Yuan,
@@ -267,15 +266,17 @@ pub async fn current_in(conn: &mut sqlx::AnyConnection) -> Result<(i64, Policy)>
 }
 
 async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Policy)>> {
-    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(r) = row else { return Ok(None) };
-    let content: String = r.get("content");
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((id, content)) = row else {
+        return Ok(None);
+    };
     let p = Policy::parse(&content).map_err(|e| {
         AppError::Internal(anyhow::anyhow!("stored policy invalid: {}", e.join("; ")))
     })?;
-    Ok(Some((r.get("id"), p)))
+    Ok(Some((id, p)))
 }
 
 /// Validate and store a new policy version (the same content twice is one version).

@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{
     auth::{CurrentUser, Permission},
@@ -30,23 +29,27 @@ pub fn kind_label(kind: &str) -> &'static str {
 /// Redemptions in these states are decided: nothing is attached any more.
 const DECIDED: [&str; 3] = ["approved", "rejected", "withdrawn"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RedemptionFile {
     pub id: i64,
     pub kind: String,
+    /// Filled in from `kind` after reading.
+    #[sqlx(skip)]
     pub kind_label: &'static str,
+    #[sqlx(rename = "original_name")]
     pub name: String,
     pub content_type: String,
     pub size_bytes: i64,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Item {
     pub booking_id: i64,
     pub instrument_name: String,
     pub user_unit: String,
     pub start_at: i64,
+    #[sqlx(rename = "voucher_fen", try_from = "crate::store::Fen")]
     pub voucher: Yuan,
 }
 
@@ -178,70 +181,86 @@ pub async fn create(
     Ok((id, total, started))
 }
 
+/// A `redemptions` row with its unit's name.
+#[derive(sqlx::FromRow)]
+struct RedemptionRow {
+    managing_unit_id: i64,
+    unit_name: String,
+    status: String,
+    #[sqlx(rename = "total_fen", try_from = "crate::store::Fen")]
+    total: Yuan,
+    instance_id: Option<i64>,
+    created_at: i64,
+    contract_count: i64,
+    invoice_count: i64,
+}
+
 pub async fn get(db: &Db, id: i64) -> Result<Redemption> {
-    let r = sqlx::query(
-        "SELECT r.id, r.managing_unit_id, u.name, r.status, r.total_fen, r.instance_id, r.created_at, r.contract_count, r.invoice_count \
+    let r: RedemptionRow = sqlx::query_as(
+        "SELECT r.managing_unit_id, u.name AS unit_name, r.status, r.total_fen, r.instance_id, r.created_at, r.contract_count, r.invoice_count \
          FROM redemptions r JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
     .ok_or(AppError::NotFound)?;
-    let items = sqlx::query(
-        "SELECT ri.booking_id, i.name, u.name AS user_unit, b.start_at, ri.voucher_fen FROM redemption_items ri \
+    let items: Vec<Item> = sqlx::query_as(
+        "SELECT ri.booking_id, i.name AS instrument_name, u.name AS user_unit, b.start_at, ri.voucher_fen FROM redemption_items ri \
          JOIN bookings b ON b.id = ri.booking_id JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id \
          WHERE ri.redemption_id = $1 ORDER BY ri.booking_id",
     )
     .bind(id)
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Item {
-        booking_id: r.get("booking_id"),
-        instrument_name: r.get("name"),
-        user_unit: r.get("user_unit"),
-        start_at: r.get("start_at"),
-        voucher: Yuan::from_fen(r.get("voucher_fen")),
-    })
-    .collect();
+    .await?;
     Ok(Redemption {
         id,
-        managing_unit_id: r.get("managing_unit_id"),
-        unit_name: r.get("name"),
-        status: r.get("status"),
-        total: Yuan::from_fen(r.get("total_fen")),
-        instance_id: r.get("instance_id"),
-        created_at: r.get("created_at"),
-        contract_count: r.get("contract_count"),
-        invoice_count: r.get("invoice_count"),
+        managing_unit_id: r.managing_unit_id,
+        unit_name: r.unit_name,
+        status: r.status,
+        total: r.total,
+        instance_id: r.instance_id,
+        created_at: r.created_at,
+        contract_count: r.contract_count,
+        invoice_count: r.invoice_count,
         items,
         files: files(db, id).await?,
     })
 }
 
 pub async fn files(db: &Db, id: i64) -> Result<Vec<RedemptionFile>> {
-    let rows = sqlx::query(
+    let mut files: Vec<RedemptionFile> = sqlx::query_as(
         "SELECT f.id, f.kind, f.created_at, u.original_name, u.content_type, u.size_bytes FROM redemption_files f \
          JOIN uploads u ON u.id = f.upload_id WHERE f.redemption_id = $1 ORDER BY f.kind, f.id",
     )
     .bind(id)
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let kind: String = r.get("kind");
-            RedemptionFile {
-                id: r.get("id"),
-                kind_label: kind_label(&kind),
-                kind,
-                name: r.get("original_name"),
-                content_type: r.get("content_type"),
-                size_bytes: r.get("size_bytes"),
-                created_at: r.get("created_at"),
-            }
-        })
-        .collect())
+    for f in &mut files {
+        f.kind_label = kind_label(&f.kind);
+    }
+    Ok(files)
+}
+
+/// A redemption as the voucher admin's list shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RedemptionListRow {
+    pub id: i64,
+    pub unit_name: String,
+    pub status: String,
+    pub total_fen: i64,
+    pub instance_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The newest redemptions of all units.
+pub async fn recent(db: &Db, limit: i64) -> Result<Vec<RedemptionListRow>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, u.name AS unit_name, r.status, r.total_fen, r.instance_id, r.created_at FROM redemptions r \
+         JOIN units u ON u.id = r.managing_unit_id ORDER BY r.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// Attach a contract or invoice file (PDF or image, checked by its bytes) to an undecided
@@ -370,7 +389,17 @@ pub async fn read_file(
 
 /// Completed voucher-paid bookings of the units `user` manages that are in no redemption yet.
 pub async fn redeemable(db: &Db, user: &CurrentUser) -> Result<Vec<serde_json::Value>> {
-    let rows = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct Redeemable {
+        id: i64,
+        unit_id: i64,
+        owner: String,
+        instrument: String,
+        user_unit: String,
+        start_at: i64,
+        voucher_fen: i64,
+    }
+    let rows: Vec<Redeemable> = sqlx::query_as(
         "SELECT b.id, i.unit_id, o.name AS owner, i.name AS instrument, u.name AS user_unit, b.start_at, b.voucher_fen FROM bookings b \
          JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id \
          WHERE b.status = 'completed' AND b.voucher_fen > 0 \
@@ -381,12 +410,12 @@ pub async fn redeemable(db: &Db, user: &CurrentUser) -> Result<Vec<serde_json::V
     .fetch_all(&db.pool)
     .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| {
             serde_json::json!({
-                "id": r.get::<i64, _>("id"), "unit_id": r.get::<i64, _>("unit_id"), "owner": r.get::<String, _>("owner"),
-                "instrument": r.get::<String, _>("instrument"), "user_unit": r.get::<String, _>("user_unit"),
-                "start_at": r.get::<i64, _>("start_at"), "voucher": Yuan::from_fen(r.get("voucher_fen")),
+                "id": r.id, "unit_id": r.unit_id, "owner": r.owner,
+                "instrument": r.instrument, "user_unit": r.user_unit,
+                "start_at": r.start_at, "voucher": Yuan::from_fen(r.voucher_fen),
             })
         })
         .collect())

@@ -8,7 +8,6 @@
 
 use rust_decimal::{Decimal, RoundingStrategy, prelude::ToPrimitive};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::Policy;
 use crate::{
@@ -110,7 +109,7 @@ pub fn allocate(amounts: &[i64], target: i64) -> Vec<i64> {
 }
 
 /// A unit's answer to the computation (单位确认): `pending`, `confirmed` or `objected`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct Confirmation {
     pub unit_id: i64,
     pub unit_name: String,
@@ -145,7 +144,7 @@ impl Settlement {
 /// Incomes per instrument for `year`: voucher amounts of service records completed that year
 /// whose redemption has been approved.
 async fn incomes(conn: &mut sqlx::AnyConnection, year: i64) -> Result<Vec<(i64, i64, i64)>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT sr.managing_unit_id AS unit_id, sr.instrument_id, CAST(SUM(sr.voucher_fen) AS BIGINT) AS income \
          FROM service_records sr JOIN redemption_items ri ON ri.booking_id = sr.booking_id \
          JOIN redemptions r ON r.id = ri.redemption_id \
@@ -154,11 +153,7 @@ async fn incomes(conn: &mut sqlx::AnyConnection, year: i64) -> Result<Vec<(i64, 
     )
     .bind(year)
     .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("unit_id"), r.get("instrument_id"), r.get("income")))
-        .collect())
+    .await?)
 }
 
 /// Compute the year's settlement from approved redemptions and final grades (no grade: 0).
@@ -241,13 +236,13 @@ pub async fn recompute(conn: &mut sqlx::AnyConnection, id: i64, now: i64) -> Res
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(AppError::NotFound)?;
-    let row = sqlx::query("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))?;
-    let policy_id: i64 = row.get("id");
-    let policy = Policy::parse(&row.get::<String, _>("content"))
-        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
+    let (policy_id, content): (i64, String) =
+        sqlx::query_as("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))?;
+    let policy =
+        Policy::parse(&content).map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
     let units = compute(&mut *conn, &policy, year).await?;
     if units.is_empty() {
         return Err(AppError::unprocessable(
@@ -401,41 +396,57 @@ pub async fn record_decision(
 
 /// Units' confirmations of settlement `id`, by unit.
 pub async fn confirmations(db: &Db, id: i64) -> Result<Vec<Confirmation>> {
-    let rows = sqlx::query(
-        "SELECT su.unit_id, un.name, su.status, su.reason, us.display_name, su.decided_at FROM settlement_units su \
-         JOIN units un ON un.id = su.unit_id LEFT JOIN users us ON us.id = su.decided_by \
+    Ok(sqlx::query_as(
+        "SELECT su.unit_id, un.name AS unit_name, su.status, su.reason, us.display_name AS decided_by, su.decided_at \
+         FROM settlement_units su JOIN units un ON un.id = su.unit_id LEFT JOIN users us ON us.id = su.decided_by \
          WHERE su.settlement_id = $1 ORDER BY su.unit_id",
     )
     .bind(id)
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Confirmation {
-            unit_id: r.get("unit_id"),
-            unit_name: r.get("name"),
-            status: r.get("status"),
-            reason: r.get("reason"),
-            decided_by: r.get("display_name"),
-            decided_at: r.get("decided_at"),
-        })
-        .collect())
+    .await?)
+}
+
+/// A `settlements` row.
+#[derive(sqlx::FromRow)]
+struct SettlementRow {
+    year: i64,
+    status: String,
+    policy_version_id: i64,
+    instance_id: Option<i64>,
+    #[sqlx(rename = "total_fen", try_from = "crate::store::Fen")]
+    total: Yuan,
+    computed_at: i64,
+    computations: i64,
+}
+
+/// A `settlement_lines` row: one instrument of one unit.
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    unit_id: i64,
+    instrument_id: i64,
+    grade: String,
+    #[sqlx(rename = "income_fen", try_from = "crate::store::Fen")]
+    income: Yuan,
+    #[sqlx(rename = "uncapped_fen", try_from = "crate::store::Fen")]
+    uncapped: Yuan,
+    #[sqlx(rename = "amount_fen", try_from = "crate::store::Fen")]
+    amount: Yuan,
 }
 
 /// Load a stored settlement, rebuilt from its lines and its policy version.
 pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
-    let row = sqlx::query("SELECT id, year, status, policy_version_id, instance_id, total_fen, computed_at, computations FROM settlements WHERE id = $1")
+    let row: SettlementRow = sqlx::query_as("SELECT year, status, policy_version_id, instance_id, total_fen, computed_at, computations FROM settlements WHERE id = $1")
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
         .ok_or(AppError::NotFound)?;
     let content: String = sqlx::query_scalar("SELECT content FROM policy_versions WHERE id = $1")
-        .bind(row.get::<i64, _>("policy_version_id"))
+        .bind(row.policy_version_id)
         .fetch_one(&db.pool)
         .await?;
     let policy =
         Policy::parse(&content).map_err(|e| AppError::Internal(anyhow::anyhow!(e.join("; "))))?;
-    let lines = sqlx::query(
+    let lines: Vec<LineRow> = sqlx::query_as(
         "SELECT unit_id, instrument_id, grade, income_fen, uncapped_fen, amount_fen FROM settlement_lines \
          WHERE settlement_id = $1 ORDER BY unit_id, instrument_id",
     )
@@ -443,14 +454,13 @@ pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
     .fetch_all(&db.pool)
     .await?;
     let mut units: Vec<UnitLine> = Vec::new();
-    for l in &lines {
-        let unit_id: i64 = l.get("unit_id");
+    for l in lines {
+        let unit_id = l.unit_id;
         if units.last().map(|u| u.unit_id) != Some(unit_id) {
-            let grade: String = l.get("grade");
             units.push(UnitLine {
                 unit_id,
-                coefficient: policy.coefficient(&grade),
-                grade,
+                coefficient: policy.coefficient(&l.grade),
+                grade: l.grade,
                 total: Yuan::ZERO,
                 unit_cap_applied: false,
                 instruments: vec![],
@@ -458,10 +468,10 @@ pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
         }
         let u = units.last_mut().expect("pushed above");
         let line = InstrumentLine {
-            instrument_id: l.get("instrument_id"),
-            income: Yuan::from_fen(l.get("income_fen")),
-            uncapped: Yuan::from_fen(l.get("uncapped_fen")),
-            amount: Yuan::from_fen(l.get("amount_fen")),
+            instrument_id: l.instrument_id,
+            income: l.income,
+            uncapped: l.uncapped,
+            amount: l.amount,
         };
         u.total = Yuan::from_fen(u.total.fen() + line.amount.fen());
         u.instruments.push(line);
@@ -476,16 +486,48 @@ pub async fn get(db: &Db, id: i64) -> Result<Settlement> {
     }
     Ok(Settlement {
         id,
-        year: row.get("year"),
-        status: row.get("status"),
-        policy_version_id: row.get("policy_version_id"),
-        instance_id: row.get("instance_id"),
-        total: Yuan::from_fen(row.get("total_fen")),
+        year: row.year,
+        status: row.status,
+        policy_version_id: row.policy_version_id,
+        instance_id: row.instance_id,
+        total: row.total,
         units,
         confirmations: confirmations(db, id).await?,
-        computed_at: row.get("computed_at"),
-        computations: row.get("computations"),
+        computed_at: row.computed_at,
+        computations: row.computations,
     })
+}
+
+/// The newest 100 settlements' ids.
+pub async fn recent_ids(db: &Db) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM settlements ORDER BY id DESC LIMIT 100")
+            .fetch_all(&db.pool)
+            .await?,
+    )
+}
+
+/// Ids of the settlements that pay a unit the user manages, newest first.
+pub async fn ids_for_manager(db: &Db, user_id: i64) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT su.settlement_id FROM settlement_units su JOIN unit_members m ON m.unit_id = su.unit_id \
+         WHERE m.user_id = $1 AND m.role = 'manager' ORDER BY su.settlement_id DESC",
+    )
+    .bind(user_id)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// The user's first open task on a settlement's flow (`instance_id`), if any: what they
+/// still have to answer.
+pub async fn open_task(db: &Db, instance_id: Option<i64>, user_id: i64) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open' ORDER BY id LIMIT 1",
+    )
+    .bind(instance_id.unwrap_or(0))
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! confirmations can never overspend.
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{
     domain::Yuan,
@@ -253,7 +252,17 @@ pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
 
 /// The ledger, newest first.
 pub async fn ledger(db: &Db, unit_id: i64, year: i64) -> Result<Vec<serde_json::Value>> {
-    let rows = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct Entry {
+        id: i64,
+        kind: String,
+        amount_fen: i64,
+        delta_fen: i64,
+        booking_id: Option<i64>,
+        note: String,
+        created_at: i64,
+    }
+    let rows: Vec<Entry> = sqlx::query_as(
         "SELECT id, kind, amount_fen, delta_fen, booking_id, note, created_at FROM voucher_ledger \
          WHERE unit_id = $1 AND year = $2 ORDER BY id DESC",
     )
@@ -262,14 +271,47 @@ pub async fn ledger(db: &Db, unit_id: i64, year: i64) -> Result<Vec<serde_json::
     .fetch_all(&db.pool)
     .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| serde_json::json!({
-            "id": r.get::<i64, _>("id"), "kind": r.get::<String, _>("kind"),
-            "amount": Yuan::from_fen(r.get("amount_fen")), "delta": Yuan::from_fen(r.get("delta_fen")).to_string(),
-            "booking_id": r.get::<Option<i64>, _>("booking_id"), "note": r.get::<String, _>("note"),
-            "at": crate::clock::rfc3339(r.get("created_at")),
+            "id": r.id, "kind": r.kind,
+            "amount": Yuan::from_fen(r.amount_fen), "delta": Yuan::from_fen(r.delta_fen).to_string(),
+            "booking_id": r.booking_id, "note": r.note,
+            "at": crate::clock::rfc3339(r.created_at),
         }))
         .collect())
+}
+
+/// The sum in fen of a year's ledger entries of one kind, over all units.
+pub async fn year_total(db: &Db, year: i64, kind: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger WHERE year = $1 AND kind = $2",
+    )
+    .bind(year)
+    .bind(kind)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// A voucher application (创新券申领) as the admin's list shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApplicationRow {
+    pub id: i64,
+    pub unit_name: String,
+    pub enterprise_type: String,
+    pub status: String,
+    pub instance_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A year's newest 200 voucher applications with their units.
+pub async fn applications(db: &Db, year: i64) -> Result<Vec<ApplicationRow>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, u.name AS unit_name, u.enterprise_type, a.status, a.instance_id, a.created_at FROM voucher_applications a \
+         JOIN units u ON u.id = a.unit_id WHERE a.year = $1 ORDER BY a.id DESC LIMIT 200",
+    )
+    .bind(year)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// A certified user unit applies for its yearly quota: the application is recorded and its

@@ -119,7 +119,7 @@ async fn roles(
     ApiUser(user): ApiUser,
 ) -> ApiResult<Json<Value>> {
     user.require(Permission::RoleManage)?;
-    let roles = super::console::list_roles(&state.db).await?;
+    let roles = crate::auth::list_roles(&state.db).await?;
     Ok(Json(json!({ "items": roles })))
 }
 

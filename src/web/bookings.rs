@@ -9,7 +9,6 @@ use axum::{
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Asia::Shanghai;
 use serde::Deserialize;
-use sqlx::Row;
 
 use super::{
     AppState,
@@ -51,22 +50,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Busy slots of an instrument between two instants.
-async fn busy(state: &AppState, instrument: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
-    let rows = sqlx::query(
-        "SELECT start_at, end_at FROM bookings WHERE instrument_id = $1 AND live = 1 AND start_at < $3 AND end_at > $2 ORDER BY start_at",
-    )
-    .bind(instrument)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("start_at"), r.get("end_at")))
-        .collect())
-}
-
 #[derive(Deserialize, Default)]
 struct WeekQuery {
     week: Option<NaiveDate>,
@@ -83,7 +66,7 @@ async fn week_grid(
         .single()
         .map(|t| t.timestamp())
         .unwrap_or(0);
-    let busy = busy(state, instrument, start, start + 7 * 86_400).await?;
+    let busy = bookings::busy(&state.db, instrument, start, start + 7 * 86_400).await?;
     let now = state.now();
     let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
     let mut rows = Vec::new();
@@ -139,11 +122,7 @@ async fn my_units_for_booking(
 ) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for m in &user.units {
-        let status: String =
-            sqlx::query_scalar("SELECT certification_status FROM units WHERE id = $1")
-                .bind(m.id)
-                .fetch_one(&state.db.pool)
-                .await?;
+        let status = crate::units::certification_status(&state.db, m.id).await?;
         out.push(
             serde_json::json!({"id": m.id, "name": m.name, "certified": status == "certified"}),
         );
@@ -252,36 +231,29 @@ async fn book(
     .into_response())
 }
 
-fn booking_rows(rows: &[sqlx::any::AnyRow]) -> Vec<serde_json::Value> {
-    rows.iter()
+fn booking_rows(rows: Vec<bookings::BookingListRow>) -> Vec<serde_json::Value> {
+    rows.into_iter()
         .map(|r| {
-            let status: String = r.get("status");
             serde_json::json!({
-                "id": r.get::<i64, _>("id"), "instrument_id": r.get::<i64, _>("instrument_id"),
-                "instrument_name": r.get::<String, _>("instrument_name"), "unit_name": r.get::<String, _>("unit_name"),
-                "owner_name": r.get::<String, _>("owner_name"),
-                "start": crate::clock::display(r.get("start_at")), "end": crate::clock::display(r.get("end_at")).chars().skip(11).collect::<String>(),
-                "purpose": r.get::<String, _>("purpose"), "status": status, "status_label": bookings::status_label(&status),
-                "price": r.get::<Option<i64>, _>("price_fen").map(Yuan::from_fen),
-                "max_voucher": r.get::<Option<i64>, _>("price_fen").map(|p| Yuan::from_fen(p * 40 / 100)),
-                "voucher": Yuan::from_fen(r.get("voucher_fen")),
-                "customs": r.get::<i64, _>("customs_supervised") != 0,
-                "cancel_reason": r.get::<String, _>("cancel_reason"),
-                "rating": r.get::<Option<String>, _>("rating"),
-                "testing": r.get::<String, _>("kind") == "testing",
-                "service_name": r.get::<Option<String>, _>("service_name"),
-                "sample_count": r.get::<i64, _>("sample_count"),
-                "has_report": r.get::<Option<i64>, _>("report_upload_id").is_some(),
+                "id": r.id, "instrument_id": r.instrument_id,
+                "instrument_name": r.instrument_name, "unit_name": r.unit_name,
+                "owner_name": r.owner_name,
+                "start": crate::clock::display(r.start_at), "end": crate::clock::display(r.end_at).chars().skip(11).collect::<String>(),
+                "purpose": r.purpose, "status_label": bookings::status_label(&r.status), "status": r.status,
+                "price": r.price_fen.map(Yuan::from_fen),
+                "max_voucher": r.price_fen.map(|p| Yuan::from_fen(p * 40 / 100)),
+                "voucher": Yuan::from_fen(r.voucher_fen),
+                "customs": r.customs_supervised,
+                "cancel_reason": r.cancel_reason,
+                "rating": r.rating,
+                "testing": r.kind == "testing",
+                "service_name": r.service_name,
+                "sample_count": r.sample_count,
+                "has_report": r.report_upload_id.is_some(),
             })
         })
         .collect()
 }
-
-const BOOKING_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
-    b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason, \
-    (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating, \
-    b.kind, b.sample_count, b.report_upload_id, (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service_name \
-    FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
 
 async fn my_bookings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::BookingCreate)?;
@@ -294,17 +266,11 @@ async fn render_my_bookings(
     user: &CurrentUser,
     calendar: minijinja::Value,
 ) -> PageResult {
-    let sql = format!(
-        "{BOOKING_SELECT} WHERE b.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1) ORDER BY b.id DESC LIMIT 200"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.id)
-        .fetch_all(&state.db.pool)
-        .await?;
+    let rows = bookings::list_made(&state.db, user.id).await?;
     let feed_since = crate::feeds::created_at(&state.db, user.id).await?;
     Ok(Page::new(
         "console/my_bookings.html",
-        crate::ctx! { items => booking_rows(&rows),
+        crate::ctx! { items => booking_rows(rows),
                       calendar => minijinja::context! { since => feed_since, handles => user.can(Permission::BookingHandle), ..calendar } },
     )
     .into_response())
@@ -368,17 +334,10 @@ async fn personal_ics(
 
 async fn incoming(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::BookingHandle)?;
-    let sql = format!(
-        "{BOOKING_SELECT} WHERE i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager') \
-         ORDER BY b.id DESC LIMIT 200"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.id)
-        .fetch_all(&state.db.pool)
-        .await?;
+    let rows = bookings::list_incoming(&state.db, user.id).await?;
     Ok(Page::new(
         "console/bookings.html",
-        crate::ctx! { items => booking_rows(&rows) },
+        crate::ctx! { items => booking_rows(rows) },
     )
     .into_response())
 }
@@ -498,7 +457,7 @@ async fn instrument_ics(State(state): State<AppState>, PagePath(id): PagePath<i6
         return Err(AppError::NotFound.into());
     }
     let now = state.now();
-    let slots = busy(&state, id, now - 30 * 86_400, now + 120 * 86_400).await?;
+    let slots = bookings::busy(&state.db, id, now - 30 * 86_400, now + 120 * 86_400).await?;
     let fmt = |ts: i64| {
         DateTime::from_timestamp(ts, 0)
             .unwrap_or_default()
@@ -538,18 +497,7 @@ async fn voucher_admin(
         .year
         .unwrap_or_else(|| state.clock.today().year() as i64)
         .clamp(2000, 2100);
-    let sum = |kind: &'static str| {
-        let db = state.db.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger WHERE year = $1 AND kind = $2",
-            )
-            .bind(year)
-            .bind(kind)
-            .fetch_one(&db.pool)
-            .await
-        }
-    };
+    let sum = |kind: &'static str| vouchers::year_total(&state.db, year, kind);
     let (granted, reserved, released, redeemed, expired) = (
         sum("grant").await?,
         sum("reserve").await?,
@@ -557,34 +505,27 @@ async fn voucher_admin(
         sum("redeem").await?,
         sum("expire").await?,
     );
-    let applications = sqlx::query(
-        "SELECT a.id, u.name, u.enterprise_type, a.status, a.instance_id, a.created_at FROM voucher_applications a \
-         JOIN units u ON u.id = a.unit_id WHERE a.year = $1 ORDER BY a.id DESC LIMIT 200",
-    )
-    .bind(year)
-    .fetch_all(&state.db.pool)
-    .await?
-    .iter()
-    .map(|r| serde_json::json!({
-        "id": r.get::<i64, _>("id"), "unit": r.get::<String, _>("name"),
-        "enterprise_type": crate::units::ENTERPRISE_TYPES.iter().find(|(k, _)| *k == r.get::<String, _>("enterprise_type")).map(|(_, l)| *l).unwrap_or(""),
-        "status": r.get::<String, _>("status"), "instance_id": r.get::<Option<i64>, _>("instance_id"),
-        "created_at": r.get::<i64, _>("created_at"),
-    }))
-    .collect::<Vec<_>>();
-    let redemptions = sqlx::query(
-        "SELECT r.id, u.name, r.status, r.total_fen, r.instance_id, r.created_at FROM redemptions r \
-         JOIN units u ON u.id = r.managing_unit_id ORDER BY r.id DESC LIMIT 200",
-    )
-    .fetch_all(&state.db.pool)
-    .await?
-    .iter()
-    .map(|r| serde_json::json!({
-        "id": r.get::<i64, _>("id"), "unit": r.get::<String, _>("name"), "status": r.get::<String, _>("status"),
-        "total": Yuan::from_fen(r.get("total_fen")), "instance_id": r.get::<Option<i64>, _>("instance_id"),
-        "created_at": r.get::<i64, _>("created_at"),
-    }))
-    .collect::<Vec<_>>();
+    let applications = vouchers::applications(&state.db, year)
+        .await?
+        .into_iter()
+        .map(|a| serde_json::json!({
+            "id": a.id, "unit": a.unit_name,
+            "enterprise_type": crate::units::ENTERPRISE_TYPES.iter().find(|(k, _)| *k == a.enterprise_type).map(|(_, l)| *l).unwrap_or(""),
+            "status": a.status, "instance_id": a.instance_id,
+            "created_at": a.created_at,
+        }))
+        .collect::<Vec<_>>();
+    let redemptions = money::redemptions::recent(&state.db, 200)
+        .await?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "unit": r.unit_name, "status": r.status,
+                "total": Yuan::from_fen(r.total_fen), "instance_id": r.instance_id,
+                "created_at": r.created_at,
+            })
+        })
+        .collect::<Vec<_>>();
     Ok(Page::new(
         "console/voucher_admin.html",
         crate::ctx! {

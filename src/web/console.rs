@@ -2,8 +2,7 @@
 //! every handler checks the permission it needs on the server.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use serde::Deserialize;
 
 use super::{
     AppState,
@@ -13,8 +12,9 @@ use super::{
     session::SignedIn,
 };
 use crate::{
-    auth::{Permission, builtin_role},
+    auth::{self, Permission, builtin_role},
     error::{AppError, FieldErrors, Result},
+    money::bookings,
     store::Db,
     units::{self, ENTERPRISE_TYPES, KINDS, NATURES, NewUnit},
 };
@@ -45,17 +45,6 @@ pub fn routes() -> Vec<Route> {
 /// 工作台: what waits for the user, each with the page where it is done.
 async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::ConsoleAccess)?;
-    let count = |sql: &'static str| {
-        let db = state.db.clone();
-        let uid = user.id;
-        async move {
-            let n: i64 = sqlx::query_scalar(sql)
-                .bind(uid)
-                .fetch_one(&db.pool)
-                .await?;
-            Ok::<i64, crate::error::AppError>(n)
-        }
-    };
     let mut todo = Vec::new();
     let mut push = |n: i64, label: &str, href: &str| {
         if n > 0 {
@@ -65,31 +54,25 @@ async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) -> P
     let tasks = state.engine.tasks_for(user.id, false).await?.len() as i64;
     push(tasks, "待办任务", "/console/tasks");
     push(
-        count("SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE user_id = $1 AND read_at IS NULL").await?,
+        crate::notify::unread_count(&state.db, user.id).await?,
         "未读消息",
         "/console/notifications",
     );
     if user.can(Permission::BookingHandle) {
         push(
-            count("SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b JOIN instruments i ON i.id = b.instrument_id \
-                   WHERE b.status = 'requested' AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')").await?,
+            bookings::count_incoming(&state.db, user.id, "requested").await?,
             "预约待报价",
             "/console/bookings",
         );
         push(
-            count("SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b JOIN instruments i ON i.id = b.instrument_id \
-                   WHERE b.status = 'confirmed' AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager')").await?,
+            bookings::count_incoming(&state.db, user.id, "confirmed").await?,
             "服务待登记完成",
             "/console/bookings",
         );
     }
     if user.can(Permission::BookingCreate) {
         push(
-            count(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM bookings WHERE status = 'quoted' \
-                   AND unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1)",
-            )
-            .await?,
+            bookings::count_outgoing(&state.db, user.id, "quoted").await?,
             "报价待确认",
             "/console/my-bookings",
         );
@@ -140,26 +123,6 @@ async fn create_unit(
     }
 }
 
-async fn unit_members(db: &Db, unit_id: i64) -> Result<Vec<serde_json::Value>> {
-    let rows = sqlx::query(
-        "SELECT u.id, u.username, u.display_name, u.email, m.role FROM unit_members m \
-         JOIN users u ON u.id = m.user_id WHERE m.unit_id = $1 ORDER BY m.created_at, u.id",
-    )
-    .bind(unit_id)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.get::<i64, _>("id"), "username": r.get::<String, _>("username"),
-                "display_name": r.get::<String, _>("display_name"),
-                "email": r.get::<Option<String>, _>("email"), "role": r.get::<String, _>("role"),
-            })
-        })
-        .collect())
-}
-
 /// Load a unit the user may see in the console: members, or unit reviewers.
 async fn visible_unit(db: &Db, user: &crate::auth::CurrentUser, id: i64) -> Result<units::Unit> {
     let unit = units::get(db, id).await?;
@@ -177,7 +140,7 @@ async fn unit_page(
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
     let unit = visible_unit(&state.db, &user, id).await?;
-    let members = unit_members(&state.db, id).await?;
+    let members = units::members(&state.db, id).await?;
     Ok(Page::new(
         "console/unit.html",
         crate::ctx! { unit => unit, members => members, can_manage => user.acts_for(id, true),
@@ -201,7 +164,7 @@ async fn update_unit(
             "联系信息已更新",
         )),
         Err(AppError::Validation { fields, .. }) => {
-            let members = unit_members(&state.db, id).await?;
+            let members = units::members(&state.db, id).await?;
             Ok(Page::new(
                 "console/unit.html",
                 crate::ctx! { unit => unit, members => members, can_manage => true, errors => fields,
@@ -236,10 +199,7 @@ async fn add_member(
     } else {
         "member"
     };
-    let target: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-        .bind(form.username.trim())
-        .fetch_optional(&state.db.pool)
-        .await?;
+    let target = auth::user_id_by_username(&state.db, form.username.trim()).await?;
     let Some(target) = target else {
         return Ok(redirect_with_flash(
             &format!("/console/units/{id}"),
@@ -261,47 +221,6 @@ async fn add_member(
 }
 
 // ---- users and roles ---------------------------------------------------------------------
-
-#[derive(Serialize)]
-pub struct RoleRow {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub description: String,
-    pub builtin: bool,
-    pub permissions: Vec<String>,
-    pub user_count: i64,
-}
-
-pub async fn list_roles(db: &Db) -> Result<Vec<RoleRow>> {
-    let rows = sqlx::query(
-        "SELECT r.id, r.key, r.name, r.description, r.builtin, \
-         (SELECT COUNT(*) FROM user_roles ur WHERE ur.role_id = r.id) AS user_count \
-         FROM roles r ORDER BY r.builtin DESC, r.id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: i64 = r.get("id");
-        let permissions: Vec<String> = sqlx::query_scalar(
-            "SELECT permission FROM role_permissions WHERE role_id = $1 ORDER BY permission",
-        )
-        .bind(id)
-        .fetch_all(&db.pool)
-        .await?;
-        out.push(RoleRow {
-            id,
-            key: r.get("key"),
-            name: r.get("name"),
-            description: r.get("description"),
-            builtin: r.get::<i64, _>("builtin") != 0,
-            permissions,
-            user_count: r.get("user_count"),
-        });
-    }
-    Ok(out)
-}
 
 fn permission_options() -> Vec<serde_json::Value> {
     Permission::ALL
@@ -331,41 +250,21 @@ async fn users_page(
 ) -> PageResult {
     user.require(Permission::UserManage)?;
     let page = q.page.max(1);
-    let pattern = format!("%{}%", q.q.trim());
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE username LIKE $1 OR display_name LIKE $1",
-    )
-    .bind(&pattern)
-    .fetch_one(&state.db.pool)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT id, username, display_name, email, is_active, created_at FROM users \
-         WHERE username LIKE $1 OR display_name LIKE $1 ORDER BY id LIMIT $2 OFFSET $3",
-    )
-    .bind(&pattern)
-    .bind(PER_PAGE)
-    .bind((page - 1) * PER_PAGE)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let (total, rows) =
+        auth::search_users(&state.db, &q.q, PER_PAGE, (page - 1) * PER_PAGE).await?;
     let mut users = Vec::new();
     for r in rows {
-        let id: i64 = r.get("id");
-        let role_keys: Vec<String> = sqlx::query_scalar(
-            "SELECT r.key FROM roles r JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&state.db.pool)
-        .await?;
+        let role_keys = auth::roles::role_keys(&state.db, r.id).await?;
         users.push(serde_json::json!({
-            "id": id, "username": r.get::<String, _>("username"),
-            "display_name": r.get::<String, _>("display_name"),
-            "email": r.get::<Option<String>, _>("email"),
-            "is_active": r.get::<i64, _>("is_active") != 0,
-            "created_at": r.get::<i64, _>("created_at"),
+            "id": r.id, "username": r.username,
+            "display_name": r.display_name,
+            "email": r.email,
+            "is_active": r.is_active,
+            "created_at": r.created_at,
             "roles": role_keys,
         }));
     }
-    let roles = list_roles(&state.db).await?;
+    let roles = auth::list_roles(&state.db).await?;
     Ok(Page::new(
         "console/users.html",
         crate::ctx! { users => users, roles => roles, total => total, page => page,
@@ -395,38 +294,16 @@ async fn set_user_roles(
             "不能移除自己的系统管理员角色",
         ));
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
-        .bind(target)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if exists.is_none() {
+    if !auth::user_exists(&state.db, target).await? {
         return Err(AppError::NotFound.into());
     }
-    let mut tx = state.db.begin_write().await?;
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
-        .bind(target)
-        .execute(&mut *tx)
-        .await?;
-    for key in &wanted {
-        let role_id: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(role_id) = role_id {
-            sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
-                .bind(target)
-                .bind(role_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
+    auth::roles::set_user_roles(&state.db, target, &wanted).await?;
     Ok(redirect_with_flash("/console/users", "用户角色已更新"))
 }
 
 async fn roles_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::RoleManage)?;
-    let roles = list_roles(&state.db).await?;
+    let roles = auth::list_roles(&state.db).await?;
     Ok(Page::new(
         "console/roles.html",
         crate::ctx! { roles => roles, permissions => permission_options() },
@@ -513,25 +390,6 @@ impl RoleForm {
     }
 }
 
-async fn save_permissions(
-    conn: &mut sqlx::AnyConnection,
-    role_id: i64,
-    perms: &[String],
-) -> Result<()> {
-    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-        .bind(role_id)
-        .execute(&mut *conn)
-        .await?;
-    for p in perms {
-        sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
-            .bind(role_id)
-            .bind(p)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 async fn create_role(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
@@ -541,26 +399,18 @@ async fn create_role(
     let form = RoleForm::from_pairs(pairs);
     let mut errors = form.validate(true);
     if errors.is_empty() {
-        let mut tx = state.db.begin_write().await?;
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO roles (key, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        let created = auth::roles::create_role(
+            &state.db,
+            &form.key,
+            &form.name,
+            &form.description,
+            &form.permissions,
+            state.now(),
         )
-        .bind(&form.key)
-        .bind(&form.name)
-        .bind(&form.description)
-        .bind(0i64)
-        .bind(state.now())
-        .fetch_one(&mut *tx)
         .await;
-        match inserted {
-            Ok(id) => {
-                save_permissions(&mut tx, id, &form.permissions).await?;
-                tx.commit().await?;
-                return Ok(redirect_with_flash("/console/roles", "自定义角色已创建"));
-            }
-            Err(e) if crate::store::is_unique_violation(&e) => {
-                errors.insert("key".into(), "该角色标识已存在".into());
-            }
+        match created {
+            Ok(_) => return Ok(redirect_with_flash("/console/roles", "自定义角色已创建")),
+            Err(AppError::Validation { fields, .. }) => errors.extend(fields),
             Err(e) => return Err(e.into()),
         }
     }
@@ -572,21 +422,13 @@ async fn create_role(
     .into_response())
 }
 
-async fn find_role(db: &Db, id: i64) -> Result<RoleRow> {
-    list_roles(db)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or(AppError::NotFound)
-}
-
 async fn role_page(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
     user.require(Permission::RoleManage)?;
-    let role = find_role(&state.db, id).await?;
+    let role = auth::roles::find_role(&state.db, id).await?;
     Ok(Page::new(
         "console/role_form.html",
         crate::ctx! { role => role, permissions => permission_options(), errors => crate::ctx!{}, is_new => false },
@@ -601,7 +443,7 @@ async fn update_role(
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> PageResult {
     user.require(Permission::RoleManage)?;
-    let role = find_role(&state.db, id).await?;
+    let role = auth::roles::find_role(&state.db, id).await?;
     if role.builtin {
         return Ok(redirect_with_flash(
             "/console/roles",
@@ -620,15 +462,14 @@ async fn update_role(
         .with_status(StatusCode::UNPROCESSABLE_ENTITY)
         .into_response());
     }
-    let mut tx = state.db.begin_write().await?;
-    sqlx::query("UPDATE roles SET name = $1, description = $2 WHERE id = $3")
-        .bind(&form.name)
-        .bind(&form.description)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    save_permissions(&mut tx, id, &form.permissions).await?;
-    tx.commit().await?;
+    auth::roles::update_role(
+        &state.db,
+        id,
+        &form.name,
+        &form.description,
+        &form.permissions,
+    )
+    .await?;
     Ok(redirect_with_flash("/console/roles", "角色已保存"))
 }
 
@@ -639,14 +480,11 @@ async fn delete_role(
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> PageResult {
     user.require(Permission::RoleManage)?;
-    let role = find_role(&state.db, id).await?;
+    let role = auth::roles::find_role(&state.db, id).await?;
     if role.builtin {
         return Ok(redirect_with_flash("/console/roles", "内置角色不能删除"));
     }
-    sqlx::query("DELETE FROM roles WHERE id = $1")
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
+    auth::roles::delete_role(&state.db, id).await?;
     Ok(redirect_with_flash(
         "/console/roles",
         &format!("已删除角色“{}”", role.name),

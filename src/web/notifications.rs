@@ -3,7 +3,6 @@
 
 use axum::{extract::State, response::IntoResponse};
 use serde::Deserialize;
-use sqlx::Row;
 
 use super::{
     AppState,
@@ -48,27 +47,17 @@ async fn list(
     PageQuery(q): PageQuery<PageNo>,
 ) -> PageResult {
     let page = q.page.unwrap_or(1).clamp(1, 10_000);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1")
-        .bind(user.id)
-        .fetch_one(&state.db.pool)
-        .await?;
-    let rows = sqlx::query(
-        "SELECT id, kind, title, body, link, read_at, created_at FROM notifications WHERE user_id = $1 \
-         ORDER BY id DESC LIMIT $2 OFFSET $3",
-    )
-    .bind(user.id)
-    .bind(PER_PAGE)
-    .bind((page - 1) * PER_PAGE)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let (total, rows) = notify::list(&state.db, user.id, PER_PAGE, (page - 1) * PER_PAGE).await?;
     let items: Vec<_> = rows
-        .iter()
-        .map(|r| serde_json::json!({
-            "id": r.get::<i64, _>("id"), "kind_label": notify::kind_label(&r.get::<String, _>("kind")),
-            "title": r.get::<String, _>("title"), "body": r.get::<String, _>("body"),
-            "link": r.get::<String, _>("link"), "unread": r.get::<Option<i64>, _>("read_at").is_none(),
-            "created_at": r.get::<i64, _>("created_at"),
-        }))
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "kind_label": notify::kind_label(&r.kind),
+                "title": r.title, "body": r.body,
+                "link": r.link, "unread": r.read_at.is_none(),
+                "created_at": r.created_at,
+            })
+        })
         .collect();
     Ok(Page::new(
         "console/notifications.html",
@@ -85,11 +74,7 @@ async fn read_all(
     SignedIn(user): SignedIn,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult {
-    sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
-        .bind(state.now())
-        .bind(user.id)
-        .execute(&state.db.pool)
-        .await?;
+    notify::mark_all_read(&state.db, user.id, state.now()).await?;
     Ok(redirect_with_flash(
         "/console/notifications",
         "已全部标记为已读",
@@ -102,18 +87,7 @@ async fn open(
     PagePath(id): PagePath<i64>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult {
-    let link: Option<String> =
-        sqlx::query_scalar("SELECT link FROM notifications WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user.id)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    let link = link.ok_or(AppError::NotFound)?;
-    sqlx::query("UPDATE notifications SET read_at = $1 WHERE id = $2 AND read_at IS NULL")
-        .bind(state.now())
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
+    let link = notify::open(&state.db, user.id, id, state.now()).await?;
     Ok(axum::response::Redirect::to(&safe_next(Some(&link))).into_response())
 }
 
@@ -138,30 +112,7 @@ async fn save_settings(
     SignedIn(user): SignedIn,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> PageResult {
-    let mut tx = state.db.begin_write().await?;
-    for (key, _, mandatory) in notify::KINDS {
-        if mandatory {
-            continue;
-        }
-        let Some((_, mode)) = pairs.iter().find(|(k, _)| k == key) else {
-            continue;
-        };
-        if !matches!(mode.as_str(), "immediate" | "digest" | "off") {
-            return Err(AppError::field(key, "请选择：立即发送、每日汇总或不发送").into());
-        }
-        sqlx::query("DELETE FROM notification_prefs WHERE user_id = $1 AND kind = $2")
-            .bind(user.id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO notification_prefs (user_id, kind, mode) VALUES ($1, $2, $3)")
-            .bind(user.id)
-            .bind(key)
-            .bind(mode)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+    notify::save_modes(&state.db, user.id, &pairs).await?;
     Ok(redirect_with_flash(
         "/console/notifications/settings",
         "通知设置已保存",
@@ -171,24 +122,19 @@ async fn save_settings(
 async fn jobs_page(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::JobManage)?;
     let runs = jobs::recent_runs(&state, 50).await?;
-    let mails = sqlx::query(
-        "SELECT id, to_addr, kind, subject, status, attempts, last_error, created_at, next_attempt_at FROM mail_outbox \
-         WHERE status <> 'sent' ORDER BY id DESC LIMIT 100",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
-    let mails: Vec<_> = mails
-        .iter()
-        .map(|r| serde_json::json!({
-            "id": r.get::<i64, _>("id"), "to_addr": r.get::<String, _>("to_addr"),
-            "subject": r.get::<String, _>("subject"), "status": r.get::<String, _>("status"),
-            "attempts": r.get::<i64, _>("attempts"), "last_error": r.get::<String, _>("last_error"),
-            "created_at": r.get::<i64, _>("created_at"), "next_attempt_at": r.get::<i64, _>("next_attempt_at"),
-        }))
+    let mails: Vec<_> = mail::unsent(&state.db, 100)
+        .await?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "to_addr": r.to_addr,
+                "subject": r.subject, "status": r.status,
+                "attempts": r.attempts, "last_error": r.last_error,
+                "created_at": r.created_at, "next_attempt_at": r.next_attempt_at,
+            })
+        })
         .collect();
-    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
-        .fetch_one(&state.db.pool)
-        .await?;
+    let sent = mail::sent_count(&state.db).await?;
     let jobs: Vec<_> = JOBS
         .iter()
         .map(|(n, c, l)| serde_json::json!({"name": n, "cron": c, "label": l}))

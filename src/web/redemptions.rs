@@ -113,15 +113,8 @@ async fn create(
         }
     }
     // All bookings of one managing unit: the unit of the first one.
-    let unit_id: Option<i64> = match ids.first() {
-        Some(b) => {
-            sqlx::query_scalar(
-                "SELECT i.unit_id FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
-            )
-            .bind(b)
-            .fetch_optional(&state.db.pool)
-            .await?
-        }
+    let unit_id = match ids.first() {
+        Some(b) => crate::money::bookings::managing_unit(&state.db, *b).await?,
         None => None,
     };
     if !errors.is_empty() {

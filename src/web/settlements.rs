@@ -4,7 +4,6 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use super::{
     AppState,
@@ -110,14 +109,9 @@ pub async fn summary(state: &AppState, id: i64) -> Result<serde_json::Value> {
 
 /// Whether `user` holds an open task on the settlement's flow (i.e. must still answer).
 async fn awaiting(state: &AppState, user: &CurrentUser, instance_id: Option<i64>) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open'",
-    )
-    .bind(instance_id.unwrap_or(0))
-    .bind(user.id)
-    .fetch_one(&state.db.pool)
-    .await?;
-    Ok(n > 0)
+    Ok(settlement::open_task(&state.db, instance_id, user.id)
+        .await?
+        .is_some())
 }
 
 /// 补贴结算: for subsidy managers every settlement with each unit's confirmation state; for
@@ -136,11 +130,7 @@ async fn detail(
     for u in &s.units {
         let mut lines = Vec::new();
         for l in &u.instruments {
-            let name: Option<String> =
-                sqlx::query_scalar("SELECT name FROM instruments WHERE id = $1")
-                    .bind(l.instrument_id)
-                    .fetch_optional(&state.db.pool)
-                    .await?;
+            let name = crate::instruments::name(&state.db, l.instrument_id).await?;
             lines.push(serde_json::json!({"line": l, "name": name.unwrap_or_default()}));
         }
         units.push(serde_json::json!({
@@ -195,21 +185,12 @@ async fn subsidies(State(state): State<AppState>, SignedIn(user): SignedIn) -> P
     }
     let mut items = Vec::new();
     if admin {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM settlements ORDER BY id DESC LIMIT 100")
-                .fetch_all(&state.db.pool)
-                .await?;
+        let ids = settlement::recent_ids(&state.db).await?;
         for id in ids {
             items.push(summary(&state, id).await?);
         }
     }
-    let mine_ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT DISTINCT su.settlement_id FROM settlement_units su JOIN unit_members m ON m.unit_id = su.unit_id \
-         WHERE m.user_id = $1 AND m.role = 'manager' ORDER BY su.settlement_id DESC",
-    )
-    .bind(user.id)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let mine_ids = settlement::ids_for_manager(&state.db, user.id).await?;
     let mut mine = Vec::new();
     for id in mine_ids {
         let s = settlement::get(&state.db, id).await?;
@@ -259,18 +240,13 @@ async fn my_lines(
     let s = settlement::get(&state.db, id).await?;
     let mut units = Vec::new();
     for u in s.units.iter().filter(|u| user.acts_for(u.unit_id, true)) {
-        let unit_name: String = sqlx::query_scalar("SELECT name FROM units WHERE id = $1")
-            .bind(u.unit_id)
-            .fetch_one(&state.db.pool)
-            .await?;
+        let unit_name = crate::units::name(&state.db, u.unit_id).await?;
         let mut lines = Vec::new();
         for l in &u.instruments {
-            let r = sqlx::query("SELECT name, model FROM instruments WHERE id = $1")
-                .bind(l.instrument_id)
-                .fetch_one(&state.db.pool)
-                .await?;
+            let (name, model) =
+                crate::instruments::name_and_model(&state.db, l.instrument_id).await?;
             lines.push(serde_json::json!({
-                "instrument_id": l.instrument_id, "name": r.get::<String, _>("name"), "model": r.get::<String, _>("model"),
+                "instrument_id": l.instrument_id, "name": name, "model": model,
                 "income": l.income, "uncapped": l.uncapped, "amount": l.amount,
                 "capped": l.amount != l.uncapped,
             }));

@@ -137,13 +137,7 @@ pub async fn decide_settlement(
             code: "not_unit_member",
         });
     }
-    let task: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM workflow_tasks WHERE instance_id = $1 AND assignee_id = $2 AND status = 'open' ORDER BY id LIMIT 1",
-    )
-    .bind(s.instance_id.unwrap_or(0))
-    .bind(user.id)
-    .fetch_optional(&state.db.pool)
-    .await?;
+    let task = settlement::open_task(&state.db, s.instance_id, user.id).await?;
     let Some(task) = task else {
         return Err(AppError::conflict(
             "not_awaiting_confirmation",
@@ -213,17 +207,12 @@ pub async fn settlement_xlsx(
     let s = settlement::get(&state.db, id).await?;
     let mut rows = Vec::new();
     for u in &s.units {
-        let unit_name: String = sqlx::query_scalar("SELECT name FROM units WHERE id = $1")
-            .bind(u.unit_id)
-            .fetch_one(&state.db.pool)
-            .await?;
+        let unit_name = crate::units::name(&state.db, u.unit_id).await?;
         let grade = money::grade_label(&u.grade);
         for l in &u.instruments {
-            let name: String =
-                sqlx::query_scalar("SELECT name || ' ' || model FROM instruments WHERE id = $1")
-                    .bind(l.instrument_id)
-                    .fetch_one(&state.db.pool)
-                    .await?;
+            let (name, model) =
+                crate::instruments::name_and_model(&state.db, l.instrument_id).await?;
+            let name = format!("{name} {model}");
             rows.push(vec![
                 unit_name.clone(),
                 grade.to_string(),

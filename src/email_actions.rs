@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     auth,
     error::{AppError, Result},
@@ -98,7 +99,7 @@ pub async fn resolve(
         sqlx::query("INSERT INTO token_attempts (ip, at) VALUES ($1, $2)")
             .bind(ip)
             .bind(now)
-            .execute(&db.pool)
+            .write(&db)
             .await?;
         return Ok(Err(Invalid::Expired));
     };
@@ -128,7 +129,7 @@ pub async fn consume(db: &Db, task_id: i64, now: i64) -> Result<()> {
     )
     .bind(now)
     .bind(task_id)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok(())
 }

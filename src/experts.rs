@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::store::WriteQuery;
 use crate::{
     error::{AppError, FieldErrors, Result},
     store::Db,
@@ -122,7 +123,7 @@ pub async fn create_expert(db: &Db, raw: &BTreeMap<String, String>, now: i64) ->
     .bind(v.joined_on)
     .bind(v.status)
     .bind(now)
-    .fetch_one(&db.pool)
+    .write(db)
     .await?)
 }
 
@@ -145,7 +146,7 @@ pub async fn update_expert(
     .bind(v.status)
     .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     if done.rows_affected() == 0 {
         return Err(AppError::NotFound);

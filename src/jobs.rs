@@ -10,6 +10,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     app::App,
     error::{AppError, Result},
@@ -93,7 +94,7 @@ async fn claim(state: &App, job: &str, period: &str) -> Result<bool> {
     .bind(job)
     .bind(period)
     .bind(now)
-    .execute(&state.db.pool)
+    .write(&state.db)
     .await;
     match inserted {
         Ok(_) => Ok(true),
@@ -107,7 +108,7 @@ async fn claim(state: &App, job: &str, period: &str) -> Result<bool> {
             .bind(job)
             .bind(period)
             .bind(now - 3600)
-            .execute(&state.db.pool)
+            .write(&state.db)
             .await?
             .rows_affected();
             Ok(n == 1)
@@ -154,7 +155,7 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
         .bind(state.now())
         .bind(job)
         .bind(&period)
-        .execute(&state.db.pool)
+        .write(&state.db)
         .await?;
     result.map(Outcome::Done)
 }

@@ -11,6 +11,7 @@ use lettre::{
 use minijinja::Environment;
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     config::Config,
     error::{AppError, Result},
@@ -192,7 +193,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
                     .bind(attempts)
                     .bind(now)
                     .bind(id)
-                    .execute(&db.pool)
+                    .write(&db)
                     .await?;
                 out.sent += 1;
             }
@@ -207,7 +208,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
                 .bind(now + backoff_secs(attempts))
                 .bind(format!("{e:#}").chars().take(500).collect::<String>())
                 .bind(id)
-                .execute(&db.pool)
+                .write(&db)
                 .await?;
                 if failed {
                     out.failed += 1;
@@ -261,7 +262,7 @@ pub async fn resend(db: &Db, id: i64, now: i64) -> Result<()> {
     )
     .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .write(&db)
     .await?
     .rows_affected();
     if n == 0 {

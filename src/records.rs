@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     error::{AppError, FieldErrors, Result},
     resources::Kind,
@@ -388,7 +389,9 @@ pub async fn create(
         n + 2
     );
     let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals);
-    let row = q.bind(unit_id).bind(now).fetch_one(&db.pool).await?;
+    let mut tx = db.begin_write().await?;
+    let row = q.bind(unit_id).bind(now).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
     Ok(row.get::<i64, _>(0))
 }
 
@@ -432,7 +435,7 @@ pub async fn update(
         n + 2
     );
     let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals);
-    let done = q.bind(now).bind(id).execute(&db.pool).await?;
+    let done = q.bind(now).bind(id).write(&db).await?;
     if done.rows_affected() == 0 {
         return Err(AppError::conflict(
             "not_editable",
@@ -654,7 +657,7 @@ pub async fn attach_instrument(
     .bind(platform_id)
     .bind(instrument_id)
     .bind(now)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok(())
 }
@@ -663,7 +666,7 @@ pub async fn detach_instrument(db: &Db, platform_id: i64, instrument_id: i64) ->
     sqlx::query("DELETE FROM platform_instruments WHERE platform_id = $1 AND instrument_id = $2")
         .bind(platform_id)
         .bind(instrument_id)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(())
 }

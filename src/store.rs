@@ -7,7 +7,7 @@
 //! so bind `flag as i64` and read it into a typed row's `bool` field with
 //! `#[sqlx(try_from = "crate::store::Flag")]`.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -170,6 +170,44 @@ pub struct Fen(pub i64);
 impl From<Fen> for crate::domain::Yuan {
     fn from(fen: Fen) -> crate::domain::Yuan {
         crate::domain::Yuan::from_fen(fen.0)
+    }
+}
+
+/// A single write statement outside an explicit transaction still takes the one write path:
+/// `sqlx::query(…).bind(…).write(&db)` runs it as its own `begin_write` transaction.
+pub trait WriteQuery {
+    type Output;
+    fn write(self, db: &Db) -> impl Future<Output = Result<Self::Output, sqlx::Error>> + Send;
+}
+
+impl<'q> WriteQuery for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    type Output = sqlx::any::AnyQueryResult;
+    fn write(self, db: &Db) -> impl Future<Output = Result<Self::Output, sqlx::Error>> + Send {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin_write().await?;
+            let done = self.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done)
+        }
+    }
+}
+
+impl<'q, O> WriteQuery for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments>
+where
+    O: Send + Unpin + 'q,
+    (O,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    /// The value of `RETURNING` (`INSERT … RETURNING id`).
+    type Output = O;
+    fn write(self, db: &Db) -> impl Future<Output = Result<O, sqlx::Error>> + Send {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin_write().await?;
+            let value = self.fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     error::{AppError, Result},
     store::Db,
@@ -273,7 +274,7 @@ pub async fn add_instrument_photo(
     .bind(instrument_id)
     .bind(upload_id)
     .bind(now)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok(())
 }
@@ -303,7 +304,7 @@ pub async fn add_article_attachment(
     .bind(article_id)
     .bind(upload_id)
     .bind(now)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok(())
 }

@@ -19,6 +19,7 @@ pub use self::{
     permissions::{BUILTIN_ROLES, Permission, builtin_role},
     roles::{RoleRow, list_roles},
 };
+use crate::store::WriteQuery;
 use crate::{
     domain::valid_email,
     error::{AppError, FieldErrors, Result, on_unique},
@@ -459,7 +460,7 @@ pub async fn authenticate(
             sqlx::query("DELETE FROM login_failures WHERE username = $1 AND ip = $2")
                 .bind(username)
                 .bind(ip)
-                .execute(&db.pool)
+                .write(&db)
                 .await?;
             Ok(id)
         }
@@ -468,7 +469,7 @@ pub async fn authenticate(
                 .bind(username)
                 .bind(ip)
                 .bind(now)
-                .execute(&db.pool)
+                .write(&db)
                 .await?;
             Err(AppError::InvalidCredentials)
         }
@@ -493,7 +494,7 @@ pub async fn create_session(db: &Db, user_id: i64, now: i64) -> Result<(String, 
     .bind(&csrf)
     .bind(now)
     .bind(now + SESSION_MAX_SECS)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok((token, csrf))
 }
@@ -517,7 +518,7 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(&hash)
-            .execute(&db.pool)
+            .write(&db)
             .await?;
     }
     Ok(Some((user_id, csrf_token)))
@@ -526,7 +527,7 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
 pub async fn delete_session(db: &Db, token: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash(token))
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(())
 }
@@ -543,7 +544,7 @@ pub async fn create_api_token(db: &Db, user_id: i64, label: &str, now: i64) -> R
     .bind(label)
     .bind(now)
     .bind(now + API_TOKEN_SECS)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     Ok(token)
 }
@@ -561,7 +562,7 @@ pub async fn find_api_token(db: &Db, token: &str, now: i64) -> Result<Option<i64
 pub async fn delete_api_token(db: &Db, token: &str) -> Result<()> {
     sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
         .bind(token_hash(token))
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::store::WriteQuery;
 use crate::{
     error::{AppError, Result, on_unique},
     store::Db,
@@ -153,7 +154,7 @@ pub async fn update_role(
 pub async fn delete_role(db: &Db, id: i64) -> Result<()> {
     sqlx::query("DELETE FROM roles WHERE id = $1")
         .bind(id)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(())
 }

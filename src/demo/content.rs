@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::WriteQuery;
 
 /// Demo experts (专家库) and unit management rules (单位管理制度); each is skipped when a
 /// record of the same name already exists, so loading twice changes nothing.
@@ -87,7 +88,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         .bind(*joined)
         .bind(*cert)
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }
@@ -102,7 +103,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         )
         .bind(username)
         .bind(name)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     }
     let rules: &[(usize, &str, &str, &str, &str)] = &[
@@ -151,7 +152,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         .bind(*published)
         .bind(*effective)
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }
@@ -246,7 +247,7 @@ pub(super) async fn insert_articles(db: &Db, now: i64) -> Result<usize> {
         .bind(body)
         .bind(*pinned as i64)
         .bind(now - days_ago * day)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }

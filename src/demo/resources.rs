@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::WriteQuery;
 
 /// Unit index, title, field, maturity, transfer mode, price in fen (None: negotiable).
 pub(super) type DemoAchievement = (
@@ -167,7 +168,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*ty)
         .bind(format!("{name}面向社会开放共享，提供测试分析、技术咨询与人才培训服务。"))
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }
@@ -274,7 +275,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*days)
         .bind(format!("{name}：按国家或行业标准方法检测，出具检测报告。"))
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }
@@ -341,7 +342,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*price)
         .bind(format!("{title}，拥有自主知识产权，可面向企业开展技术转移与成果转化。"))
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
         n += 1;
     }

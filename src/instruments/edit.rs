@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Instrument, get};
+use crate::store::WriteQuery;
 use crate::{
     catalog,
     error::{AppError, Result},
@@ -497,7 +498,7 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
     .bind(v.booking[5])
     .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     if done.rows_affected() == 0 {
         let current = get(db, id).await?;

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{Policy, vouchers};
+use crate::store::WriteQuery;
 use crate::{
     auth::CurrentUser,
     calendar,
@@ -665,7 +666,7 @@ pub async fn rate(db: &Db, user: &CurrentUser, id: i64, rating: &str, text: &str
         .bind(rating)
         .bind(text.trim())
         .bind(id)
-        .execute(&db.pool)
+        .write(&db)
         .await?
         .rows_affected();
     if n == 0 {

@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::store::WriteQuery;
 use crate::{
     domain::Yuan,
     error::{AppError, Result},
@@ -304,7 +305,7 @@ pub async fn publish(db: &Db, text: &str, user_id: Option<i64>, now: i64) -> Res
     .bind(&hash)
     .bind(user_id)
     .bind(now)
-    .fetch_one(&db.pool)
+    .write(db)
     .await?)
 }
 

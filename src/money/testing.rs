@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use sqlx::Row;
 
+use crate::store::WriteQuery;
 use crate::{
     auth::CurrentUser,
     error::{AppError, FieldErrors, Result},
@@ -161,7 +162,7 @@ pub async fn attach_report(
         .bind(upload_id)
         .bind(now)
         .bind(id)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(())
 }

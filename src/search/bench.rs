@@ -4,6 +4,7 @@
 
 use std::{path::Path, time::Instant};
 
+use crate::store::WriteQuery;
 use crate::{demo, search::SearchIndex, search::SearchParams, store::Db};
 
 /// The fixed query mix: Chinese terms, abbreviations, acronyms, models, pinyin, mixed input.
@@ -112,7 +113,7 @@ pub async fn run(
          certification_status, created_at, updated_at) VALUES ('基准测试单位', 'managing', '高等院校', \
          'BENCH0000000000000', '张三', '13800000000', 'certified', 0, 0)",
     )
-    .execute(&db.pool)
+    .write(&db)
     .await?;
     let cities = ["许昌市", "郑州市", "洛阳市", "新乡市", "开封市", "南阳市"];
     let depts = [

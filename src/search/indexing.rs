@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::WriteQuery;
 
 /// Queue a record for (re)indexing; call it inside the write transaction that changed it.
 pub async fn enqueue(conn: &mut sqlx::AnyConnection, doc_type: &str, id: i64) -> Result<()> {
@@ -236,7 +237,7 @@ impl SearchIndex {
         }
         sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(max_id)
-            .execute(&db.pool)
+            .write(&db)
             .await?;
         Ok(rows.len())
     }

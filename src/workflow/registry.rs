@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::WriteQuery;
 // ---- registry ----------------------------------------------------------------------------
 
 /// The loaded, published definitions (newest version of each key), reloadable at run time,
@@ -198,7 +199,7 @@ async fn record_version(db: &Db, key: &str, source: &str, now: i64) -> Result<i6
         .bind(&hash)
         .bind(source)
         .bind(now)
-        .execute(&db.pool)
+        .write(&db)
         .await?;
     Ok(max + 1)
 }

@@ -1,5 +1,5 @@
-//! Runtime configuration (运行配置): read once from `LABSHARE_*` environment variables,
-//! optionally completed by a TOML-like `labshare.env` file; secrets never reach `Debug`.
+//! Runtime configuration (运行配置): read once from `LABSHARE_*` environment variables (a
+//! systemd `EnvironmentFile=` or the shell supplies them); secrets never reach `Debug`.
 
 use std::{fmt, net::SocketAddr, path::PathBuf};
 

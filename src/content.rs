@@ -209,7 +209,7 @@ pub async fn update(db: &Db, id: i64, mut input: ArticleInput, now: i64) -> Resu
     .bind(ts)
     .bind(now)
     .bind(id)
-    .write(&db)
+    .write(db)
     .await?;
     if done.rows_affected() == 0 {
         return Err(AppError::NotFound);
@@ -226,13 +226,13 @@ pub async fn set_published(db: &Db, id: i64, publish: bool, now: i64) -> Result<
         )
         .bind(now)
         .bind(id)
-        .write(&db)
+        .write(db)
         .await?
     } else {
         sqlx::query("UPDATE articles SET status = 'draft', updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .write(&db)
+            .write(db)
             .await?
     };
     if done.rows_affected() == 0 {

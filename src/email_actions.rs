@@ -99,7 +99,7 @@ pub async fn resolve(
         sqlx::query("INSERT INTO token_attempts (ip, at) VALUES ($1, $2)")
             .bind(ip)
             .bind(now)
-            .write(&db)
+            .write(db)
             .await?;
         return Ok(Err(Invalid::Expired));
     };
@@ -129,7 +129,7 @@ pub async fn consume(db: &Db, task_id: i64, now: i64) -> Result<()> {
     )
     .bind(now)
     .bind(task_id)
-    .write(&db)
+    .write(db)
     .await?;
     Ok(())
 }

@@ -146,7 +146,7 @@ pub async fn update_expert(
     .bind(v.status)
     .bind(now)
     .bind(id)
-    .write(&db)
+    .write(db)
     .await?;
     if done.rows_affected() == 0 {
         return Err(AppError::NotFound);

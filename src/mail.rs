@@ -193,7 +193,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
                     .bind(attempts)
                     .bind(now)
                     .bind(id)
-                    .write(&db)
+                    .write(db)
                     .await?;
                 out.sent += 1;
             }
@@ -208,7 +208,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
                 .bind(now + backoff_secs(attempts))
                 .bind(format!("{e:#}").chars().take(500).collect::<String>())
                 .bind(id)
-                .write(&db)
+                .write(db)
                 .await?;
                 if failed {
                     out.failed += 1;
@@ -262,7 +262,7 @@ pub async fn resend(db: &Db, id: i64, now: i64) -> Result<()> {
     )
     .bind(now)
     .bind(id)
-    .write(&db)
+    .write(db)
     .await?
     .rows_affected();
     if n == 0 {

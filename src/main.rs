@@ -1,4 +1,5 @@
-//! The `labshare` command line (命令行): serve, migrate, demo data and user accounts.
+//! The `labshare` command line (命令行): serve, migrate, demo data, user accounts, reindex,
+//! benchmarks, jobs, workflows and the audit log. Each command builds only what it needs.
 
 use std::process::ExitCode;
 
@@ -57,7 +58,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// Run a job now (yearly-close, mail-outbox, daily-digest); a period already done is skipped.
+    /// Run a job now (yearly-close, task-reminders, mail-outbox, daily-digest, index-check); a
+    /// period already done is skipped.
     Run {
         name: String,
         /// The date to run it as of (YYYY-MM-DD, Asia/Shanghai); default: now.

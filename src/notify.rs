@@ -156,7 +156,7 @@ pub async fn mark_all_read(db: &Db, user_id: i64, now: i64) -> Result<()> {
     sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
         .bind(now)
         .bind(user_id)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }
@@ -174,7 +174,7 @@ pub async fn open(db: &Db, user_id: i64, id: i64, now: i64) -> Result<String> {
     sqlx::query("UPDATE notifications SET read_at = $1 WHERE id = $2 AND read_at IS NULL")
         .bind(now)
         .bind(id)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(link)
 }

@@ -435,7 +435,7 @@ pub async fn update(
         n + 2
     );
     let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals);
-    let done = q.bind(now).bind(id).write(&db).await?;
+    let done = q.bind(now).bind(id).write(db).await?;
     if done.rows_affected() == 0 {
         return Err(AppError::conflict(
             "not_editable",
@@ -657,7 +657,7 @@ pub async fn attach_instrument(
     .bind(platform_id)
     .bind(instrument_id)
     .bind(now)
-    .write(&db)
+    .write(db)
     .await?;
     Ok(())
 }
@@ -666,7 +666,7 @@ pub async fn detach_instrument(db: &Db, platform_id: i64, instrument_id: i64) ->
     sqlx::query("DELETE FROM platform_instruments WHERE platform_id = $1 AND instrument_id = $2")
         .bind(platform_id)
         .bind(instrument_id)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }

@@ -274,7 +274,7 @@ pub async fn add_instrument_photo(
     .bind(instrument_id)
     .bind(upload_id)
     .bind(now)
-    .write(&db)
+    .write(db)
     .await?;
     Ok(())
 }
@@ -304,7 +304,7 @@ pub async fn add_article_attachment(
     .bind(article_id)
     .bind(upload_id)
     .bind(now)
-    .write(&db)
+    .write(db)
     .await?;
     Ok(())
 }

@@ -460,7 +460,7 @@ pub async fn authenticate(
             sqlx::query("DELETE FROM login_failures WHERE username = $1 AND ip = $2")
                 .bind(username)
                 .bind(ip)
-                .write(&db)
+                .write(db)
                 .await?;
             Ok(id)
         }
@@ -469,7 +469,7 @@ pub async fn authenticate(
                 .bind(username)
                 .bind(ip)
                 .bind(now)
-                .write(&db)
+                .write(db)
                 .await?;
             Err(AppError::InvalidCredentials)
         }
@@ -494,7 +494,7 @@ pub async fn create_session(db: &Db, user_id: i64, now: i64) -> Result<(String, 
     .bind(&csrf)
     .bind(now)
     .bind(now + SESSION_MAX_SECS)
-    .write(&db)
+    .write(db)
     .await?;
     Ok((token, csrf))
 }
@@ -518,7 +518,7 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(&hash)
-            .write(&db)
+            .write(db)
             .await?;
     }
     Ok(Some((user_id, csrf_token)))
@@ -527,7 +527,7 @@ pub async fn find_session(db: &Db, token: &str, now: i64) -> Result<Option<(i64,
 pub async fn delete_session(db: &Db, token: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash(token))
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }
@@ -544,7 +544,7 @@ pub async fn create_api_token(db: &Db, user_id: i64, label: &str, now: i64) -> R
     .bind(label)
     .bind(now)
     .bind(now + API_TOKEN_SECS)
-    .write(&db)
+    .write(db)
     .await?;
     Ok(token)
 }
@@ -562,7 +562,7 @@ pub async fn find_api_token(db: &Db, token: &str, now: i64) -> Result<Option<i64
 pub async fn delete_api_token(db: &Db, token: &str) -> Result<()> {
     sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
         .bind(token_hash(token))
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }

@@ -154,7 +154,7 @@ pub async fn update_role(
 pub async fn delete_role(db: &Db, id: i64) -> Result<()> {
     sqlx::query("DELETE FROM roles WHERE id = $1")
         .bind(id)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }

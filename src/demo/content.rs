@@ -88,7 +88,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         .bind(*joined)
         .bind(*cert)
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }
@@ -103,7 +103,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         )
         .bind(username)
         .bind(name)
-        .write(&db)
+        .write(db)
         .await?;
     }
     let rules: &[(usize, &str, &str, &str, &str)] = &[
@@ -152,7 +152,7 @@ pub(super) async fn insert_experts_and_rules(db: &Db, unit_ids: &[i64], now: i64
         .bind(*published)
         .bind(*effective)
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }
@@ -247,7 +247,7 @@ pub(super) async fn insert_articles(db: &Db, now: i64) -> Result<usize> {
         .bind(body)
         .bind(*pinned as i64)
         .bind(now - days_ago * day)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }

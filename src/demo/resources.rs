@@ -168,7 +168,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*ty)
         .bind(format!("{name}面向社会开放共享，提供测试分析、技术咨询与人才培训服务。"))
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }
@@ -275,7 +275,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*days)
         .bind(format!("{name}：按国家或行业标准方法检测，出具检测报告。"))
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }
@@ -342,7 +342,7 @@ pub(super) async fn insert_resources(db: &Db, unit_ids: &[i64], now: i64) -> Res
         .bind(*price)
         .bind(format!("{title}，拥有自主知识产权，可面向企业开展技术转移与成果转化。"))
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
         n += 1;
     }

@@ -498,7 +498,7 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
     .bind(v.booking[5])
     .bind(now)
     .bind(id)
-    .write(&db)
+    .write(db)
     .await?;
     if done.rows_affected() == 0 {
         let current = get(db, id).await?;

@@ -666,7 +666,7 @@ pub async fn rate(db: &Db, user: &CurrentUser, id: i64, rating: &str, text: &str
         .bind(rating)
         .bind(text.trim())
         .bind(id)
-        .write(&db)
+        .write(db)
         .await?
         .rows_affected();
     if n == 0 {

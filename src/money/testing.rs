@@ -162,7 +162,7 @@ pub async fn attach_report(
         .bind(upload_id)
         .bind(now)
         .bind(id)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(())
 }

@@ -237,7 +237,7 @@ impl SearchIndex {
         }
         sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(max_id)
-            .write(&db)
+            .write(db)
             .await?;
         Ok(rows.len())
     }

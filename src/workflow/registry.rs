@@ -199,7 +199,7 @@ async fn record_version(db: &Db, key: &str, source: &str, now: i64) -> Result<i6
         .bind(&hash)
         .bind(source)
         .bind(now)
-        .write(&db)
+        .write(db)
         .await?;
     Ok(max + 1)
 }

@@ -68,19 +68,8 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             }
         }
         WorkflowsCommand::Graph { key, format } => {
-            let defs = def::load_dir(&config.workflows_dir, &roles, &catalog).map_err(|p| {
-                anyhow::anyhow!(
-                    "{}",
-                    p.iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?;
-            let d = defs
-                .iter()
-                .find(|d| d.key == key)
-                .ok_or_else(|| anyhow::anyhow!("没有流程 {key}"))?;
+            let defs = load(&config, &roles, &catalog)?;
+            let d = find(&defs, &key)?;
             let out = match format.as_str() {
                 "mermaid" => diagram::mermaid(d),
                 "dot" => diagram::dot(d),
@@ -110,19 +99,8 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             subject,
             script,
         } => {
-            let defs = def::load_dir(&config.workflows_dir, &roles, &catalog).map_err(|p| {
-                anyhow::anyhow!(
-                    "{}",
-                    p.iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?;
-            let d = defs
-                .iter()
-                .find(|d| d.key == key)
-                .ok_or_else(|| anyhow::anyhow!("没有流程 {key}"))?;
+            let defs = load(&config, &roles, &catalog)?;
+            let d = find(&defs, &key)?;
             let subject: serde_json::Value = serde_json::from_str(&subject)
                 .map_err(|e| anyhow::anyhow!("--subject 不是合法的 JSON：{e}"))?;
             let lines: Vec<String> = script.split(';').map(|s| s.trim().to_string()).collect();
@@ -135,6 +113,24 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             Ok(())
         }
     }
+}
+
+/// Every definition of the configured directory, or all their problems as one error.
+fn load(
+    config: &Config,
+    roles: &std::collections::BTreeSet<String>,
+    catalog: &crate::workflow::Catalog,
+) -> anyhow::Result<Vec<def::Definition>> {
+    def::load_dir(&config.workflows_dir, roles, catalog).map_err(|p| {
+        let lines: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })
+}
+
+fn find<'d>(defs: &'d [def::Definition], key: &str) -> anyhow::Result<&'d def::Definition> {
+    defs.iter()
+        .find(|d| d.key == key)
+        .ok_or_else(|| anyhow::anyhow!("没有流程 {key}"))
 }
 
 pub async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {

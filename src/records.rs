@@ -706,7 +706,13 @@ pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] = &[
         unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
         has_joined_on: true,
         searchable: true,
-        label: platform_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT name FROM platforms WHERE id = $1",
+                id,
+            ))
+        },
     },
     crate::workflow::hooks::Subject {
         kind: "service",
@@ -715,7 +721,13 @@ pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] = &[
         unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
         has_joined_on: false,
         searchable: true,
-        label: service_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT name FROM services WHERE id = $1",
+                id,
+            ))
+        },
     },
     crate::workflow::hooks::Subject {
         kind: "achievement",
@@ -724,39 +736,12 @@ pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] = &[
         unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
         has_joined_on: false,
         searchable: true,
-        label: achievement_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT title FROM achievements WHERE id = $1",
+                id,
+            ))
+        },
     },
 ];
-
-fn platform_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT name FROM platforms WHERE id = $1",
-        id,
-    ))
-}
-
-fn service_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT name FROM services WHERE id = $1",
-        id,
-    ))
-}
-
-fn achievement_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT title FROM achievements WHERE id = $1",
-        id,
-    ))
-}

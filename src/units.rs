@@ -424,16 +424,11 @@ pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
         unit: crate::workflow::hooks::UnitOf::Itself,
         has_joined_on: true,
         searchable: true,
-        label: workflow_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT name FROM units WHERE id = $1",
+                id,
+            ))
+        },
     }];
-
-fn workflow_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT name FROM units WHERE id = $1",
-        id,
-    ))
-}

@@ -539,16 +539,23 @@ pub async fn open_task(db: &Db, e: &Evaluation, user_id: i64, state: &str) -> Re
 // ---- as a workflow subject ---------------------------------------------------------------
 
 /// Yearly performance evaluations (绩效评价).
-pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
-    &[crate::workflow::hooks::Subject {
+pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] = &[
+    crate::workflow::hooks::Subject {
         kind: "evaluation",
         table: "evaluations",
         status_column: "status",
         unit: crate::workflow::hooks::UnitOf::Column("unit_id"),
         has_joined_on: false,
         searchable: false,
-        label: workflow_label,
-    }];
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT u.name || ' ' || CAST(e.year AS TEXT) || ' 年度绩效评价' FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE e.id = $1",
+                id,
+            ))
+        },
+    },
+];
 
 /// `finalise_evaluation`: combine the experts' scores into the grade.
 pub const WORKFLOW_HOOKS: &[crate::workflow::hooks::Hook] = &[crate::workflow::hooks::Hook {
@@ -556,14 +563,3 @@ pub const WORKFLOW_HOOKS: &[crate::workflow::hooks::Hook] = &[crate::workflow::h
     check: check_finalise_hook,
     run: run_finalise_hook,
 }];
-
-fn workflow_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT u.name || ' ' || CAST(e.year AS TEXT) || ' 年度绩效评价' FROM evaluations e JOIN units u ON u.id = e.unit_id WHERE e.id = $1",
-        id,
-    ))
-}

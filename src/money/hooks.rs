@@ -183,7 +183,13 @@ pub const WORKFLOW_SUBJECTS: &[Subject] = &[
         unit: UnitOf::Column("unit_id"),
         has_joined_on: false,
         searchable: false,
-        label: voucher_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT u.name || ' 创新券申请（#' || CAST(a.id AS TEXT) || '）' FROM voucher_applications a JOIN units u ON u.id = a.unit_id WHERE a.id = $1",
+                id,
+            ))
+        },
     },
     Subject {
         kind: "redemption",
@@ -192,7 +198,13 @@ pub const WORKFLOW_SUBJECTS: &[Subject] = &[
         unit: UnitOf::Column("managing_unit_id"),
         has_joined_on: false,
         searchable: false,
-        label: redemption_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1",
+                id,
+            ))
+        },
     },
     Subject {
         kind: "subsidy_settlement",
@@ -201,7 +213,13 @@ pub const WORKFLOW_SUBJECTS: &[Subject] = &[
         unit: UnitOf::Column("unit_id"),
         has_joined_on: false,
         searchable: false,
-        label: settlement_label,
+        label: |conn, id| {
+            Box::pin(crate::workflow::hooks::label_by(
+                conn,
+                "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1",
+                id,
+            ))
+        },
     },
 ];
 
@@ -228,36 +246,3 @@ pub const WORKFLOW_HOOKS: &[Hook] = &[
         run: run_record_unit_confirmation,
     },
 ];
-
-fn voucher_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT u.name || ' 创新券申请（#' || CAST(a.id AS TEXT) || '）' FROM voucher_applications a JOIN units u ON u.id = a.unit_id WHERE a.id = $1",
-        id,
-    ))
-}
-
-fn redemption_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT u.name || ' 创新券兑付（#' || CAST(r.id AS TEXT) || '）' FROM redemptions r JOIN units u ON u.id = r.managing_unit_id WHERE r.id = $1",
-        id,
-    ))
-}
-
-fn settlement_label(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> futures::future::BoxFuture<'_, crate::error::Result<Option<String>>> {
-    Box::pin(crate::workflow::hooks::label_by(
-        conn,
-        "SELECT CAST(year AS TEXT) || ' 年度补贴结算（#' || CAST(id AS TEXT) || '）' FROM settlements WHERE id = $1",
-        id,
-    ))
-}

@@ -164,9 +164,7 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
 /// the outbox backlog (the indexer applies it within a second while the server runs).
 async fn index_check(state: &App) -> Result<String> {
     let rebuilt = state.search.rebuild_if_stale(&state.db).await?;
-    let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_outbox")
-        .fetch_one(&state.db.pool)
-        .await?;
+    let backlog = state.search.backlog(&state.db).await?;
     Ok(format!(
         "{}；待处理的索引变更 {backlog} 条",
         if rebuilt {

@@ -1,9 +1,8 @@
-//! Keeping the index current: documents from records, full rebuilds, and the outbox the
-//! write transactions fill and the indexer task drains.
+//! Keeping the index current: documents from records, full rebuilds, and applying the change
+//! log (`search_outbox`) that write transactions fill — see [`super::sync`].
 
 #[allow(unused_imports)]
 use super::*;
-use crate::store::WriteQuery;
 
 /// Queue a record for (re)indexing; call it inside the write transaction that changed it.
 pub async fn enqueue(conn: &mut sqlx::AnyConnection, doc_type: &str, id: i64) -> Result<()> {
@@ -17,7 +16,8 @@ pub async fn enqueue(conn: &mut sqlx::AnyConnection, doc_type: &str, id: i64) ->
     Ok(())
 }
 
-/// The indexer task: applies outbox rows in batches, several times a second.
+/// The indexer task: applies the change log in batches five times a second, reports this
+/// node's cursor and prunes the log every few seconds.
 pub fn spawn_indexer(index: Arc<SearchIndex>, db: Db) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -28,6 +28,9 @@ pub fn spawn_indexer(index: Arc<SearchIndex>, db: Db) -> tokio::task::JoinHandle
                     e.log();
                     tracing::warn!("search indexer: batch failed, will retry");
                 }
+            }
+            if let Err(e) = index.report_and_prune(&db).await {
+                e.log();
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -136,6 +139,8 @@ impl SearchIndex {
     /// Rebuild everything from the database (with a progress callback: done, total).
     pub async fn rebuild(&self, db: &Db, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
         let _guard = self.write_lock.lock().await;
+        // Everything in the log up to here is covered by the records read below.
+        let head = sync::head(db).await?;
         let mut records = Vec::new();
         for t in source::TYPES {
             records.extend(source::load_all(db, t).await?);
@@ -172,8 +177,15 @@ impl SearchIndex {
             done += chunk.len() as u64;
             progress(done, total);
         }
-        writer.commit().map_err(anyhow::Error::from)?;
+        let mut prepared = writer.prepare_commit().map_err(anyhow::Error::from)?;
+        prepared.set_payload(&payload(head));
+        prepared.commit().map_err(anyhow::Error::from)?;
         writer.wait_merging_threads().map_err(anyhow::Error::from)?;
+        {
+            let mut st = self.sync.state.lock().await;
+            st.cursor = head;
+            st.applied_above.clear();
+        }
         self.reader.reload().map_err(anyhow::Error::from)?;
         progress(total, total);
         std::fs::write(
@@ -197,24 +209,39 @@ impl SearchIndex {
         Ok(stale)
     }
 
-    /// Apply up to `limit` outbox rows; returns how many rows were applied.
+    /// Apply up to `limit` log rows this node has not applied; returns how many were new.
+    /// A node whose cursor fell below what was pruned rebuilds instead.
     pub async fn apply_outbox(&self, db: &Db, limit: i64) -> Result<usize> {
-        let rows =
-            sqlx::query("SELECT id, doc_type, doc_id FROM search_outbox ORDER BY id LIMIT $1")
-                .bind(limit)
-                .fetch_all(&db.pool)
-                .await?;
-        if rows.is_empty() {
+        let cursor = self.sync.state.lock().await.cursor;
+        if cursor < sync::pruned_through(db).await? {
+            tracing::warn!(
+                cursor,
+                "search index is behind the pruned change log: rebuilding"
+            );
+            self.rebuild(db, &|_, _| {}).await?;
+            return Ok(1);
+        }
+        let rows = sync::changes_after(db, cursor, limit).await?;
+        let now = chrono::Utc::now().timestamp();
+        let fresh: Vec<&sync::Change> = {
+            let st = self.sync.state.lock().await;
+            rows.iter()
+                .filter(|r| !st.applied_above.contains(&r.id))
+                .collect()
+        };
+        let next_cursor = sync::advance(cursor, &rows, now);
+        if fresh.is_empty() {
+            if (rows.len() as i64) < limit {
+                self.sync
+                    .caught_up
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            self.save_cursor(next_cursor, now).await?;
             return Ok(0);
         }
-        let max_id: i64 = rows
+        let wanted: BTreeSet<(String, i64)> = fresh
             .iter()
-            .map(|r| r.get::<i64, _>("id"))
-            .max()
-            .unwrap_or(0);
-        let wanted: BTreeSet<(String, i64)> = rows
-            .iter()
-            .map(|r| (r.get::<String, _>("doc_type"), r.get::<i64, _>("doc_id")))
+            .map(|r| (r.doc_type.clone(), r.doc_id))
             .collect();
         let mut docs = Vec::new();
         for (t, id) in &wanted {
@@ -232,13 +259,59 @@ impl SearchIndex {
                     writer.add_document(doc).map_err(anyhow::Error::from)?;
                 }
             }
-            writer.commit().map_err(anyhow::Error::from)?;
+            let mut prepared = writer.prepare_commit().map_err(anyhow::Error::from)?;
+            prepared.set_payload(&payload(next_cursor));
+            prepared.commit().map_err(anyhow::Error::from)?;
             self.reader.reload().map_err(anyhow::Error::from)?;
         }
-        sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
-            .bind(max_id)
-            .write(db)
-            .await?;
-        Ok(rows.len())
+        let mut st = self.sync.state.lock().await;
+        st.applied_above.extend(fresh.iter().map(|r| r.id));
+        st.cursor = st.cursor.max(next_cursor);
+        let c = st.cursor;
+        st.applied_above.retain(|id| *id > c);
+        st.last_payload = now;
+        Ok(fresh.len())
     }
+
+    /// Move the durable cursor without new documents (at most every few seconds: each move is
+    /// an index commit).
+    async fn save_cursor(&self, next: i64, now: i64) -> Result<()> {
+        // Lock order, as in `rebuild`: the writer, then the sync state.
+        let _guard = self.write_lock.lock().await;
+        let mut st = self.sync.state.lock().await;
+        if next <= st.cursor || now - st.last_payload < sync::REPORT_EVERY_SECS {
+            return Ok(());
+        }
+        let mut writer = self
+            .index
+            .writer_with_num_threads::<TantivyDocument>(1, 15_000_000)
+            .map_err(anyhow::Error::from)?;
+        let mut prepared = writer.prepare_commit().map_err(anyhow::Error::from)?;
+        prepared.set_payload(&payload(next));
+        prepared.commit().map_err(anyhow::Error::from)?;
+        st.cursor = next;
+        st.applied_above.retain(|id| *id > next);
+        st.last_payload = now;
+        Ok(())
+    }
+
+    /// Tell the other nodes how far this one is, and prune what every live node has applied.
+    pub async fn report_and_prune(&self, db: &Db) -> Result<()> {
+        let now = chrono::Utc::now().timestamp();
+        let (node, cursor) = {
+            let mut st = self.sync.state.lock().await;
+            if now - st.last_report < sync::REPORT_EVERY_SECS {
+                return Ok(());
+            }
+            st.last_report = now;
+            (st.node_id.clone(), st.cursor)
+        };
+        sync::report(db, &node, cursor, now).await?;
+        sync::prune(db, now).await?;
+        Ok(())
+    }
+}
+
+fn payload(cursor: i64) -> String {
+    serde_json::to_string(&sync::Payload { cursor }).unwrap_or_default()
 }

@@ -1,6 +1,6 @@
 //! Full-text search (全文检索): a tantivy index under `$LABSHARE_DATA_DIR/index`, its schema
 //! built from `index-config/*.yaml`, Chinese analysis in [`analysis`], kept current through
-//! the `search_outbox` table and an indexer task.
+//! the `search_outbox` change log that every node applies from its own cursor ([`sync`]).
 
 pub mod analysis;
 pub mod bench;
@@ -8,6 +8,7 @@ mod config;
 mod indexing;
 mod query;
 pub mod source;
+pub mod sync;
 
 pub use config::*;
 pub use indexing::*;
@@ -21,7 +22,6 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tantivy::{
     DocAddress, Index, IndexReader, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term,
     collector::{Count, FacetCollector, TopDocs},
@@ -59,6 +59,8 @@ pub struct SearchIndex {
     fingerprint: String,
     /// One writer at a time inside this process.
     write_lock: tokio::sync::Mutex<()>,
+    /// This node's place in the change log.
+    sync: sync::Sync,
 }
 
 impl SearchIndex {
@@ -92,6 +94,13 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
+        let cursor = index
+            .load_metas()?
+            .payload
+            .and_then(|p| serde_json::from_str::<sync::Payload>(&p).ok())
+            .map(|p| p.cursor)
+            .unwrap_or(0);
+        let node_id = sync::node_id(dir)?;
         Ok(SearchIndex {
             index,
             reader,
@@ -101,7 +110,29 @@ impl SearchIndex {
             dir: dir.to_path_buf(),
             fingerprint: config.fingerprint,
             write_lock: tokio::sync::Mutex::new(()),
+            sync: sync::Sync::new(node_id, cursor),
         })
+    }
+
+    /// Whether this node has applied the whole change log since it started (`/readyz`).
+    pub fn is_caught_up(&self) -> bool {
+        self.sync.is_caught_up()
+    }
+
+    /// This node's id in `search_nodes`.
+    pub async fn node_id(&self) -> String {
+        self.sync.state.lock().await.node_id.clone()
+    }
+
+    /// Changes in the log this node has not applied yet.
+    pub async fn backlog(&self, db: &Db) -> Result<i64> {
+        let (cursor, applied) = {
+            let st = self.sync.state.lock().await;
+            (st.cursor, st.applied_above.len() as i64)
+        };
+        // Rows above the cursor that were applied are still in the log (it is never pruned
+        // above a live node's cursor).
+        Ok((sync::backlog(db, cursor).await? - applied).max(0))
     }
 
     fn type_config(&self, t: &str) -> Option<&TypeConfig> {

@@ -113,13 +113,29 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// This module's own table: the health check.
+/// This module's own table: liveness and readiness.
 fn routes() -> Vec<routes::Route> {
-    vec![routes::Route::get(
-        "/healthz",
-        routes::Access::Public,
-        healthz,
-    )]
+    vec![
+        routes::Route::get("/healthz", routes::Access::Public, healthz),
+        routes::Route::get("/readyz", routes::Access::Public, readyz),
+    ]
+}
+
+/// Ready to serve (`/readyz`): the database answers and this node's search index has applied
+/// the whole change log since it started (a restarted node catches up first).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let db = tokio::time::timeout(Duration::from_secs(3), state.db.ping())
+        .await
+        .unwrap_or(false);
+    let search = state.search.is_caught_up();
+    let ok = db && search;
+    let body = serde_json::json!({"status": if ok { "ready" } else { "not_ready" }, "database": db, "search": search});
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -14,6 +14,7 @@ mod evaluations;
 mod experts;
 mod jobs;
 mod money;
+mod nodes;
 mod pages;
 mod permissions;
 mod records;

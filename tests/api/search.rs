@@ -349,22 +349,28 @@ async fn an_approved_instrument_is_searchable_within_a_second_and_leaves_when_wi
         .unwrap();
     tx.commit().await.unwrap();
     wait_for(&app, "q=krios%20g4", false, id).await;
-    // The outbox rows are deleted once the index commit is done.
+    // The node has applied the change log; the log itself stays (other nodes read it too)
+    // until every node has applied it and it is old enough to prune.
     let started = Instant::now();
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_outbox")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+        let left = app.state.search.backlog(&app.db).await.unwrap();
         if left == 0 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "{left} outbox rows left"
+            "{left} changes not applied"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(kept > 0, "the change log was deleted by one node");
+    let (status, body) = app.api("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["search"], true);
 }
 
 #[tokio::test]

@@ -149,6 +149,8 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
         Ok(text) => ("succeeded", text.clone()),
         Err(e) => ("failed", e.to_string()),
     };
+    metrics::counter!("labshare_job_runs_total", "job" => job.to_string(), "status" => status)
+        .increment(1);
     sqlx::query("UPDATE job_runs SET status = $1, outcome = $2, finished_at = $3 WHERE job = $4 AND period = $5")
         .bind(status)
         .bind(&text)

@@ -246,6 +246,22 @@ pub async fn unsent(db: &Db, limit: i64) -> Result<Vec<OutboxRow>> {
     .await?)
 }
 
+/// Mails waiting to be sent, and mails that failed for good.
+pub struct Backlog {
+    pub pending: i64,
+    pub failed: i64,
+}
+
+pub async fn backlog(db: &Db) -> Result<Backlog> {
+    let (pending, failed): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) FROM mail_outbox",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Backlog { pending, failed })
+}
+
 /// How many mails have been sent.
 pub async fn sent_count(db: &Db) -> Result<i64> {
     Ok(

@@ -271,6 +271,15 @@ pub async fn send_digests(
     Ok(sent)
 }
 
+/// Workflow events not yet turned into notifications and mails.
+pub async fn events_backlog(db: &Db) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_events WHERE delivered_at IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await?)
+}
+
 /// Turn undelivered workflow events into notifications and mails; task assignments get
 /// one-click 同意 / 驳回 links. Each event is claimed first, so several nodes never
 /// deliver one twice. Returns how many were delivered.

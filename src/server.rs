@@ -29,6 +29,7 @@ pub fn workflow_catalog() -> Catalog {
 /// Everything `serve` needs: the services context, the page templates, and the indexer
 /// that applies the search outbox in the background.
 pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
+    web::metrics::init();
     let app = App::build(Base::open(config).await?, workflow_catalog()).await?;
     crate::search::spawn_indexer(app.search.clone(), app.db.clone());
     Ok(web::AppState::new(app))

@@ -11,6 +11,7 @@ pub mod evaluations;
 pub mod experts;
 pub mod extract;
 pub mod instruments;
+pub mod metrics;
 pub mod money_api;
 pub mod notifications;
 pub mod page;
@@ -37,8 +38,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tower_http::{
-    catch_panic::CatchPanicLayer, compression::CompressionLayer, services::ServeDir,
-    set_header::SetResponseHeaderLayer, trace::TraceLayer,
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
 };
 
 use crate::{app::App, error::AppError};
@@ -99,14 +104,22 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("same-origin"),
         ))
         .layer(CompressionLayer::new())
+        .route_layer(middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
                 .extensions()
                 .get::<MatchedPath>()
                 .map(|m| m.as_str().to_string())
                 .unwrap_or_else(|| "<unmatched>".into());
-            tracing::info_span!("http", method = %req.method(), route = %route)
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), route = %route, request_id = %request_id)
         }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal(anyhow::anyhow!("handler panicked")).into_json_response()
         }))
@@ -118,6 +131,8 @@ fn routes() -> Vec<routes::Route> {
     vec![
         routes::Route::get("/healthz", routes::Access::Public, healthz),
         routes::Route::get("/readyz", routes::Access::Public, readyz),
+        // Loopback or `LABSHARE_METRICS_TOKEN` only (checked by the handler).
+        routes::Route::get("/metrics", routes::Access::Public, metrics::metrics_page),
     ]
 }
 

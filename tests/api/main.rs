@@ -13,6 +13,7 @@ mod email_actions;
 mod evaluations;
 mod experts;
 mod jobs;
+mod metrics;
 mod money;
 mod nodes;
 mod pages;

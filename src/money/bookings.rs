@@ -190,6 +190,8 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
         return Err(e);
     }
     let (s, e) = (start.timestamp(), end.timestamp());
+    drop(conn);
+    let mut tx = db.begin_write().await?;
     let inserted: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
         "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, sample_info, created_at, updated_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 WHERE NOT EXISTS (SELECT 1 FROM bookings \
@@ -203,10 +205,13 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
     .bind(&purpose)
     .bind(new.sample_info.trim())
     .bind(now_ts)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await;
     match inserted {
-        Ok(Some(id)) => Ok(id),
+        Ok(Some(id)) => {
+            tx.commit().await?;
+            Ok(id)
+        }
         Ok(None) => Err(slot_taken()),
         Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23P01") => Err(slot_taken()),
         Err(e) => Err(e.into()),

@@ -233,3 +233,246 @@ async fn a_change_through_any_node_is_searchable_on_every_node_also_one_that_was
     assert!(reported >= 3, "{reported} nodes reported a cursor");
     db.pool.close().await;
 }
+
+async fn login(client: &reqwest::Client, node: &Node, user: &str) -> String {
+    let res = client
+        .post(node.url("/api/v1/session"))
+        .json(&serde_json::json!({"username": user, "password": "Demo2026pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login {user}");
+    let body: Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// POST and return the status and body, or None once the node is gone.
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> Option<(u16, Value)> {
+    let res = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = res.status().as_u16();
+    let body = res.json().await.ok()?;
+    Some((status, body))
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_stream_loses_no_acknowledged_change_and_leaves_nothing_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let out = labshare(&dir.path().join("loader"), &db_url)
+        .arg("demo-data")
+        .output()
+        .expect("load demo data");
+    assert!(out.status.success(), "demo-data failed");
+    let db = Db::connect(&db_url).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut node = Node::start(dir.path().join("node"), &db_url, free_port());
+    node.ready(&client).await;
+    let user = login(&client, &node, "senyuan").await;
+    let owner = login(&client, &node, "xcu_lab").await;
+    let bureau = login(&client, &node, "bureau").await;
+    let unit: i64 = sqlx::query_scalar(
+        "SELECT m.unit_id FROM unit_members m JOIN users u ON u.id = m.user_id WHERE u.username = 'senyuan'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let instruments: Vec<i64> = sqlx::query_scalar(
+        "SELECT i.id FROM instruments i JOIN unit_members m ON m.unit_id = i.unit_id JOIN users u ON u.id = m.user_id \
+         WHERE u.username = 'xcu_lab' AND i.review_status = 'approved' AND i.open_to_public = 1 ORDER BY i.id LIMIT 12",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!instruments.is_empty());
+    // Working days from the day after tomorrow on, one hour each.
+    let mut days = Vec::new();
+    let mut d = chrono::Utc::now().date_naive() + chrono::Duration::days(2);
+    while days.len() < 15 {
+        if labshare::calendar::is_working_day(d) {
+            days.push(d);
+        }
+        d += chrono::Duration::days(1);
+    }
+    let slots: Vec<(i64, String, String)> = days
+        .iter()
+        .flat_map(|d| {
+            instruments.iter().map(move |i| {
+                (
+                    *i,
+                    format!("{d}T09:00:00+08:00"),
+                    format!("{d}T10:00:00+08:00"),
+                )
+            })
+        })
+        .collect();
+
+    // Drive bookings (request → quote → confirm with vouchers) and approvals at the node …
+    let base = node.url("");
+    let booking_driver = {
+        let (client, base, user, owner) =
+            (client.clone(), base.clone(), user.clone(), owner.clone());
+        tokio::spawn(async move {
+            let mut acked: Vec<(i64, &'static str)> = Vec::new();
+            for (instrument, start, end) in slots {
+                let body = serde_json::json!({"instrument_id": instrument, "unit_id": unit,
+                    "start": start, "end": end, "purpose": "断电测试"});
+                let b = match post(&client, format!("{base}/api/v1/bookings"), &user, body).await {
+                    Some((201, b)) => b,
+                    Some(_) => continue,
+                    None => break,
+                };
+                let id = b["id"].as_i64().unwrap();
+                acked.push((id, "requested"));
+                let url = format!("{base}/api/v1/bookings/{id}/quote");
+                let r = post(
+                    &client,
+                    url,
+                    &owner,
+                    serde_json::json!({"price": "1000.00"}),
+                )
+                .await;
+                match r {
+                    Some((200, _)) => {}
+                    // A rule of that instrument (e.g. customs supervision): the next one.
+                    Some(_) => continue,
+                    // The node is gone.
+                    None => break,
+                }
+                acked.push((id, "quoted"));
+                let url = format!("{base}/api/v1/bookings/{id}/confirm");
+                let r = post(
+                    &client,
+                    url,
+                    &user,
+                    serde_json::json!({"voucher_amount": "100.00"}),
+                )
+                .await;
+                match r {
+                    Some((200, _)) => {}
+                    // A rule of that instrument (e.g. customs supervision): the next one.
+                    Some(_) => continue,
+                    // The node is gone.
+                    None => break,
+                }
+                acked.push((id, "confirmed"));
+            }
+            acked
+        })
+    };
+    let approval_driver = {
+        let (client, base, bureau) = (client.clone(), base.clone(), bureau.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let Ok(res) = client
+                .get(format!("{base}/api/v1/tasks"))
+                .bearer_auth(&bureau)
+                .send()
+                .await
+            else {
+                return acked;
+            };
+            let tasks: Value = res.json().await.unwrap_or_default();
+            for t in tasks["items"].as_array().cloned().unwrap_or_default() {
+                let id = t["id"].as_i64().unwrap();
+                let url = format!("{base}/api/v1/tasks/{id}/actions");
+                match post(
+                    &client,
+                    url,
+                    &bureau,
+                    serde_json::json!({"action": "approve", "comment": "同意"}),
+                )
+                .await
+                {
+                    Some((200, _)) => acked.push(id),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            acked
+        })
+    };
+    // … and kill it with SIGKILL while they run.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    node.stop();
+    let bookings = booking_driver.await.unwrap();
+    let decided = approval_driver.await.unwrap();
+    assert!(
+        !bookings.is_empty(),
+        "no request got through before the kill"
+    );
+    eprintln!(
+        "killed after {} acknowledged booking steps and {} decisions",
+        bookings.len(),
+        decided.len()
+    );
+
+    // After a restart, every acknowledged change is there …
+    let node = Node::start(node.dir.clone(), &db_url, free_port());
+    node.ready(&client).await;
+    for (id, state) in &bookings {
+        let status: String = sqlx::query_scalar("SELECT status FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or_else(|_| panic!("acknowledged booking {id} is missing"));
+        let order = ["requested", "quoted", "confirmed"];
+        let at = |s: &str| order.iter().position(|o| *o == s).unwrap_or(usize::MAX);
+        assert!(
+            at(&status) >= at(state),
+            "booking {id}: {status}, acknowledged {state}"
+        );
+    }
+    for id in &decided {
+        let status: String = sqlx::query_scalar("SELECT status FROM workflow_tasks WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            status, "approved",
+            "acknowledged decision on task {id} lost"
+        );
+    }
+    // … nothing is half-done: no confirmed booking paid with vouchers lacks its ledger entry,
+    // no decided task lacks its audit entry …
+    let unledgered: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM bookings b WHERE b.status = 'confirmed' AND b.voucher_fen > 0 \
+         AND NOT EXISTS (SELECT 1 FROM voucher_ledger l WHERE l.booking_id = b.id)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unledgered, 0, "confirmed bookings without ledger rows");
+    let unaudited: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks t WHERE t.decided_at IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM workflow_audit a WHERE a.instance_id = t.instance_id AND a.at >= t.decided_at)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unaudited, 0, "decided tasks without an audit entry");
+    // … and the decision log's hash chain verifies.
+    let out = labshare(&dir.path().join("loader"), &db_url)
+        .args(["audit", "verify"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(node);
+    db.pool.close().await;
+}

@@ -476,3 +476,53 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_change_and_leaves_nothin
     drop(node);
     db.pool.close().await;
 }
+
+#[tokio::test]
+async fn a_job_fired_on_three_nodes_at_the_same_instant_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let out = labshare(&dir.path().join("loader"), &db_url)
+        .arg("demo-data")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Three processes, each its own node, start the yearly close for the same period at once.
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            labshare(&dir.path().join(format!("node{i}")), &db_url)
+                .args(["jobs", "run", "yearly-close", "--as-of", "2027-01-01"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "a node's job run failed");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        })
+        .collect();
+    let ran = outputs.iter().filter(|o| o.contains("已执行：")).count();
+    let skipped = outputs.iter().filter(|o| o.contains("此前已执行")).count();
+    assert_eq!((ran, skipped), (1, 2), "{outputs:?}");
+    let db = Db::connect(&db_url).await.unwrap();
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM job_runs WHERE job = 'yearly-close' AND status = 'succeeded'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(runs, 1);
+    // The close notified each managing unit's manager once, not three times.
+    let notices: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, CAST(COUNT(*) AS BIGINT) FROM notifications WHERE title LIKE '%绩效评价申报已开始%' GROUP BY user_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!notices.is_empty());
+    assert!(notices.iter().all(|(_, n)| *n == 1), "{notices:?}");
+    db.pool.close().await;
+}

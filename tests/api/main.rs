@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod backup;
 mod calendar;
 mod cli;
 mod content;

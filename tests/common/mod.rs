@@ -81,6 +81,11 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> (String, PgDrop) {
 /// Drops a test's PostgreSQL database when it goes out of scope.
 pub struct PgDrop(Option<(String, String)>);
 
+/// A guard that drops nothing (a SQLite file goes with its temporary directory).
+pub fn no_pg_drop() -> PgDrop {
+    PgDrop(None)
+}
+
 impl Drop for PgDrop {
     fn drop(&mut self) {
         if let Some((admin, name)) = self.0.take() {

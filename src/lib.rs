@@ -19,6 +19,7 @@ pub mod experts;
 pub mod feeds;
 pub mod instruments;
 pub mod jobs;
+pub mod loadtest;
 pub mod mail;
 pub mod money;
 pub mod notify;

@@ -77,6 +77,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Start N serve nodes on the configured database and run a mixed load against them.
+    Load {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +191,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Load {
+                    nodes,
+                    clients,
+                    seconds,
+                },
+        } => {
+            println!(
+                "{}",
+                labshare::loadtest::run(config, nodes, clients, seconds).await?
+            );
             Ok(())
         }
         Command::Bench {

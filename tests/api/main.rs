@@ -23,6 +23,7 @@ mod redemptions;
 mod resources;
 mod schema;
 mod search;
+mod security_matrix;
 mod settlements;
 mod testing_orders;
 mod uploads;

@@ -19,6 +19,7 @@ mod money;
 mod nodes;
 mod pages;
 mod permissions;
+mod properties;
 mod records;
 mod redemptions;
 mod resources;

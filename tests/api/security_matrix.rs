@@ -37,6 +37,7 @@ const ACTORS: [&str; 7] = [
 /// means "validated and refused for the body", not "changed". GET routes run first, then
 /// the others in table order, then the two that end the session.
 const EXPECTED: &[(&str, &str)] = &[
+    // Public pages and API: everyone, signed in or not.
     ("GET /healthz", "AAAAAAA"),
     ("GET /", "AAAAAAA"),
     ("GET /instruments", "AAAAAAA"),
@@ -91,6 +92,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/tasks", "LAAAAAA"),
     ("GET /console/tasks/done", "LAAAAAA"),
     ("GET /console/tasks/started", "LAAAAAA"),
+    // Someone else's task: a redirect to the task list with a flash message, not the task.
     ("GET /console/tasks/{id}", "LAAAAAA"),
     ("GET /console/workflow-instances/{id}", "LAAAFFF"),
     (
@@ -110,6 +112,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/content", "LFAFFFF"),
     ("GET /console/content/new", "LFAFFFF"),
     ("GET /console/content/{id}", "LFAFFFF"),
+    // A portal photo; private files (contracts, reports) are issue 14 work elsewhere.
     ("GET /uploads/{name}", "AAAAAAA"),
     ("GET /api/v1/platforms/{id}", "AAAAAAA"),
     ("GET /console/platforms", "LFFAAFF"),
@@ -138,6 +141,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/evaluations", "LAAAAAA"),
     ("GET /api/v1/evaluations/{id}", "LFAAFFF"),
     ("GET /services/{id}/order", "LFFAAFA"),
+    // No report uploaded yet: 404 to those who may see one.
     ("GET /console/bookings/{id}/report", "LFFNFFN"),
     ("GET /console/statistics", "LAAFFFF"),
     ("GET /console/statistics/export.xlsx", "LAAFFFF"),
@@ -145,6 +149,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/service-records", "LAAAAAA"),
     ("GET /api/v1/me", "LAAAAAA"),
     ("GET /api/v1/roles", "LAFFFFF"),
+    // A certified unit is public information to signed-in users; drafts are not.
     ("GET /api/v1/units/{id}", "LAAAAAA"),
     ("GET /api/v1/bookings/{id}", "LFAAFFA"),
     ("GET /api/v1/units/{id}/vouchers", "LFAAFFF"),
@@ -170,12 +175,14 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/roles/{id}", "LAFFFFF"),
     ("POST /console/roles/{id}/delete", "LAFFFFF"),
     ("POST /console/notifications/read-all", "LAAAAAA"),
+    // Someone else's notification does not exist for you.
     ("POST /console/notifications/{id}/open", "LNNANNN"),
     ("POST /console/notifications/settings", "LAAAAAA"),
     ("POST /console/jobs/{name}/run", "LAFFFFF"),
     ("POST /console/mail/{id}/resend", "LAFFFFF"),
     ("POST /instruments/{id}/book", "LFFAAFA"),
     ("POST /console/my-bookings/calendar", "LFFAAFA"),
+    // Refusals come back as a redirect with a flash message; the API twins show the checks.
     ("POST /console/bookings/{id}/{action}", "LAAAAAA"),
     ("POST /console/subsidies", "LFAFFFF"),
     ("POST /console/subsidies/{id}/confirm", "LFFAFFF"),
@@ -235,13 +242,16 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/evaluations", "LFFAAFF"),
     ("POST /console/evaluations/{id}/experts", "LFAFFFF"),
     ("POST /console/evaluations/{id}/scores", "LFAAFFF"),
+    // No open grading task for anyone yet (the evaluation is under expert review).
     ("POST /console/evaluations/{id}/grade", "LFFFFFF"),
     ("POST /console/evaluations/{id}/report", "LFFAFFF"),
     ("POST /api/v1/evaluations", "LFFNNFF"),
     ("PUT /api/v1/evaluations/{id}/experts", "LFAFFFF"),
+    // The empty score sheet is refused (422) before the handler asks who scores.
     ("POST /api/v1/evaluations/{id}/scores", "LAAAAAA"),
     ("PUT /api/v1/evaluations/{id}/report", "LFFAFFF"),
     ("POST /services/{id}/order", "LFFAAFA"),
+    // No file sent: every caller is sent back to the bookings page with a message.
     ("POST /console/bookings/{id}/report", "LAAAAAA"),
     ("POST /api/v1/testing-orders", "LFFFFFF"),
     ("PUT /api/v1/bookings/{id}/report", "LFFAAFF"),

@@ -182,8 +182,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/mail/{id}/resend", "LAFFFFF"),
     ("POST /instruments/{id}/book", "LFFAAFA"),
     ("POST /console/my-bookings/calendar", "LFFAAFA"),
-    // Refusals come back as a redirect with a flash message; the API twins show the checks.
-    ("POST /console/bookings/{id}/{action}", "LAAAAAA"),
+    // Cancelling (with a reason): the instrument's unit and the booker only.
+    ("POST /console/bookings/{id}/{action}", "LFFAFFA"),
     ("POST /console/subsidies", "LFAFFFF"),
     ("POST /console/subsidies/{id}/confirm", "LFFAFFF"),
     ("POST /console/redemptions", "LFFAAFF"),
@@ -241,18 +241,19 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/rules", "LFFAAFA"),
     ("POST /console/evaluations", "LFFAAFF"),
     ("POST /console/evaluations/{id}/experts", "LFAFFFF"),
-    ("POST /console/evaluations/{id}/scores", "LFAAFFF"),
+    ("POST /console/evaluations/{id}/scores", "LFFFFFF"),
     // No open grading task for anyone yet (the evaluation is under expert review).
     ("POST /console/evaluations/{id}/grade", "LFFFFFF"),
     ("POST /console/evaluations/{id}/report", "LFFAFFF"),
     ("POST /api/v1/evaluations", "LFFNNFF"),
     ("PUT /api/v1/evaluations/{id}/experts", "LFAFFFF"),
-    // The empty score sheet is refused (422) before the handler asks who scores.
-    ("POST /api/v1/evaluations/{id}/scores", "LAAAAAA"),
+    // A valid sheet, but no expert is assigned yet: nobody may score (the unit's own manager
+    // least of all).
+    ("POST /api/v1/evaluations/{id}/scores", "LFFFFFF"),
     ("PUT /api/v1/evaluations/{id}/report", "LFFAFFF"),
     ("POST /services/{id}/order", "LFFAAFA"),
-    // No file sent: every caller is sent back to the bookings page with a message.
-    ("POST /console/bookings/{id}/report", "LAAAAAA"),
+    // A report PDF: only the testing unit may upload it.
+    ("POST /console/bookings/{id}/report", "LFFAFFF"),
     ("POST /api/v1/testing-orders", "LFFFFFF"),
     ("PUT /api/v1/bookings/{id}/report", "LFFAAFF"),
     ("POST /api/v1/users", "AAAAAAA"),
@@ -765,7 +766,8 @@ fn api_body(path: &str) -> Value {
         // Bodies that pass the extractor and the handler's checks of the body, so the
         // answer is the handler's decision about who asks.
         "/api/v1/evaluations/{id}/experts" => json!({"expert_ids": [none]}),
-        "/api/v1/evaluations/{id}/scores" => json!({"scores": {}}),
+        "/api/v1/evaluations/{id}/scores" => json!({"scores": {"usage": "20", "sharing": "20",
+            "results": "15", "satisfaction": "10", "management": "10"}, "comment": "矩阵测试"}),
         "/api/v1/evaluations/{id}/report" => {
             json!({"self_report": "本年度仪器共享服务情况良好，开放机时与服务收入均有增长。"})
         }
@@ -775,6 +777,22 @@ fn api_body(path: &str) -> Value {
         "/api/v1/units/{id}/grades/{year}" => json!({"grade": "good", "reason": "矩阵测试"}),
         "/api/v1/subsidy-settlements/{id}/objection" => json!({"reason": "矩阵测试"}),
         _ => json!({}),
+    }
+}
+
+/// Fields for the page forms whose handlers check the form before who asks, so the answer
+/// is the handler's decision about the caller.
+fn page_fields(path: &str) -> &'static [(&'static str, &'static str)] {
+    match path {
+        "/console/bookings/{id}/{action}" => &[("reason", "矩阵测试")],
+        "/console/evaluations/{id}/scores" => &[
+            ("score_usage", "20"),
+            ("score_sharing", "20"),
+            ("score_results", "15"),
+            ("score_satisfaction", "10"),
+            ("score_management", "10"),
+        ],
+        _ => &[],
     }
 }
 
@@ -809,12 +827,17 @@ async fn outcome(
                 fields.push(("kind", "invoice"));
                 files.push(("file", "发票.pdf", crate::redemptions::PDF));
             }
+            if path.ends_with("/bookings/{id}/report") {
+                files.push(("report", "检测报告.pdf", crate::redemptions::PDF));
+            }
             let (ct, body) = multipart(&fields, &files);
             req.header("content-type", ct).body(body)
         } else if api {
             req.json(&api_body(path))
         } else {
-            req.form(&[("csrf_token", c.csrf.as_str())])
+            let mut fields = vec![("csrf_token", c.csrf.as_str())];
+            fields.extend_from_slice(page_fields(path));
+            req.form(&fields)
         };
     }
     let res = req.send().await.expect("request");
@@ -887,6 +910,9 @@ async fn every_route_answers_each_actor_as_the_matrix_says() {
             checked += 1;
         }
         recorded.push(format!("    (\"{key}\", \"{got}\"),"));
+        if record {
+            eprintln!("{key} ({url}): {}", seen.join(", "));
+        }
         let want = expected.get(key.as_str()).copied();
         if want != Some(got.as_str()) || got.contains('!') {
             let detail: Vec<String> = ACTORS

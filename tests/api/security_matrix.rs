@@ -40,6 +40,9 @@ const ACTORS: [&str; 7] = [
 const EXPECTED: &[(&str, &str)] = &[
     // Public pages and API: everyone, signed in or not.
     ("GET /healthz", "AAAAAAA"),
+    ("GET /readyz", "AAAAAAA"),
+    // Loopback callers only (as the test client is) unless LABSHARE_METRICS_TOKEN is set.
+    ("GET /metrics", "AAAAAAA"),
     ("GET /", "AAAAAAA"),
     ("GET /instruments", "AAAAAAA"),
     ("GET /instruments/{id}", "AAAAAAA"),

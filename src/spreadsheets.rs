@@ -291,9 +291,23 @@ pub fn export(sheet: &str, headers: &[&str], rows: &[Vec<String>]) -> Result<Vec
     }
     for (r, row) in rows.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
-            ws.write_string(r as u32 + 1, c as u16, v)
+            ws.write_string(r as u32 + 1, c as u16, &*as_text(v))
                 .map_err(xlsx_err)?;
         }
     }
     wb.save_to_buffer().map_err(xlsx_err)
+}
+
+/// A value as an exported cell: text a spreadsheet would take for a formula (it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return, e.g. an instrument named
+/// `=HYPERLINK(…)`) gets a leading `'`, so it stays text when the cell is edited or the
+/// sheet is saved as CSV (formula injection). Numbers such as `-12.50` and a lone `-` are
+/// left alone.
+fn as_text(v: &str) -> std::borrow::Cow<'_, str> {
+    let risky = v.len() > 1 && v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && v.parse::<f64>().is_err() {
+        format!("'{v}").into()
+    } else {
+        v.into()
+    }
 }

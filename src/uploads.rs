@@ -136,12 +136,17 @@ pub fn is_stored_name(name: &str) -> bool {
         && ["jpg", "png", "webp", "pdf"].contains(&ext)
 }
 
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Keep a display name short and free of path parts and control characters.
 fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && *c != '"')
+        // Bidirectional overrides would let `U+202E fdp.exe` show as `exe.pdf`.
+        .filter(|c| !c.is_control() && *c != '"' && !is_bidi_control(*c))
         .take(120)
         .collect();
     if cleaned.trim().is_empty() {

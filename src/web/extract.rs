@@ -18,15 +18,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError(AppError::Unprocessable {
-                code: "invalid_body",
-                message: format!("请求字段不正确：{}", e.body_text()),
-            })),
-            Err(e) => Err(ApiError(AppError::BadRequest(e.body_text()))),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(e) => return Err(ApiError(AppError::BadRequest(e.body_text()))),
+        };
+        if holds_nul(&value) {
+            return Err(ApiError(nul_refused()));
         }
+        serde_json::from_value::<T>(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                ApiError(AppError::Unprocessable {
+                    code: "invalid_body",
+                    message: format!("请求字段不正确：{e}"),
+                })
+            })
     }
+}
+
+/// NUL characters are refused in every text a request brings: PostgreSQL cannot store them
+/// in text columns (the insert would fail as a 500) and SQLite would keep a value no page
+/// can show, so both backends answer the same 422.
+fn nul_refused() -> AppError {
+    AppError::Unprocessable {
+        code: "invalid_character",
+        message: "输入内容含有不允许的控制字符（NUL），请删除后重试".into(),
+    }
+}
+
+fn holds_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(holds_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// Whether a url-encoded body or query string holds a NUL once decoded.
+fn urlencoded_holds_nul(bytes: &[u8]) -> bool {
+    url::form_urlencoded::parse(bytes).any(|(k, v)| k.contains('\0') || v.contains('\0'))
 }
 
 /// Path parameters for the API; a malformed id is "not found".
@@ -95,6 +127,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
             .await
             .map_err(|e| PageError(AppError::BadRequest(e.body_text())))?;
         check_csrf(&auth, &bytes)?;
+        if urlencoded_holds_nul(&bytes) {
+            return Err(PageError(nul_refused()));
+        }
         serde_urlencoded::from_bytes::<T>(&bytes)
             .map(CsrfForm)
             .map_err(|e| PageError(AppError::BadRequest(format!("表单内容无法解析（{e}）"))))
@@ -187,6 +222,7 @@ async fn read_multipart<S: Send + Sync>(
                 file_name,
                 bytes,
             }),
+            None if bytes.contains(&0) => return Err(nul_refused()),
             None => {
                 fields
                     .entry(name)

@@ -45,7 +45,7 @@ pub(crate) async fn post_file(
         .expect("multipart post")
 }
 
-fn png(extra: usize) -> Vec<u8> {
+pub(crate) fn png(extra: usize) -> Vec<u8> {
     let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
     v.extend(std::iter::repeat_n(7u8, extra));
     v

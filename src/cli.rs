@@ -53,10 +53,18 @@ pub async fn workflows(config: Config, command: WorkflowsCommand) -> anyhow::Res
             let dir = dir.unwrap_or(config.workflows_dir);
             match def::load_dir(&dir, &roles, &catalog) {
                 Ok(defs) => {
+                    let mut warned = 0;
                     for d in &defs {
                         println!("{}: 正确（{}，{} 个状态）", d.file, d.title, d.states.len());
+                        for w in def::warnings(d) {
+                            println!("警告：{w}");
+                            warned += 1;
+                        }
                     }
                     println!("共 {} 个流程定义，全部通过检查", defs.len());
+                    if warned > 0 {
+                        println!("{warned} 条警告（不影响发布）");
+                    }
                     Ok(())
                 }
                 Err(problems) => {

@@ -18,6 +18,15 @@ pub(super) const ACCOUNTS: &[(&str, &str, &str, Option<usize>, &str)] = &[
         None,
         "bureau@labshare.example",
     ),
+    // A second platform administrator: 兑付复核 must be decided by someone other than 初审,
+    // and a settlement's reviewers exclude the one who started it (职责分离).
+    (
+        "bureau_fund",
+        "市科技局 周科员（资金复核）",
+        "platform_admin",
+        None,
+        "bureau_fund@labshare.example",
+    ),
     (
         "xcu_lab",
         "许昌学院 李老师",

@@ -238,6 +238,7 @@ pub async fn finalise(
             reason: &note,
             source: "evaluation",
             decided_by: decision.get::<i64, _>("assignee_id"),
+            override_reason: "",
         },
         now,
     )

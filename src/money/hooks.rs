@@ -1,5 +1,6 @@
 //! Workflow hooks of the money flows: `grant_voucher_quota` when a voucher application is
-//! approved, `redeem_vouchers` when a redemption is approved. Both run inside the deciding
+//! approved, `redeem_vouchers` when a redemption is approved (`release_redemption_items`
+//! when it is withdrawn or rejected). Both run inside the deciding
 //! transaction, so the ledger changes with the decision or not at all.
 
 use std::collections::BTreeMap;
@@ -64,6 +65,38 @@ pub fn run_grant<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> 
             pid,
             ctx.now,
         )
+        .await?;
+        Ok(())
+    })
+}
+
+pub fn check_release(
+    subject_type: &str,
+    _subject: Option<&Subject>,
+    with: &BTreeMap<String, Value>,
+) -> std::result::Result<(), String> {
+    if subject_type != "redemption" {
+        return Err("release_redemption_items 只能用于 redemption 流程".into());
+    }
+    if !with.is_empty() {
+        return Err("release_redemption_items 不需要参数".into());
+    }
+    Ok(())
+}
+
+/// `release_redemption_items`: a withdrawn or rejected redemption lets go of its bookings so
+/// they can go into a new one; the items stay on the redemption (its history) as released.
+pub fn run_release<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if ctx.dry_run {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE redemption_items SET released_at = $1 WHERE redemption_id = $2 AND released_at IS NULL",
+        )
+        .bind(ctx.now)
+        .bind(ctx.subject_id)
+        .execute(&mut *ctx.conn)
         .await?;
         Ok(())
     })
@@ -234,6 +267,11 @@ pub const WORKFLOW_HOOKS: &[Hook] = &[
         name: "redeem_vouchers",
         check: check_redeem,
         run: run_redeem,
+    },
+    Hook {
+        name: "release_redemption_items",
+        check: check_release,
+        run: run_release,
     },
     Hook {
         name: "compute_settlement",

@@ -217,13 +217,60 @@ pub struct UnitGrade<'a> {
     pub reason: &'a str,
     pub source: &'a str,
     pub decided_by: i64,
+    /// Why a published evaluation result is overridden (empty otherwise).
+    pub override_reason: &'a str,
 }
 
+/// Record a grade by hand (`PUT /units/{id}/grades/{year}`). Over a published evaluation
+/// result (绩效评价结果已公示) it is refused with 409 `grade_published` unless an
+/// `override_reason` is given; either way the change is in `grade_changes`.
+pub async fn set_grade_by_hand(db: &Db, g: UnitGrade<'_>, now: i64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    let published: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM evaluations WHERE unit_id = $1 AND year = $2 AND status = 'published'",
+    )
+    .bind(g.unit_id)
+    .bind(g.year)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if published.is_some() && g.override_reason.trim().is_empty() {
+        return Err(AppError::conflict(
+            "grade_published",
+            "该单位本年度的绩效评价结果已公示：修改等级须填写调整理由（override_reason）",
+        ));
+    }
+    record_grade(&mut tx, g, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replace the unit's grade for the year and log the change (who, old, new, why).
 pub async fn record_grade(
     conn: &mut sqlx::AnyConnection,
     g: UnitGrade<'_>,
     now: i64,
 ) -> Result<()> {
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT grade FROM unit_grades WHERE unit_id = $1 AND year = $2")
+            .bind(g.unit_id)
+            .bind(g.year)
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO grade_changes (unit_id, year, old_grade, new_grade, source, reason, override_reason, changed_by, changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(g.unit_id)
+    .bind(g.year)
+    .bind(old)
+    .bind(g.grade)
+    .bind(g.source)
+    .bind(g.reason)
+    .bind(g.override_reason.trim())
+    .bind(g.decided_by)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM unit_grades WHERE unit_id = $1 AND year = $2")
         .bind(g.unit_id)
         .bind(g.year)

@@ -51,6 +51,8 @@ pub struct Item {
     pub start_at: i64,
     #[sqlx(rename = "voucher_fen", try_from = "crate::store::Fen")]
     pub voucher: Yuan,
+    /// Set when the redemption was withdrawn or rejected: the booking may be redeemed anew.
+    pub released_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,7 +207,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Redemption> {
     .await?
     .ok_or(AppError::NotFound)?;
     let items: Vec<Item> = sqlx::query_as(
-        "SELECT ri.booking_id, i.name AS instrument_name, u.name AS user_unit, b.start_at, ri.voucher_fen FROM redemption_items ri \
+        "SELECT ri.booking_id, i.name AS instrument_name, u.name AS user_unit, b.start_at, ri.voucher_fen, ri.released_at FROM redemption_items ri \
          JOIN bookings b ON b.id = ri.booking_id JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id \
          WHERE ri.redemption_id = $1 ORDER BY ri.booking_id",
     )
@@ -404,7 +406,7 @@ pub async fn redeemable(db: &Db, user: &CurrentUser) -> Result<Vec<serde_json::V
          JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id \
          WHERE b.status = 'completed' AND b.voucher_fen > 0 \
          AND i.unit_id IN (SELECT unit_id FROM unit_members WHERE user_id = $1 AND role = 'manager') \
-         AND NOT EXISTS (SELECT 1 FROM redemption_items ri WHERE ri.booking_id = b.id) ORDER BY i.unit_id, b.id",
+         AND NOT EXISTS (SELECT 1 FROM redemption_items ri WHERE ri.booking_id = b.id AND ri.released_at IS NULL) ORDER BY i.unit_id, b.id",
     )
     .bind(user.id)
     .fetch_all(&db.pool)

@@ -198,6 +198,8 @@ pub async fn create(
 ) -> Result<i64> {
     let (policy_id, _) = super::current(engine.db()).await?;
     let mut tx = engine.db().begin_write().await?;
+    // One live settlement per year: the partial unique index `settlements_live_year` (a
+    // cancelled one does not count) decides between concurrent creations on both backends.
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO settlements (year, policy_version_id, total_fen, created_by, created_at, updated_at) VALUES ($1, $2, 0, $3, $4, $4) RETURNING id",
     )
@@ -206,7 +208,17 @@ pub async fn create(
     .bind(user_id)
     .bind(now)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| {
+        if crate::store::is_unique_violation(&e) {
+            AppError::conflict(
+                "settlement_exists",
+                format!("{year} 年度已有进行中或已下达的补贴结算，不能重复发起"),
+            )
+        } else {
+            AppError::Database(e)
+        }
+    })?;
     // The flow's first step computes the figures and asks the units to confirm them.
     let started = engine
         .start_in(

@@ -68,15 +68,150 @@ pub(super) fn today(now: i64) -> String {
 }
 
 /// Resolve a task's assignees to user ids, never a member of the subject's unit (回避)
-/// except for the applicant and unit-role assignments, which are the unit by design.
+/// except for the applicant and unit-role assignments, which are the unit by design, and
+/// never the applicant (职责分离) except in a step that is the applicant's by design
+/// (`assignees: applicant`, e.g. 申请人修改).
 pub(super) async fn resolve_assignees(
     conn: &mut sqlx::AnyConnection,
     who: &def::Assignees,
     inst: &Instance,
     ctx: &Value,
 ) -> Result<Vec<i64>> {
+    resolve_step_assignees(conn, who, &[], inst, ctx).await
+}
+
+/// `resolve_assignees` for a step, also leaving out whoever approved in the states its
+/// `distinct_from` names (四眼原则).
+pub(super) async fn resolve_step_assignees(
+    conn: &mut sqlx::AnyConnection,
+    who: &def::Assignees,
+    distinct_from: &[String],
+    inst: &Instance,
+    ctx: &Value,
+) -> Result<Vec<i64>> {
+    let ids = candidates(conn, who, inst, ctx).await?;
+    let ids = eligible_only(conn, who, distinct_from, inst, ids).await?;
+    if ids.is_empty() {
+        return Err(AppError::unprocessable(
+            "no_assignee",
+            "没有可指派的审核人（本单位成员按回避规则不能审核本单位事项，申请人不能审核自己的事项，复核人须不同于前一环节的审核人）",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Filter `ids` down to those who may hold a task of the step: recusal (回避), not the
+/// applicant, not an approver of a `distinct_from` state. Keeps the order.
+pub(super) async fn eligible_only(
+    conn: &mut sqlx::AnyConnection,
+    who: &def::Assignees,
+    distinct_from: &[String],
+    inst: &Instance,
+    mut ids: Vec<i64>,
+) -> Result<Vec<i64>> {
     use def::Assignees as A;
-    let mut ids: Vec<i64> = match who {
+    if !matches!(who, A::Applicant(_) | A::UnitRole(_)) {
+        ids = recuse(conn, ids, inst.unit_id).await?;
+    }
+    if !matches!(who, A::Applicant(_)) {
+        ids.retain(|id| *id != inst.applicant_id);
+    }
+    let earlier = approvers_in(conn, inst.id, distinct_from).await?;
+    ids.retain(|id| !earlier.contains(id));
+    let mut seen = BTreeSet::new();
+    ids.retain(|id| seen.insert(*id));
+    Ok(ids)
+}
+
+/// Who approved a task of this instance in any of `states` (any round).
+pub(super) async fn approvers_in(
+    conn: &mut sqlx::AnyConnection,
+    instance_id: i64,
+    states: &[String],
+) -> Result<BTreeSet<i64>> {
+    let mut out = BTreeSet::new();
+    for state in states {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT assignee_id FROM workflow_tasks WHERE instance_id = $1 AND state = $2 AND status = 'approved'",
+        )
+        .bind(instance_id)
+        .bind(state)
+        .fetch_all(&mut *conn)
+        .await?;
+        out.extend(rows.into_iter().map(|r| r.0));
+    }
+    Ok(out)
+}
+
+/// Whether `user_id` still satisfies the step's assignee rule (an active user holding the
+/// role or permission, a member of the unit in that role, the named user, the applicant).
+/// Expressions name users from the subject's data and are not re-checked.
+pub(super) async fn satisfies_rule(
+    conn: &mut sqlx::AnyConnection,
+    who: &def::Assignees,
+    inst: &Instance,
+    user_id: i64,
+) -> Result<bool> {
+    use def::Assignees as A;
+    let found: Option<(i64,)> = match who {
+        A::Role(r) => {
+            sqlx::query_as(
+                "SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id \
+                 WHERE r.key = $1 AND u.id = $2 AND u.is_active = 1",
+            )
+            .bind(r)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        A::Permission(p) => {
+            sqlx::query_as(
+                "SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id \
+                 JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE rp.permission = $1 AND u.id = $2 AND u.is_active = 1",
+            )
+            .bind(p)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        A::UnitRole(role) => {
+            sqlx::query_as(
+                "SELECT m.user_id FROM unit_members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.unit_id = $1 AND m.role = $2 AND m.user_id = $3 AND u.is_active = 1",
+            )
+            .bind(inst.unit_id.unwrap_or(0))
+            .bind(role)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        A::User(name) => {
+            sqlx::query_as("SELECT id FROM users WHERE username = $1 AND id = $2 AND is_active = 1")
+                .bind(name)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        A::Applicant(_) => return Ok(user_id == inst.applicant_id),
+        A::Expr(_) => {
+            sqlx::query_as("SELECT id FROM users WHERE id = $1 AND is_active = 1")
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    Ok(found.is_some())
+}
+
+/// The users the rule names, before recusal and separation of duties.
+async fn candidates(
+    conn: &mut sqlx::AnyConnection,
+    who: &def::Assignees,
+    inst: &Instance,
+    ctx: &Value,
+) -> Result<Vec<i64>> {
+    use def::Assignees as A;
+    let ids: Vec<i64> = match who {
         A::Role(r) => sqlx::query_as::<_, (i64,)>(
             "SELECT DISTINCT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id \
              WHERE r.key = $1 AND u.is_active = 1 ORDER BY u.id",
@@ -132,16 +267,6 @@ pub(super) async fn resolve_assignees(
             out
         }
     };
-    if !matches!(who, A::Applicant(_) | A::UnitRole(_)) {
-        ids = recuse(conn, ids, inst.unit_id).await?;
-    }
-    ids.dedup();
-    if ids.is_empty() {
-        return Err(AppError::unprocessable(
-            "no_assignee",
-            "没有可指派的审核人（本单位成员按回避规则不能审核本单位事项）",
-        ));
-    }
     Ok(ids)
 }
 

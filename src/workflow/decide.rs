@@ -50,6 +50,9 @@ impl Engine {
         let mut step = self.open_step(&mut tx, actor, task_id).await?;
         let spec = step.spec()?.clone();
         let action = permitted_action(&spec, actor, &decision.action)?;
+        if let Some(u) = actor {
+            check_decider(&mut tx, &spec, &step.inst, u.id).await?;
+        }
         let form = if decision.data.is_null() {
             json!({})
         } else {
@@ -186,6 +189,36 @@ fn permitted_action(spec: &def::Task, actor: Option<&CurrentUser>, action: &str)
     Ok(action)
 }
 
+/// Separation of duties at decision time, also for email links (they come through `act`):
+/// the actor must still satisfy the step's assignee rule (a revoked permission or a
+/// deactivated account → 403 `not_eligible`), must not be the applicant outside the
+/// applicant's own step (`not_eligible`), and must not have approved a `distinct_from` state
+/// of this instance (403 `same_decider`).
+async fn check_decider(
+    tx: &mut sqlx::AnyConnection,
+    spec: &def::Task,
+    inst: &Instance,
+    user_id: i64,
+) -> Result<()> {
+    let own_step = matches!(spec.assignees, def::Assignees::Applicant(_));
+    if (!own_step && user_id == inst.applicant_id)
+        || !satisfies_rule(tx, &spec.assignees, inst, user_id).await?
+    {
+        return Err(AppError::Forbidden {
+            code: "not_eligible",
+        });
+    }
+    if approvers_in(tx, inst.id, &spec.distinct_from)
+        .await?
+        .contains(&user_id)
+    {
+        return Err(AppError::Forbidden {
+            code: "same_decider",
+        });
+    }
+    Ok(())
+}
+
 /// Close the task with the decision first: this UPDATE is the compare-and-swap for
 /// concurrent deciders. Comments and add-signer leave it open.
 async fn close_task(
@@ -291,10 +324,28 @@ async fn add_assignee(
 ) -> Result<()> {
     let inst = &step.inst;
     let uid = user_by_ref(tx, form).await?;
+    if uid == inst.applicant_id && !matches!(spec.assignees, def::Assignees::Applicant(_)) {
+        return Err(AppError::field(
+            "user",
+            "该用户是本事项的申请人，不能审核自己的申请",
+        ));
+    }
     if recuse(tx, vec![uid], inst.unit_id).await?.is_empty() {
         return Err(AppError::field(
             "user",
             "该用户是本单位成员，按回避规则不能审核",
+        ));
+    }
+    if !satisfies_rule(tx, &spec.assignees, inst, uid).await? {
+        return Err(AppError::field("user", "该用户不具备办理此环节的权限"));
+    }
+    if approvers_in(tx, inst.id, &spec.distinct_from)
+        .await?
+        .contains(&uid)
+    {
+        return Err(AppError::field(
+            "user",
+            "该用户已审核过前一环节，此环节须由另一人办理",
         ));
     }
     let open: Option<(i64,)> = sqlx::query_as("SELECT id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND assignee_id = $3 AND status IN ('open', 'waiting')")

@@ -87,6 +87,10 @@ pub struct RawTask {
     /// reviews, anonymous to the unit they review).
     #[serde(default)]
     pub anonymous: bool,
+    /// States whose approvers may not decide this step (四眼原则, e.g. 复核 after 初审): they
+    /// are left out when assigning and refused (`same_decider`) when deciding.
+    #[serde(default)]
+    pub distinct_from: Vec<Spanned<String>>,
 }
 
 /// Who gets the task.
@@ -206,6 +210,7 @@ pub struct Task {
     pub cc: Vec<String>,
     pub on_decision: Vec<Effect>,
     pub anonymous: bool,
+    pub distinct_from: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -519,6 +524,7 @@ impl Checker<'_> {
         self.check_at_deadline(t.at_deadline.as_ref(), &on);
         self.check_cc(&t.cc);
         let on_decision = self.check_effects(&t.on_decision, &raw.subject.value);
+        let distinct_from = self.check_distinct_from(&raw.states, name, &t.distinct_from);
         Task {
             assignees: t.assignees.value.clone(),
             mode: t.mode.clone(),
@@ -529,7 +535,35 @@ impl Checker<'_> {
             cc: t.cc.iter().map(|c| c.value.clone()).collect(),
             on_decision,
             anonymous: t.anonymous,
+            distinct_from,
         }
+    }
+
+    /// Checks that each state named by `distinct_from` exists, has a task and is not the
+    /// step itself.
+    fn check_distinct_from(
+        &mut self,
+        states: &BTreeMap<String, RawState>,
+        name: &str,
+        distinct_from: &[Spanned<String>],
+    ) -> Vec<String> {
+        let mut checked = Vec::new();
+        for s in distinct_from {
+            let line = s.referenced.line();
+            match states.get(&s.value) {
+                None => self.push(line, format!("distinct_from 中未知的状态 `{}`", s.value)),
+                Some(st) if st.task.is_none() => self.push(
+                    line,
+                    format!("distinct_from 中的状态 `{}` 没有审批任务", s.value),
+                ),
+                Some(_) if s.value == name => {
+                    self.push(line, format!("distinct_from 不能指向本环节 `{name}`"))
+                }
+                Some(_) => {}
+            }
+            checked.push(s.value.clone());
+        }
+        checked
     }
 
     /// Checks that every action a task offers is one of `ACTIONS`.
@@ -768,6 +802,77 @@ impl Checker<'_> {
     }
 }
 
+/// Warnings about a sound definition (`labshare workflows check` prints them and still exits
+/// 0): steps that could end with no eligible assignee once the applicant is left out (职责分离)
+/// and a `distinct_from` state's approvers are excluded.
+pub fn warnings(d: &Definition) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (name, st) in &d.states {
+        let Some(t) = &st.task else { continue };
+        let line = line_of(&d.source, &format!("{name}:"));
+        let mut warn = |message: String| out.push(problem(&d.file, line, message));
+        if let Assignees::User(u) = &t.assignees {
+            warn(format!(
+                "环节 `{name}` 只指派给用户 `{u}`：由该用户发起的事项，此环节将无人可指派（申请人不能审核自己的事项）"
+            ));
+        }
+        if matches!(t.assignees, Assignees::Applicant(_)) && !t.distinct_from.is_empty() {
+            warn(format!(
+                "环节 `{name}` 指派给申请人又要求不同于 {} 的审核人：申请人在那些环节同意过时，此环节将无人可指派",
+                t.distinct_from.join("、")
+            ));
+        }
+        for other in &t.distinct_from {
+            let Some(o) = d.state(other).and_then(|s| s.task.as_ref()) else {
+                continue;
+            };
+            if o.assignees == t.assignees {
+                let all = matches!(o.mode, Mode::All | Mode::Sequential);
+                warn(if all {
+                    format!(
+                        "环节 `{name}` 与 `{other}` 的处理人规则相同且 `{other}` 须全部同意：`{other}` 的每个人都被排除，此环节将无人可指派"
+                    )
+                } else {
+                    format!(
+                        "环节 `{name}` 与 `{other}` 的处理人规则相同：只有一人符合时，此环节将无人可指派（至少需要两人）"
+                    )
+                });
+            } else if let (Some(mine), Some(theirs)) =
+                (holders(&t.assignees), holders(&o.assignees))
+                && mine.iter().all(|r| theirs.contains(r))
+            {
+                warn(format!(
+                    "环节 `{name}` 的处理人角色（{}）都能办理 `{other}`：同一人办理了 `{other}` 且无其他人时，此环节将无人可指派",
+                    mine.join("、")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The built-in roles a role or permission rule names (`None` for other rules).
+fn holders(a: &Assignees) -> Option<Vec<&'static str>> {
+    use crate::auth::permissions::BUILTIN_ROLES;
+    match a {
+        Assignees::Role(r) => BUILTIN_ROLES
+            .iter()
+            .find(|b| b.key == r)
+            .map(|b| vec![b.key]),
+        Assignees::Permission(p) => {
+            let p = Permission::from_key(p)?;
+            Some(
+                BUILTIN_ROLES
+                    .iter()
+                    .filter(|b| b.permissions.contains(&p))
+                    .map(|b| b.key)
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
 /// The states a state's task can move an instance to.
 fn successors(s: &State) -> Vec<String> {
     s.task
@@ -870,6 +975,42 @@ mod tests {
         assert_eq!(Duration::parse("48 hours"), Some(Duration::Hours(48)));
         assert_eq!(Duration::parse("soon"), None);
         assert_eq!(Duration::parse("0 days"), None);
+    }
+
+    const TWO_STAGES: &str = "key: two\ntitle: 两级\nsubject: unit\ninitial: a\nstates:\n  a:\n    task:\n      assignees: { permission: unit.review }\n      mode: all\n      actions: [approve]\n      on: { approve: b }\n      deadline: 1 days\n  b:\n    task:\n      assignees: { permission: unit.review }\n      distinct_from: [STATE]\n      actions: [approve]\n      on: { approve: done }\n      deadline: 1 days\n  done:\n    terminal: true\n";
+
+    #[test]
+    fn distinct_from_names_an_earlier_step_and_an_impossible_one_is_warned_about() {
+        let roles = builtin_roles();
+        let cat = Catalog::engine();
+        let p = parse(
+            "two.yaml",
+            &TWO_STAGES.replace("STATE", "nowhere"),
+            &roles,
+            &cat,
+        )
+        .unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("distinct_from 中未知的状态 `nowhere`")),
+            "{p:?}"
+        );
+        let p = parse(
+            "two.yaml",
+            &TWO_STAGES.replace("STATE", "done"),
+            &roles,
+            &cat,
+        )
+        .unwrap_err();
+        assert!(
+            p.iter().any(|p| p.message.contains("没有审批任务")),
+            "{p:?}"
+        );
+        let d = parse("two.yaml", &TWO_STAGES.replace("STATE", "a"), &roles, &cat).unwrap();
+        assert_eq!(d.states["b"].task.as_ref().unwrap().distinct_from, ["a"]);
+        let w = warnings(&d);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].message.contains("无人可指派"), "{w:?}");
     }
 
     #[test]

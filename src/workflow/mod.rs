@@ -55,6 +55,10 @@ pub struct Engine {
     clock: Clock,
 }
 
+fn already_running() -> AppError {
+    AppError::conflict("already_running", "该事项已在审批中，请勿重复提交")
+}
+
 // ---- runtime -----------------------------------------------------------------------------
 
 #[derive(Clone, Debug, Serialize)]
@@ -142,10 +146,7 @@ impl Engine {
             .fetch_optional(&mut *tx)
             .await?;
         if running.is_some() {
-            return Err(AppError::conflict(
-                "already_running",
-                "该事项已在审批中，请勿重复提交",
-            ));
+            return Err(already_running());
         }
         let unit_id = match self.definitions.catalog().subject(subject_type) {
             // A subject may belong to no unit (a settlement): then nobody is recused.
@@ -166,7 +167,16 @@ impl Engine {
     .bind(data.to_string())
     .bind(now)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| {
+        // Two concurrent starts: the partial unique index on running instances lets one in
+        // (PostgreSQL makes the second wait for the first, then refuses it).
+        if crate::store::is_unique_violation(&e) {
+            already_running()
+        } else {
+            AppError::Database(e)
+        }
+    })?;
         let inst = load_instance(&mut *tx, id).await?;
         let cat = self.definitions.catalog();
         let ctx = expr_ctx(cat, &mut *tx, &inst, &Value::Null).await?;

@@ -158,7 +158,7 @@ pub(super) async fn quorum_needed(
     Ok(match spec.mode {
         def::Mode::MinApprovals(n) => Some(n as i64),
         def::Mode::Ratio(r) => {
-            let (total,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status <> 'transferred'")
+            let (total,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status NOT IN ('transferred', 'cancelled')")
                 .bind(inst.id)
                 .bind(inst.round)
                 .fetch_one(conn)

@@ -51,7 +51,8 @@ pub(super) async fn enter_state(
         &refreshed
     };
     if let Some(task) = &st.task {
-        let users = resolve_assignees(conn, &task.assignees, inst, ctx).await?;
+        let users =
+            resolve_step_assignees(conn, &task.assignees, &task.distinct_from, inst, ctx).await?;
         let due = task.deadline.map(|dl| dl.after(now));
         for (i, uid) in users.iter().enumerate() {
             let open = task.mode != def::Mode::Sequential || i == 0;

@@ -9,7 +9,7 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     app.state.search.rebuild(&app.db, &|_, _| {}).await.unwrap();
     assert!(first.units >= 12, "{first}");
     assert!(first.instruments >= 300, "{first}");
-    assert_eq!(first.users, 8);
+    assert_eq!(first.users, 9);
     let reviews = demo::start_pending_reviews(&app.state.engine)
         .await
         .unwrap();
@@ -45,6 +45,7 @@ async fn demo_data_loads_once_and_fills_the_portal() {
     for (user, role) in [
         ("admin", "system_admin"),
         ("bureau", "platform_admin"),
+        ("bureau_fund", "platform_admin"),
         ("xcu_lab", "unit_manager"),
         ("expert_zhang", "expert"),
         ("senyuan", "user"),

@@ -126,9 +126,11 @@ async fn a_reviewer_approves_from_the_link_in_a_real_mail() {
 async fn expired_tampered_and_transferred_links_change_nothing() {
     let app = spawn_app_with(&[]).await;
     app.create_user("reviewer", "platform_admin").await;
-    app.create_user("reviewer2", "system_admin").await;
     app.create_user("applicant", "user").await;
     let unit = submitted_unit(&app, 32).await;
+    // Created after the submission, so the task can be transferred to them (a transfer goes
+    // only to someone the step's rule allows, unit.review here).
+    app.create_user("reviewer2", "platform_admin").await;
     labshare::notify::deliver_workflow_events(&app.state, 100)
         .await
         .unwrap();

@@ -801,6 +801,10 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     let w = world("high_tech").await;
     w.app.create_user("bureau_j", "platform_admin").await;
     let admin = w.app.token("bureau_j").await;
+    // A second platform admin: 复核 needs someone other than 初审 (distinct_from), and the
+    // settlement's starter never reviews it.
+    w.app.create_user("bureau_j2", "platform_admin").await;
+    let checker = w.app.token("bureau_j2").await;
 
     // Apply for vouchers: the review approves and the quota is granted from the policy.
     let (status, body) = w
@@ -882,7 +886,12 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
                 .await;
         assert_eq!(status, 201, "{body}");
     }
-    assert_eq!(approve_all(&w, &admin).await, 2, "review, recheck");
+    assert_eq!(approve_all(&w, &admin).await, 1, "review");
+    assert_eq!(
+        approve_all(&w, &checker).await,
+        1,
+        "recheck by someone else"
+    );
     // During the five working days of public notice only an objection can be upheld; the
     // notice passes by itself when the period ends.
     let (_, tasks) = w.app.api("GET", "/api/v1/tasks", Some(&admin), None).await;
@@ -902,7 +911,8 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         (422, Some("form_incomplete")),
         "{body}"
     );
-    assert_eq!(crate::common::notice_period_passes(&w.app).await, 1);
+    // One notice task per voucher manager (both platform admins).
+    assert_eq!(crate::common::notice_period_passes(&w.app).await, 2);
     let status: String = sqlx::query_scalar("SELECT status FROM redemptions WHERE id = $1")
         .bind(r["id"].as_i64().unwrap())
         .fetch_one(&w.app.db.pool)
@@ -981,13 +991,14 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         "{out}"
     );
 
-    // Settle: 4,938.26 × 30% (优秀) = 1,481.478 → 1,481.48.
+    // Settle: 4,938.26 × 30% (优秀) = 1,481.478 → 1,481.48. The checker starts it, so the
+    // review goes to the other subsidy manager.
     let (status, s) = w
         .app
         .api(
             "POST",
             "/api/v1/subsidy-settlements",
-            Some(&admin),
+            Some(&checker),
             Some(json!({"year": 2026})),
         )
         .await;
@@ -1075,4 +1086,78 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
             .unwrap()
             .contains("spreadsheetml")
     );
+}
+
+#[tokio::test]
+async fn vouchers_on_a_booking_whose_units_share_a_member_need_a_platform_decision() {
+    let w = world("high_tech").await;
+    grant(&w, 2026).await;
+    // The instrument unit's manager is also a member of the booking unit (关联交易).
+    let owner_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'owner'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO unit_members (unit_id, user_id, role, created_at) VALUES ($1, $2, 'member', 0)")
+        .bind(w.user_unit)
+        .bind(owner_id)
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    let a = quoted(
+        &w,
+        "2026-12-02T09:00:00+08:00",
+        "2026-12-02T11:00:00+08:00",
+        "10000.00",
+    )
+    .await;
+    let confirm_path = format!("/api/v1/bookings/{a}/confirm");
+    let confirm = || {
+        w.app.api(
+            "POST",
+            &confirm_path,
+            Some(&w.user),
+            Some(json!({"voucher_amount": "4000.00"})),
+        )
+    };
+    let (status, body) = confirm().await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "self_dealing");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("关联交易")
+    );
+
+    // Only the platform (voucher.manage) may allow it, with a reason.
+    let path = format!("/api/v1/bookings/{a}/voucher-exception");
+    let (status, _) = w
+        .app
+        .api(
+            "POST",
+            &path,
+            Some(&w.user),
+            Some(json!({"reason": "自己批准"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    w.app.create_user("voucher_admin", "platform_admin").await;
+    let admin = w.app.token("voucher_admin").await;
+    let (status, body) = w
+        .app
+        .api("POST", &path, Some(&admin), Some(json!({"reason": ""})))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = w
+        .app
+        .api(
+            "POST",
+            &path,
+            Some(&admin),
+            Some(json!({"reason": "兼职人员不参与该项服务，经审核同意"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = confirm().await;
+    assert_eq!(status, 200, "after the platform's decision: {body}");
 }

@@ -86,6 +86,8 @@ struct World {
     owner: String,
     unit: i64,
     admin: String,
+    /// A second platform admin for 复核 (it must not be 初审's decider).
+    checker: String,
     bookings: Vec<i64>,
 }
 
@@ -99,6 +101,8 @@ async fn world() -> World {
     let owner = app.token("r_owner").await;
     let buyer = app.token("r_buyer").await;
     let admin = app.token("r_admin").await;
+    app.create_user("r_checker", "platform_admin").await;
+    let checker = app.token("r_checker").await;
     let (_, u) = app
         .api(
             "POST",
@@ -148,6 +152,7 @@ async fn world() -> World {
         owner,
         unit,
         admin,
+        checker,
         bookings,
     }
 }
@@ -303,17 +308,20 @@ async fn review_needs_a_contract_and_an_invoice_which_reviewers_download_from_th
     let (status, body) = approve("材料齐全，同意").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "recheck");
-    let t = open_task(app, &w.admin).await;
+    // 复核 goes to the other platform admin only: 初审's decider is left out.
+    assert!(open_task(app, &w.admin).await.is_null());
+    let t = open_task(app, &w.checker).await;
     let (status, body) = app
         .api(
             "POST",
             &format!("/api/v1/tasks/{}/actions", t["id"]),
-            Some(&w.admin),
+            Some(&w.checker),
             Some(json!({"action": "approve"})),
         )
         .await;
     assert_eq!((status, body["state"].as_str()), (200, Some("publicity")));
-    assert_eq!(crate::common::notice_period_passes(app).await, 1);
+    // One notice task per voucher manager (both platform admins).
+    assert_eq!(crate::common::notice_period_passes(app).await, 2);
     let (_, r) = app
         .api(
             "GET",
@@ -446,4 +454,173 @@ async fn the_console_form_applies_with_the_files_and_refuses_without_them() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// `POST /api/v1/redemptions` of `bookings` by the unit's manager.
+async fn redeem(w: &World, bookings: &[i64]) -> (u16, Value) {
+    w.app
+        .api(
+            "POST",
+            "/api/v1/redemptions",
+            Some(&w.owner),
+            Some(json!({"unit_id": w.unit, "booking_ids": bookings})),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_withdrawn_or_rejected_redemption_releases_its_bookings_for_a_new_one() {
+    let w = world().await;
+    let app = &w.app;
+    let (status, first) = redeem(&w, &w.bookings[..2]).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, body) = redeem(&w, &w.bookings[..1]).await;
+    assert_eq!(status, 422, "a booking is in one live redemption: {body}");
+
+    // Withdrawn by the unit: its bookings are free again, the history keeps its items.
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!(
+                "/api/v1/workflow-instances/{}/withdraw",
+                first["instance_id"]
+            ),
+            Some(&w.owner),
+            Some(json!({"comment": "材料有误，撤回"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, old) = app
+        .api(
+            "GET",
+            &format!("/api/v1/redemptions/{}", first["id"]),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(old["status"], "withdrawn");
+    assert_eq!(old["booking_ids"], json!(&w.bookings[..2]), "{old}");
+    assert_eq!(
+        old["released_booking_ids"],
+        json!(&w.bookings[..2]),
+        "{old}"
+    );
+    let (status, second) = redeem(&w, &w.bookings[..2]).await;
+    assert_eq!(status, 202, "{second}");
+
+    // Rejected by the reviewer: released too.
+    let t = open_task(app, &w.admin).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", t["id"]),
+            Some(&w.admin),
+            Some(json!({"action": "reject", "comment": "不符合兑付条件"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, third) = redeem(&w, &w.bookings[..1]).await;
+    assert_eq!(status, 202, "{third}");
+}
+
+#[tokio::test]
+async fn the_reviewer_of_a_redemption_cannot_also_recheck_it() {
+    let w = world().await;
+    let app = &w.app;
+    let (status, r) = redeem(&w, &w.bookings[..1]).await;
+    assert_eq!(status, 202, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    for (kind, name) in [("contract", "合同.pdf"), ("invoice", "发票.pdf")] {
+        let (status, body) = attach(app, &w.owner, id, kind, name, PDF).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The unit's manager is the applicant: transferring the review to them is refused.
+    let t = open_task(app, &w.admin).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", t["id"]),
+            Some(&w.admin),
+            Some(json!({"action": "transfer", "data": {"user": "r_owner"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["fields"]["user"].is_string(), "{body}");
+    // Both admins reviewed; r_admin approves, so only r_checker gets 复核.
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", t["id"]),
+            Some(&w.admin),
+            Some(json!({"action": "approve", "comment": "初审同意"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("recheck")),
+        "{body}"
+    );
+    assert!(open_task(app, &w.admin).await.is_null());
+    let recheck = open_task(app, &w.checker).await;
+    assert_eq!(recheck["step"], "recheck");
+
+    // Adding 初审's decider as a signer is refused; a task somehow given to them is refused
+    // when they decide it (same_decider).
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", recheck["id"]),
+            Some(&w.checker),
+            Some(json!({"action": "add_signer", "data": {"user": "r_admin"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (instance, round): (i64, i64) = sqlx::query_as(
+        "SELECT id, round FROM workflow_instances WHERE subject_type = 'redemption' AND subject_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let admin_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'r_admin'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let sneaked: i64 = sqlx::query_scalar(
+        "INSERT INTO workflow_tasks (instance_id, state, round, assignee_id, seq, status, created_at) VALUES ($1, 'recheck', $2, $3, 5, 'open', 0) RETURNING id",
+    )
+    .bind(instance)
+    .bind(round)
+    .bind(admin_id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{sneaked}/actions"),
+            Some(&w.admin),
+            Some(json!({"action": "approve"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "same_decider");
+    sqlx::query("DELETE FROM workflow_tasks WHERE id = $1")
+        .bind(sneaked)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/actions", recheck["id"]),
+            Some(&w.checker),
+            Some(json!({"action": "approve", "comment": "复核同意"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("publicity")),
+        "{body}"
+    );
 }

@@ -653,3 +653,49 @@ async fn an_approved_instrument_is_public_and_searchable_within_a_second() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test]
+async fn two_concurrent_submissions_of_one_instrument_start_one_review() {
+    let app = spawn_app().await;
+    app.create_user("reviewer_race", "platform_admin").await;
+    let (token, unit) = manager_with_unit(&app, "um_race", 7).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            "/api/v1/instruments",
+            Some(&token),
+            Some(json!({"unit_id": unit, "name": "电镜", "category_code": "010100", "value": 1250000})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let (status, body) = app
+        .api(
+            "PATCH",
+            &format!("/api/v1/instruments/{id}"),
+            Some(&token),
+            Some(complete_instrument(unit)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let path = format!("/api/v1/instruments/{id}/submit");
+    let submit = || app.api("POST", &path, Some(&token), None);
+    let ((a, body_a), (b, body_b)) = tokio::join!(submit(), submit());
+    let mut got = [a, b];
+    got.sort();
+    assert_eq!(got, [202, 409], "{body_a} {body_b}");
+    let refused = if a == 409 { &body_a } else { &body_b };
+    let code = refused["error"]["code"].as_str().unwrap_or("");
+    assert!(
+        ["already_running", "not_editable"].contains(&code),
+        "{refused}"
+    );
+    let running: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_instances WHERE subject_type = 'instrument' AND subject_id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(running, 1, "exactly one running instance");
+}

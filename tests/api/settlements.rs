@@ -159,7 +159,10 @@ async fn act(
 
 struct World {
     app: TestApp,
+    /// The subsidy manager who decides (objection, review).
     admin: String,
+    /// The one who starts the settlements: as its applicant, never its reviewer (职责分离).
+    starter: String,
     unit_a: i64,
     owner_a: String,
     unit_b: i64,
@@ -172,6 +175,8 @@ async fn world() -> World {
     let app = spawn_app_with(&[("LABSHARE_NOW", NOW)]).await;
     app.create_user("bureau_s", "platform_admin").await;
     let admin = app.token("bureau_s").await;
+    app.create_user("starter_s", "platform_admin").await;
+    let starter = app.token("starter_s").await;
     let (unit_a, owner_a) = managing_unit(&app, "owner_a", "许昌学院", 201).await;
     let (unit_b, owner_b) = managing_unit(&app, "owner_b", "许昌职业技术学院", 202).await;
     app.create_user("buyer_s", "user").await;
@@ -196,6 +201,7 @@ async fn world() -> World {
     World {
         app,
         admin,
+        starter,
         unit_a,
         owner_a,
         unit_b,
@@ -211,7 +217,7 @@ async fn units_confirm_or_object_and_recomputing_the_same_inputs_gives_the_same_
         .api(
             "POST",
             "/api/v1/subsidy-settlements",
-            Some(&w.admin),
+            Some(&w.starter),
             Some(json!({"year": 2026})),
         )
         .await;
@@ -453,7 +459,7 @@ async fn an_upheld_objection_stays_on_record_and_the_settlement_goes_on_to_revie
         .api(
             "POST",
             "/api/v1/subsidy-settlements",
-            Some(&w.admin),
+            Some(&w.starter),
             Some(json!({"year": 2025})),
         )
         .await;
@@ -463,7 +469,7 @@ async fn an_upheld_objection_stays_on_record_and_the_settlement_goes_on_to_revie
         .api(
             "POST",
             "/api/v1/subsidy-settlements",
-            Some(&w.admin),
+            Some(&w.starter),
             Some(json!({"year": 2026})),
         )
         .await;
@@ -628,4 +634,122 @@ async fn the_unit_cap_scales_nine_instruments_to_200000_exactly() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(u["instruments"][3]["income"], "80000.05");
+}
+
+#[tokio::test]
+async fn two_concurrent_settlements_for_one_year_give_one_and_its_starter_never_reviews_it() {
+    let w = world().await;
+    let app = &w.app;
+    let post = || {
+        app.api(
+            "POST",
+            "/api/v1/subsidy-settlements",
+            Some(&w.starter),
+            Some(json!({"year": 2026})),
+        )
+    };
+    let ((a, body_a), (b, body_b)) = tokio::join!(post(), post());
+    let mut got = [a, b];
+    got.sort();
+    assert_eq!(got, [201, 409], "{body_a} {body_b}");
+    let (created, refused) = if a == 201 {
+        (&body_a, &body_b)
+    } else {
+        (&body_b, &body_a)
+    };
+    assert_eq!(refused["error"]["code"], "settlement_exists");
+    let live: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM settlements WHERE year = 2026 AND status <> 'cancelled'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 1);
+
+    // The units confirm; the review goes to the other subsidy manager, never to the starter.
+    for owner in [&w.owner_a, &w.owner_b] {
+        let t = only_task(app, owner).await;
+        let (status, body) = act(app, owner, &t, "approve", "").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, tasks) = app
+        .api("GET", "/api/v1/tasks", Some(&w.starter), None)
+        .await;
+    assert!(
+        tasks["items"].as_array().unwrap().is_empty(),
+        "the applicant got a task on their own settlement: {tasks}"
+    );
+    let review = only_task(app, &w.admin).await;
+    assert_eq!(review["step"], "review");
+
+    // A cancelled settlement does not count: the year can be settled again.
+    let (status, body) = act(app, &w.admin, &review, "reject", "数据有误，作废").await;
+    assert_eq!(status, 200, "{body}");
+    let s = settlement(app, &w.admin, created["id"].as_i64().unwrap()).await;
+    assert_eq!(s["status"], "cancelled");
+    let (status, body) = post().await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_published_evaluation_grade_is_changed_only_with_a_reason_and_every_change_is_logged() {
+    let w = world().await;
+    let app = &w.app;
+    let applicant: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'owner_a'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO evaluations (unit_id, year, self_report, indicators, status, grade, applicant_id, created_at) \
+         VALUES ($1, 2026, '自评', '{}', 'published', 'good', $2, 0)",
+    )
+    .bind(w.unit_a)
+    .bind(applicant)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let path = format!("/api/v1/units/{}/grades/2026", w.unit_a);
+    let (status, body) = app
+        .api(
+            "PUT",
+            &path,
+            Some(&w.admin),
+            Some(json!({"grade": "excellent", "reason": "复议"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "grade_published");
+    let (status, body) = app
+        .api(
+            "PUT",
+            &path,
+            Some(&w.admin),
+            Some(json!({"grade": "excellent", "override_reason": "省厅复核结果更正"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let changes: Vec<(Option<String>, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT old_grade, new_grade, override_reason, changed_by FROM grade_changes WHERE unit_id = $1 AND year = 2026 ORDER BY id",
+    )
+    .bind(w.unit_a)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    let admin: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bureau_s'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes,
+        vec![
+            (None, "good".into(), String::new(), Some(admin)),
+            (
+                Some("good".into()),
+                "excellent".into(),
+                "省厅复核结果更正".into(),
+                Some(admin)
+            ),
+        ],
+        "the world's first grade and the override"
+    );
 }

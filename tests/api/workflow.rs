@@ -574,7 +574,8 @@ async fn return_resubmit_transfer_add_signer_withdraw_and_recusal() {
     .await;
     assert_eq!((status, out["state"].as_str()), (200, Some("review")));
     // Transfer (转办) from rev to a new reviewer; add signer (加签).
-    app.create_user("rev_c", "expert").await;
+    // A transfer or an added signer must satisfy the step's rule (unit.review here).
+    app.create_user("rev_c", "platform_admin").await;
     let rev_c = app.token("rev_c").await;
     let task = open_tasks(&app, &rev).await[0]["id"].as_i64().unwrap();
     let (status, body) = act(&app, &rev, task, "transfer", json!({"user": "rev_c"})).await;
@@ -655,7 +656,9 @@ async fn countersign_quorum_and_deadline_actions() {
     let pa = app.token("padm").await;
     app.create_user("padm2", "platform_admin").await;
     let pa2 = app.token("padm2").await;
-    // 会签 (all): the unit confirms, then both platform admins must approve the review.
+    // 会签 (all): the unit confirms, then both platform admins must approve the review. A
+    // third one starts it: as the applicant, it gets no task (职责分离).
+    let starter = app.create_user("padm_start", "platform_admin").await;
     let (settlement, smgr) = settlement_row(&app, admin).await;
     let s = app
         .state
@@ -664,7 +667,7 @@ async fn countersign_quorum_and_deadline_actions() {
             "subsidy_settlement",
             "subsidy_settlement",
             settlement,
-            admin,
+            starter,
             json!({}),
         )
         .await
@@ -1219,4 +1222,115 @@ async fn workflow_routes_check_their_permissions() {
             assert!(status < 500, "{role} {method} {path}: {status}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_applicant_never_reviews_their_own_request_and_a_reviewer_without_the_permission_is_rerouted()
+ {
+    let app = spawn_app().await;
+    let (_mgr, rev, unit) = unit_and_reviewer(&app, 21, false).await;
+    // A platform admin applies (the engine's start, as a domain module would): no task for
+    // them, even though they hold unit.review.
+    let applicant = app.create_user("admin_applicant", "platform_admin").await;
+    let own = app.token("admin_applicant").await;
+    app.state
+        .engine
+        .start("unit_certification", "unit", unit, applicant, json!({}))
+        .await
+        .unwrap();
+    assert!(
+        open_tasks(&app, &own).await.is_empty(),
+        "the applicant got a task"
+    );
+    let tasks = open_tasks(&app, &rev).await;
+    assert_eq!(tasks.len(), 1);
+    let task = tasks[0]["id"].as_i64().unwrap();
+    for action in ["transfer", "add_signer"] {
+        let (status, body) =
+            act(&app, &rev, task, action, json!({"user": "admin_applicant"})).await;
+        assert_eq!(status, 422, "{action}: {body}");
+        assert!(
+            body["error"]["fields"]["user"]
+                .as_str()
+                .unwrap()
+                .contains("申请人"),
+            "{body}"
+        );
+    }
+    // A task that reached the applicant anyway is refused when they decide it.
+    let (instance, round): (i64, i64) = sqlx::query_as(
+        "SELECT id, round FROM workflow_instances WHERE subject_type = 'unit' AND subject_id = $1",
+    )
+    .bind(unit)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let sneaked: i64 = sqlx::query_scalar(
+        "INSERT INTO workflow_tasks (instance_id, state, round, assignee_id, seq, status, created_at) VALUES ($1, 'review', $2, $3, 0, 'open', 0) RETURNING id",
+    )
+    .bind(instance)
+    .bind(round)
+    .bind(applicant)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let (status, body) = act(&app, &own, sneaked, "approve", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_eligible")),
+        "{body}"
+    );
+    sqlx::query("DELETE FROM workflow_tasks WHERE id = $1")
+        .bind(sneaked)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+
+    // The reviewer loses the role: deciding is refused (email links take the same path), and
+    // the reminders job hands the task to whoever is eligible now.
+    let rev_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'rev21'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(rev_id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, body) = act(&app, &rev, task, "approve", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_eligible")),
+        "{body}"
+    );
+    app.create_user("rev_new", "platform_admin").await;
+    let fresh = app.token("rev_new").await;
+    assert!(app.state.engine.process_deadlines().await.unwrap() >= 1);
+    let status: String = sqlx::query_scalar("SELECT status FROM workflow_tasks WHERE id = $1")
+        .bind(task)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "cancelled");
+    assert!(
+        open_tasks(&app, &own).await.is_empty(),
+        "never to the applicant"
+    );
+    let moved = open_tasks(&app, &fresh).await;
+    assert_eq!(moved.len(), 1);
+    let (status, out) = act(
+        &app,
+        &fresh,
+        moved[0]["id"].as_i64().unwrap(),
+        "approve",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, out["state"].as_str()),
+        (200, Some("certified")),
+        "{out}"
+    );
+    // Running the job again changes nothing.
+    assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 0);
 }

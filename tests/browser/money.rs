@@ -85,6 +85,8 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     app.create_user("owner", "unit_manager").await;
     app.create_user("buyer", "user").await;
     app.create_user("bureau", "platform_admin").await;
+    // 复核 needs someone other than 初审, and a settlement's starter never reviews it.
+    app.create_user("fund", "platform_admin").await;
     let owner = app.token("owner").await;
     let buyer = app.token("buyer").await;
     let owner_unit = certified_unit(&app, &owner, "许昌浏览器大学", 301, "managing", "other").await;
@@ -229,9 +231,12 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     let msg = flash(&b).await;
     assert!(msg.contains("兑付"), "{msg}");
     login(&b, &app, "bureau").await;
-    approve_tasks(&b, &app, 2).await;
+    approve_tasks(&b, &app, 1).await;
+    login(&b, &app, "fund").await;
+    approve_tasks(&b, &app, 1).await;
     // Five working days of public notice pass without objection.
-    assert_eq!(crate::common::notice_period_passes(&app).await, 1);
+    // One notice task per voucher manager (both platform admins).
+    assert_eq!(crate::common::notice_period_passes(&app).await, 2);
     let status: String = sqlx::query_scalar("SELECT status FROM redemptions")
         .fetch_one(&app.db.pool)
         .await
@@ -310,7 +315,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     assert!(text(&b).await.contains("许昌浏览器大学"));
 
     // The bureau settles 2026: 4,000.00 × 30% (良好) = 1,200.00; the owner confirms its lines
-    // (with a second look) and the bureau publishes.
+    // (with a second look) and the other subsidy manager publishes.
     b.client.goto(&app.url("/console/subsidies")).await.unwrap();
     click(&b, "//select[@id='s-year']/option[.='2026']").await;
     submit_confirmed(&b, "//button[contains(., '发起年度结算')]").await;
@@ -327,7 +332,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     submit(&b, "//button[contains(., '确认本单位明细')]").await;
     submit(&b, "//button[contains(., '确认无误，提交')]").await;
     flash(&b).await;
-    login(&b, &app, "bureau").await;
+    login(&b, &app, "fund").await;
     approve_tasks(&b, &app, 1).await;
     b.client.goto(&app.url("/console/subsidies")).await.unwrap();
     let body = text(&b).await;
@@ -392,9 +397,13 @@ async fn the_journey_works_by_hand_on_the_demo_data() {
     submit(&b, "//button[contains(., '提交兑付申请')]").await;
     assert!(flash(&b).await.contains("兑付"));
     login_with(&b, &app, "bureau", pw).await;
-    approve_tasks(&b, &app, 2).await;
+    approve_tasks(&b, &app, 1).await;
+    // 复核 by the second platform admin: 初审's decider may not recheck.
+    login_with(&b, &app, "bureau_fund", pw).await;
+    approve_tasks(&b, &app, 1).await;
     // Five working days of public notice pass without objection.
-    assert_eq!(crate::common::notice_period_passes(&app).await, 1);
+    // One notice task per voucher manager (both platform admins).
+    assert_eq!(crate::common::notice_period_passes(&app).await, 2);
 
     // The evaluation with the demo experts 张建华, 刘晓燕 and 陈国栋.
     login_with(&b, &app, "xcu_lab", pw).await;
@@ -465,8 +474,10 @@ async fn the_journey_works_by_hand_on_the_demo_data() {
     submit(&b, "//button[contains(., '确认本单位明细')]").await;
     submit(&b, "//button[contains(., '确认无误，提交')]").await;
     flash(&b).await;
-    login_with(&b, &app, "bureau", pw).await;
+    // The bureau started the settlement, so the other platform admin reviews it.
+    login_with(&b, &app, "bureau_fund", pw).await;
     approve_tasks(&b, &app, 1).await;
+    login_with(&b, &app, "bureau", pw).await;
     b.client
         .goto(&app.url("/console/statistics"))
         .await

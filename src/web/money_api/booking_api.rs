@@ -62,6 +62,8 @@ pub fn redemption_json(r: &redemptions::Redemption) -> Value {
         "id": r.id, "unit_id": r.managing_unit_id, "unit_name": r.unit_name, "status": r.status,
         "total": r.total, "instance_id": r.instance_id, "created_at": crate::clock::rfc3339(r.created_at),
         "booking_ids": r.items.iter().map(|i| i.booking_id).collect::<Vec<_>>(),
+        // Released when the redemption was withdrawn or rejected (the booking may be redeemed anew).
+        "released_booking_ids": r.items.iter().filter(|i| i.released_at.is_some()).map(|i| i.booking_id).collect::<Vec<_>>(),
         "contract_count": r.contract_count, "invoice_count": r.invoice_count,
         "files": r.files.iter().map(|f| json!({
             "id": f.id, "kind": f.kind, "name": f.name, "content_type": f.content_type,
@@ -204,6 +206,25 @@ pub(super) async fn confirm(
     )
     .await?;
     Ok(Json(json!({"status": "confirmed"})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ExceptionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /bookings/{id}/voucher-exception {reason}`: allow vouchers on a booking whose units
+/// share a member (voucher.manage).
+pub(super) async fn voucher_exception(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ExceptionBody>,
+) -> ApiResult<Json<Value>> {
+    bookings::allow_vouchers_despite_shared_member(&state.db, &user, id, &body.reason, state.now())
+        .await?;
+    Ok(Json(json!({"id": id, "voucher_exception": true})))
 }
 
 pub(super) async fn complete(

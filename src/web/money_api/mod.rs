@@ -38,6 +38,12 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/v1/bookings/{id}/complete", BookingHandle, complete),
         Route::post("/api/v1/bookings/{id}/cancel", s, cancel),
         Route::post("/api/v1/bookings/{id}/rating", BookingCreate, rate),
+        // The platform's decision on a self-dealing booking (关联交易).
+        Route::post(
+            "/api/v1/bookings/{id}/voucher-exception",
+            VoucherManage,
+            voucher_exception,
+        ),
         Route::get("/api/v1/units/{id}/vouchers", s, voucher_balance),
         Route::get("/api/v1/units/{id}/voucher-ledger", s, voucher_ledger),
         Route::put(

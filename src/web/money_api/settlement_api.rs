@@ -8,6 +8,9 @@ pub(super) struct GradeBody {
     grade: String,
     #[serde(default)]
     reason: String,
+    /// Needed to change a grade a published evaluation gave (409 `grade_published` otherwise).
+    #[serde(default)]
+    override_reason: String,
 }
 
 pub(super) async fn set_grade(
@@ -24,26 +27,30 @@ pub(super) async fn set_grade(
         )
         .into());
     }
-    if body.reason.trim().is_empty() {
+    // An override reason is reason enough.
+    let reason = match body.reason.trim() {
+        "" => body.override_reason.trim(),
+        r => r,
+    };
+    if reason.is_empty() {
         return Err(AppError::field("reason", "请说明等级来源或理由").into());
     }
     crate::units::get(&state.db, unit_id).await?;
     let year = year_or_now(&state, Some(year))?;
-    let mut tx = state.db.begin_write().await?;
-    money::record_grade(
-        &mut tx,
+    money::set_grade_by_hand(
+        &state.db,
         money::UnitGrade {
             unit_id,
             year,
             grade: &body.grade,
-            reason: body.reason.trim(),
+            reason,
             source: "manual",
             decided_by: user.id,
+            override_reason: &body.override_reason,
         },
         state.now(),
     )
     .await?;
-    tx.commit().await?;
     Ok(Json(
         json!({"unit_id": unit_id, "year": year, "grade": body.grade}),
     ))

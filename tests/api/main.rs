@@ -18,6 +18,7 @@ mod pages;
 mod permissions;
 mod records;
 mod redemptions;
+mod reports;
 mod resources;
 mod schema;
 mod search;

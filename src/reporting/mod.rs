@@ -720,6 +720,24 @@ pub async fn instrument_supplements(db: &Db, id: i64) -> Result<(i64, Map<String
     ))
 }
 
+/// Create an instrument (`POST /instruments`) with its national supplements, in one transaction.
+pub async fn create_instrument_with(
+    db: &Db,
+    valid: &crate::instruments::ValidInstrument,
+    national: &Map<String, Value>,
+    now: i64,
+) -> Result<i64> {
+    let mut tx = db.begin_write().await?;
+    let id = crate::instruments::create(&mut *tx, valid, now).await?;
+    sqlx::query("UPDATE instruments SET national_json = $1 WHERE id = $2")
+        .bind(Value::Object(national.clone()).to_string())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
 /// Merge national supplements into an instrument (any review state: they are reporting
 /// data, not the reviewed public record).
 pub async fn save_supplements(
@@ -805,4 +823,64 @@ fn run_queue<'a, 'c>(
         .await?;
         Ok(())
     })
+}
+
+// ---- quarter-end reminders ----------------------------------------------------------------
+
+/// Remind the managers of every certified managing unit of what it still owes this quarter
+/// (instruments due or overdue, the quarter's service records); one notification per manager,
+/// in one transaction. The `report-reminders` job runs it once per quarter.
+pub async fn remind_owed(app: &crate::app::App, today: NaiveDate) -> Result<String> {
+    let units: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, name FROM units WHERE kind = 'managing' AND certification_status = 'certified' ORDER BY id",
+    )
+    .fetch_all(&app.db.pool)
+    .await?;
+    let now = app.now();
+    let mut owing = Vec::new();
+    for (id, name) in units {
+        let o = owed(&app.db, id, today).await?;
+        if !o.instruments.is_empty() || o.service_records > 0 {
+            owing.push((id, name, o));
+        }
+    }
+    let mut tx = app.db.begin_write().await?;
+    let mut sent = 0;
+    for (id, name, o) in &owing {
+        let overdue = o.instruments.iter().filter(|i| i.overdue).count();
+        let managers: Vec<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM unit_members WHERE unit_id = $1 AND role = 'manager' ORDER BY user_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (user_id,) in managers {
+            crate::notify::notify(
+                &mut tx,
+                &app.mailer,
+                &app.config.public_url,
+                user_id,
+                &crate::notify::Notice {
+                    kind: if overdue > 0 { "overdue" } else { "due_soon" },
+                    title: format!("{name}：{} 季度信息上报提醒", o.period),
+                    body: format!(
+                        "本单位尚有 {} 台（套）50 万元及以上仪器未上报（其中 {overdue} 台已超过入网后 30 个工作日），{} 季度服务记录 {} 条未上报。请在信息上报中生成批次并提交。",
+                        o.instruments.len(),
+                        o.period,
+                        o.service_records
+                    ),
+                    link: "/console/reports".into(),
+                },
+                None,
+                now,
+            )
+            .await?;
+            sent += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(format!(
+        "{} 个单位有待上报信息，已提醒 {sent} 位管理员",
+        owing.len()
+    ))
 }

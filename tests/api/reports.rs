@@ -689,3 +689,161 @@ async fn the_unit_sees_what_it_owes_and_its_problems_on_the_pages() {
     let (_, html) = w.app.get_page(&browser, &to).await;
     assert!(html.contains("平台审核中"), "{html}");
 }
+
+#[tokio::test]
+async fn a_batch_whose_push_failed_is_sent_after_a_restart_under_the_same_key() {
+    let (url, up) = start_upstream(Upstream {
+        refuse_first: 1,
+        ..Default::default()
+    })
+    .await;
+    // The first process retries only after an hour.
+    let first = {
+        let vars = [
+            ("LABSHARE_NOW", NOW),
+            ("LABSHARE_PUBLIC_URL", PUBLIC),
+            ("LABSHARE_UPSTREAM_URL", url.as_str()),
+            ("LABSHARE_UPSTREAM_TOKEN", "upstream-secret"),
+            ("LABSHARE_UPSTREAM_BACKOFF_MS", "3600000"),
+            ("LABSHARE_UPSTREAM_POLL_MS", "50"),
+        ];
+        let app = spawn_app_with(&vars).await;
+        app.create_user("owner", "unit_manager").await;
+        app.create_user("padmin", "platform_admin").await;
+        let owner = app.token("owner").await;
+        let admin = app.token("padmin").await;
+        let unit = certified_unit(&app, &owner, "许昌测试大学", 201, "managing", "other").await;
+        World {
+            app,
+            owner,
+            admin,
+            unit,
+        }
+    };
+    let sem = instrument(&first, "场发射扫描电子显微镜", "990000", 186_000_000, false).await;
+    national(
+        &first,
+        sem,
+        json!({"name_en": "SEM", "technical": "1 nm", "functions": "形貌观察"}),
+    )
+    .await;
+    let id = new_batch(&first, "instruments").await["id"]
+        .as_i64()
+        .unwrap();
+    let (status, b) = first
+        .app
+        .api(
+            "POST",
+            &format!("/api/v1/reports/{id}/submit"),
+            Some(&first.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    approve_tasks(&first).await;
+    // The first attempt meets the 503; the batch waits for its retry, nothing is lost.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.received.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never pushed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waiting = wait_for(&first, id, "approved").await;
+    assert_eq!(waiting["attempts"], 1);
+    assert!(
+        waiting["last_error"].as_str().unwrap().contains("503"),
+        "{waiting}"
+    );
+
+    // labshare starts again on the same database two hours later; it sends the batch.
+    let later = "2026-12-01T10:00:00+08:00";
+    let db_url = first.app.state.config.database_url.clone();
+    let second = spawn_app_with(&[
+        ("LABSHARE_DATABASE_URL", db_url.as_str()),
+        ("LABSHARE_NOW", later),
+        ("LABSHARE_PUBLIC_URL", PUBLIC),
+        ("LABSHARE_UPSTREAM_URL", url.as_str()),
+        ("LABSHARE_UPSTREAM_TOKEN", "upstream-secret"),
+        ("LABSHARE_UPSTREAM_BACKOFF_MS", "100"),
+        ("LABSHARE_UPSTREAM_POLL_MS", "50"),
+    ])
+    .await;
+    let owner = second.token("owner").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, b) = second
+            .api("GET", &format!("/api/v1/reports/{id}"), Some(&owner), None)
+            .await;
+        if b["status"] == "pushed" {
+            assert_eq!(b["items"][0]["upstream"]["status"], "accepted");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never pushed after restart: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = up.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].idempotency_key, received[1].idempotency_key);
+    assert_eq!(received[0].body, received[1].body);
+}
+
+#[tokio::test]
+async fn the_quarter_end_reminder_tells_the_unit_what_it_owes_once_per_quarter() {
+    let w = world(None).await;
+    instrument(&w, "场发射扫描电子显微镜", "990000", 186_000_000, false).await;
+    let as_of = chrono::DateTime::parse_from_rfc3339("2026-12-25T09:00:00+08:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let first = labshare::jobs::run(&w.app.state, "report-reminders", as_of)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, labshare::jobs::Outcome::Done(t) if t.contains("已提醒 1 位管理员")),
+        "{first:?}"
+    );
+    let again = labshare::jobs::run(&w.app.state, "report-reminders", as_of)
+        .await
+        .unwrap();
+    assert_eq!(again, labshare::jobs::Outcome::AlreadyDone);
+    let titles: Vec<String> = sqlx::query_scalar(
+        "SELECT n.title FROM notifications n JOIN users u ON u.id = n.user_id WHERE u.username = 'owner'",
+    )
+    .fetch_all(&w.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        titles,
+        vec!["许昌测试大学：2026Q4 季度信息上报提醒".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn the_national_fields_are_taken_on_post_instruments_and_kept_for_reporting() {
+    let w = world(None).await;
+    let (status, b) = w
+        .app
+        .api(
+            "POST",
+            "/api/v1/instruments",
+            Some(&w.owner),
+            Some(json!({"unit_id": w.unit, "name": "激光共聚焦显微镜", "category_code": "990000",
+                "value": "920000.00", "name_en": "Confocal laser scanning microscope",
+                "technical": "分辨率 120 nm", "functions": "活细胞成像", "subject_codes": ["180", "310"],
+                "begin_date": "2024-06-01", "country": "DEU"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    let (status, n) = w
+        .app
+        .api(
+            "GET",
+            &format!("/api/v1/instruments/{id}/national"),
+            Some(&w.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{n}");
+    assert_eq!(n["name_en"], "Confocal laser scanning microscope");
+    assert_eq!(n["subject_codes"], json!(["180", "310"]));
+    assert_eq!(n["begin_date"], "2024-06-01");
+}

@@ -22,6 +22,21 @@ pub struct Config {
     pub demo_on_empty: bool,
     /// Mark cookies `Secure` (set when `public_url` is https).
     pub secure_cookies: bool,
+    /// Upward reporting (信息上报): the provincial/national docking endpoint approved batches
+    /// are pushed to (`LABSHARE_UPSTREAM_URL`); unset, batches are exported by hand.
+    pub upstream: Option<Upstream>,
+}
+
+/// Where and how approved report batches are pushed.
+#[derive(Clone)]
+pub struct Upstream {
+    pub url: String,
+    /// `LABSHARE_UPSTREAM_TOKEN`, sent as `Authorization: Bearer …`.
+    pub token: String,
+    /// First retry delay (`LABSHARE_UPSTREAM_BACKOFF_MS`, default 30 s), doubled per attempt.
+    pub backoff_ms: u64,
+    /// How often the pusher looks for due batches (`LABSHARE_UPSTREAM_POLL_MS`, default 5 s).
+    pub poll_ms: u64,
 }
 
 /// Hide credentials that may sit inside connection URLs.
@@ -47,6 +62,10 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("workflows_dir", &self.workflows_dir)
             .field("now", &self.now)
+            .field(
+                "upstream_url",
+                &self.upstream.as_ref().map(|u| redact_url(&u.url)),
+            )
             .finish()
     }
 }
@@ -99,7 +118,26 @@ impl Config {
         let demo_on_empty = get("LABSHARE_DEMO_ON_EMPTY")
             .map(|v| !matches!(v.as_str(), "0" | "false" | "no"))
             .unwrap_or(true);
+        let millis = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    var,
+                    message: format!("{v:?} is not a number of milliseconds"),
+                }),
+                None => Ok(default),
+            }
+        };
+        let upstream = match get("LABSHARE_UPSTREAM_URL") {
+            Some(u) => Some(Upstream {
+                url: u.trim().trim_end_matches('/').to_string(),
+                token: get("LABSHARE_UPSTREAM_TOKEN").unwrap_or_default(),
+                backoff_ms: millis("LABSHARE_UPSTREAM_BACKOFF_MS", 30_000)?.max(1),
+                poll_ms: millis("LABSHARE_UPSTREAM_POLL_MS", 5_000)?.max(10),
+            }),
+            None => None,
+        };
         Ok(Config {
+            upstream,
             database_url,
             bind,
             secure_cookies: public_url.starts_with("https://"),

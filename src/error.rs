@@ -30,6 +30,13 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// 422 with a list of problems beside the message (`details`), e.g. `report_invalid`.
+    #[error("{message}")]
+    Problems {
+        code: &'static str,
+        message: String,
+        details: serde_json::Value,
+    },
     #[error("{message}")]
     TooManyRequests { message: String },
     #[error("请求格式不正确：{0}")]
@@ -85,7 +92,9 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
             AppError::Forbidden { .. } | AppError::Csrf => 403,
-            AppError::Validation { .. } | AppError::Unprocessable { .. } => 422,
+            AppError::Validation { .. }
+            | AppError::Unprocessable { .. }
+            | AppError::Problems { .. } => 422,
             AppError::Conflict { .. } => 409,
             AppError::TooManyRequests { .. } => 429,
             AppError::BadRequest(_) => 400,
@@ -102,10 +111,19 @@ impl AppError {
             AppError::Forbidden { code } => code,
             AppError::Csrf => "csrf_failed",
             AppError::Validation { .. } => "validation_failed",
-            AppError::Conflict { code, .. } | AppError::Unprocessable { code, .. } => code,
+            AppError::Conflict { code, .. }
+            | AppError::Unprocessable { code, .. }
+            | AppError::Problems { code, .. } => code,
             AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::BadRequest(_) => "bad_request",
             AppError::Database(_) | AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        match self {
+            AppError::Problems { details, .. } => Some(details),
+            _ => None,
         }
     }
 

@@ -36,6 +36,11 @@ pub const JOBS: &[(&str, &str, &str)] = &[
         "办理时限：到期提醒、逾期升级和到期自动处理（如公示期满自动通过）",
     ),
     (
+        "report-reminders",
+        "0 0 9 25 3,6,9,12 *",
+        "季末信息上报提醒：提醒各管理单位上报新入网仪器和本季度服务记录（每季度一次）",
+    ),
+    (
         "index-check",
         "0 30 * * * *",
         "检索索引巡检：索引为空或过期时重建，报告待处理的索引变更",
@@ -68,6 +73,7 @@ pub fn period(job: &str, at: DateTime<Utc>) -> Result<String> {
             local.minute() / 5 * 5
         ),
         "index-check" => local.format("%Y-%m-%dT%H").to_string(),
+        "report-reminders" => crate::reporting::period_of(local.date_naive()),
         _ => return Err(unknown(job)),
     })
 }
@@ -127,6 +133,9 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
         "yearly-close" => yearly_close(state, &period).await,
         "task-reminders" => task_reminders(state).await,
         "index-check" => index_check(state).await,
+        "report-reminders" => {
+            crate::reporting::remind_owed(state, as_of.with_timezone(&Shanghai).date_naive()).await
+        }
         "mail-outbox" => mail::deliver_due(&state.db, &state.mailer, state.now(), 500)
             .await
             .map(|d| {

@@ -24,6 +24,7 @@ pub mod mail;
 pub mod money;
 pub mod notify;
 pub mod records;
+pub mod reporting;
 pub mod resources;
 pub mod search;
 pub mod server;

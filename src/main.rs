@@ -58,8 +58,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// Run a job now (yearly-close, task-reminders, mail-outbox, daily-digest, index-check); a
-    /// period already done is skipped.
+    /// Run a job now (yearly-close, task-reminders, mail-outbox, daily-digest, index-check,
+    /// report-reminders); a period already done is skipped.
     Run {
         name: String,
         /// The date to run it as of (YYYY-MM-DD, Asia/Shanghai); default: now.

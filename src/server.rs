@@ -24,6 +24,8 @@ pub fn workflow_catalog() -> Catalog {
         .hooks(crate::money::hooks::WORKFLOW_HOOKS)
         .subjects(crate::evaluations::WORKFLOW_SUBJECTS)
         .hooks(crate::evaluations::WORKFLOW_HOOKS)
+        .subjects(crate::reporting::WORKFLOW_SUBJECTS)
+        .hooks(crate::reporting::WORKFLOW_HOOKS)
 }
 
 /// Everything `serve` needs: the services context, the page templates, and the indexer
@@ -32,6 +34,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<web::AppState> {
     web::metrics::init();
     let app = App::build(Base::open(config).await?, workflow_catalog()).await?;
     crate::search::spawn_indexer(app.search.clone(), app.db.clone());
+    // Approved report batches go upstream when LABSHARE_UPSTREAM_URL is set.
+    crate::reporting::push::spawn(app.clone());
     Ok(web::AppState::new(app))
 }
 

@@ -72,14 +72,22 @@ async fn owned(state: &AppState, user: &CurrentUser, id: i64) -> Result<instrume
 async fn api_create(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    ApiJson(input): ApiJson<InstrumentInput>,
+    ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
     user.require(Permission::InstrumentManage)?;
+    let input: InstrumentInput = serde_json::from_value(body.clone())
+        .map_err(|e| AppError::unprocessable("invalid_body", format!("请求字段不正确：{e}")))?;
     if let Some(unit) = input.unit_id {
         user.require_unit(unit)?;
     }
     let valid = input.validate()?;
-    let id = instruments::create(&state.db.pool, &valid, state.now()).await?;
+    // The national fields (name_en, technical, …) are kept with the record, checked when reporting.
+    let national = body
+        .as_object()
+        .map(crate::reporting::national_supplements)
+        .unwrap_or_default();
+    let id =
+        crate::reporting::create_instrument_with(&state.db, &valid, &national, state.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "review_status": "draft"})),
@@ -124,15 +132,19 @@ async fn api_update(
     let extra = instruments::extras(&state.db, id).await?;
     let mut merged = serde_json::to_value(InstrumentInput::from_record(&current, &extra))
         .map_err(anyhow::Error::from)?;
-    for (k, v) in patch {
+    for (k, v) in &patch {
         if k != "unit_id" {
-            merged[k] = v;
+            merged[k] = v.clone();
         }
     }
+    let national = crate::reporting::national_supplements(&patch);
     let input: InstrumentInput = serde_json::from_value(merged)
         .map_err(|e| AppError::unprocessable("invalid_body", format!("请求字段不正确：{e}")))?;
     let valid = input.validate()?;
     instruments::update(&state.db, id, &valid, state.now()).await?;
+    if !national.is_empty() {
+        crate::reporting::save_supplements(&state.db, id, &national, state.now()).await?;
+    }
     Ok(Json(record_json(&state, id).await?))
 }
 

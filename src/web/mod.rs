@@ -18,6 +18,7 @@ pub mod page;
 pub mod portal;
 pub mod records;
 pub mod redemptions;
+pub mod reports;
 pub mod routes;
 pub mod search;
 pub mod service_records;
@@ -198,6 +199,9 @@ impl JsonError for AppError {
         let mut error = serde_json::json!({"code": self.code(), "message": self.to_string()});
         if let Some(fields) = self.field_errors() {
             error["fields"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        if let Some(details) = self.details() {
+            error["details"] = details.clone();
         }
         (
             self.status(),

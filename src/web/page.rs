@@ -145,6 +145,7 @@ pub fn refusal(e: &AppError) -> Option<String> {
             Some(fields.values().cloned().collect::<Vec<_>>().join("；"))
         }
         AppError::Conflict { .. } | AppError::Unprocessable { .. } => Some(e.to_string()),
+        AppError::Problems { .. } => Some(e.to_string()),
         _ => None,
     }
 }

@@ -197,6 +197,7 @@ pub fn all() -> Vec<Route> {
         super::api::routes(),
         super::money_api::routes(),
         super::search::routes(),
+        super::reports::routes(),
     ]
     .into_iter()
     .flatten()
@@ -326,6 +327,21 @@ mod tests {
             Some(Permission::ConsoleAccess),
         ),
         (
+            "信息上报",
+            "/console/reports",
+            Some(Permission::InstrumentManage),
+        ),
+        (
+            "信息上报",
+            "/console/reports",
+            Some(Permission::ResourceReview),
+        ),
+        (
+            "信息上报",
+            "/console/reports",
+            Some(Permission::SystemConfig),
+        ),
+        (
             "我的预约",
             "/console/my-bookings",
             Some(Permission::BookingCreate),
@@ -404,6 +420,11 @@ mod tests {
             "定时任务与邮件",
             "/console/jobs",
             Some(Permission::JobManage),
+        ),
+        (
+            "数据对接",
+            "/console/docking",
+            Some(Permission::SystemConfig),
         ),
         ("修改密码", "/console/password", None),
     ];

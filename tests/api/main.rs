@@ -23,6 +23,7 @@ mod permissions;
 mod properties;
 mod records;
 mod redemptions;
+mod reports;
 mod resources;
 mod schema;
 mod search;

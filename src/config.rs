@@ -18,8 +18,6 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// Start instant of the platform clock (tests and demos only).
     pub now: Option<DateTime<FixedOffset>>,
-    /// Load the demo data set when the database is empty at `serve`.
-    pub demo_on_empty: bool,
     /// Mark cookies `Secure` (set when `public_url` is https).
     pub secure_cookies: bool,
 }
@@ -96,9 +94,6 @@ impl Config {
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
             .to_string();
-        let demo_on_empty = get("LABSHARE_DEMO_ON_EMPTY")
-            .map(|v| !matches!(v.as_str(), "0" | "false" | "no"))
-            .unwrap_or(true);
         Ok(Config {
             database_url,
             bind,
@@ -115,7 +110,6 @@ impl Config {
                 get("LABSHARE_STATIC_DIR").unwrap_or_else(|| "./static".into()),
             ),
             now,
-            demo_on_empty,
             data_dir,
         })
     }

@@ -386,6 +386,14 @@ pub struct UserSummary {
     pub created_at: i64,
 }
 
+/// Whether any account exists (an empty database needs its first system admin).
+pub async fn has_users(db: &Db) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Users whose username or name contains `q`, by id: (total, one page).
 pub async fn search_users(
     db: &Db,

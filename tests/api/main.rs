@@ -12,6 +12,7 @@ mod demo;
 mod email_actions;
 mod evaluations;
 mod experts;
+mod hardening;
 mod jobs;
 mod money;
 mod pages;

@@ -6,7 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Asia::Shanghai;
 use serde::Deserialize;
 
@@ -458,26 +458,7 @@ async fn instrument_ics(State(state): State<AppState>, PagePath(id): PagePath<i6
     }
     let now = state.now();
     let slots = bookings::busy(&state.db, id, now - 30 * 86_400, now + 120 * 86_400).await?;
-    let fmt = |ts: i64| {
-        DateTime::from_timestamp(ts, 0)
-            .unwrap_or_default()
-            .format("%Y%m%dT%H%M%SZ")
-            .to_string()
-    };
-    let mut ics = String::from(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//labshare//instrument bookings//ZH\r\nCALSCALE:GREGORIAN\r\n",
-    );
-    ics.push_str(&format!("X-WR-CALNAME:{} 预约占用\r\n", item.name));
-    for (s, e) in slots {
-        ics.push_str(&format!(
-            "BEGIN:VEVENT\r\nUID:booking-{id}-{s}@labshare\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:已预约（{}）\r\nEND:VEVENT\r\n",
-            fmt(now),
-            fmt(s),
-            fmt(e),
-            item.name
-        ));
-    }
-    ics.push_str("END:VCALENDAR\r\n");
+    let ics = crate::feeds::instrument_calendar(id, &item.name, &slots, now);
     Ok((
         [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
         ics,

@@ -61,3 +61,64 @@ async fn the_flash_cookie_is_secure_behind_https() {
         "{cookies:?}"
     );
 }
+
+#[tokio::test]
+async fn far_away_weeks_on_the_booking_page_are_a_clear_refusal_not_a_500() {
+    let w = crate::money::world("other").await;
+    let client = new_client();
+    let book = |week: &str| format!("/instruments/{}/book?week={week}", w.instrument);
+    for week in [
+        "%2B262142-12-31",
+        "-262143-01-01",
+        "1999-12-31",
+        "2100-01-04",
+    ] {
+        let (status, html) = w.app.get_page(&client, &book(week)).await;
+        assert_eq!(status, 422, "{week}: {html}");
+        assert!(html.contains("超出可查看范围"), "{week}");
+    }
+    let (status, _) = w.app.get_page(&client, &book("not-a-date")).await;
+    assert_eq!(status, 400);
+    let (status, html) = w.app.get_page(&client, &book("2026-12-03")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("2026-11-30"), "the week starts on Monday");
+}
+
+#[tokio::test]
+async fn huge_page_numbers_never_overflow() {
+    let app = spawn_app().await;
+    app.create_user("root", "system_admin").await;
+    let admin = app.browser_login("root").await;
+    let anonymous = new_client();
+    for page in [
+        "99999999999999",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "0",
+    ] {
+        for (client, path) in [
+            (&anonymous, "/instruments"),
+            (&anonymous, "/search?q=显微镜"),
+            (&anonymous, "/api/v1/search?q=显微镜"),
+            (&anonymous, "/notices"),
+            (&anonymous, "/orgs"),
+            (&admin, "/console/users"),
+            (&admin, "/console/instruments"),
+            (&admin, "/console/content"),
+            (&admin, "/console/experts"),
+            (&admin, "/console/notifications"),
+            (&admin, "/console/evaluations"),
+        ] {
+            let (status, body) = app
+                .get_page(
+                    client,
+                    &format!(
+                        "{path}{}page={page}",
+                        if path.contains('?') { "&" } else { "?" }
+                    ),
+                )
+                .await;
+            assert!(status < 500, "{path} page={page}: {status} {body}");
+        }
+    }
+}

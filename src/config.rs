@@ -1,7 +1,11 @@
 //! Runtime configuration (运行配置): read once from `LABSHARE_*` environment variables (a
 //! systemd `EnvironmentFile=` or the shell supplies them); secrets never reach `Debug`.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -18,13 +22,13 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// Start instant of the platform clock (tests and demos only).
     pub now: Option<DateTime<FixedOffset>>,
-    /// Load the demo data set when the database is empty at `serve`.
-    pub demo_on_empty: bool,
     /// Mark cookies `Secure` (set when `public_url` is https).
     pub secure_cookies: bool,
     /// Upward reporting (信息上报): the provincial/national docking endpoint approved batches
     /// are pushed to (`LABSHARE_UPSTREAM_URL`); unset, batches are exported by hand.
     pub upstream: Option<Upstream>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`LABSHARE_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Where and how approved report batches are pushed.
@@ -37,6 +41,51 @@ pub struct Upstream {
     pub backoff_ms: u64,
     /// How often the pusher looks for due batches (`LABSHARE_UPSTREAM_POLL_MS`, default 5 s).
     pub poll_ms: u64,
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`; a bare address is a block of one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(raw: &str) -> Option<IpNet> {
+        let raw = raw.trim();
+        let (addr, prefix) = match raw.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (raw.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` lies in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (other, other_width)) = (bits(self.addr), bits(ip));
+        if width != other_width {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            u128::MAX << host_bits
+        };
+        net & mask == other & mask
+    }
 }
 
 /// Hide credentials that may sit inside connection URLs.
@@ -66,6 +115,7 @@ impl fmt::Debug for Config {
                 "upstream_url",
                 &self.upstream.as_ref().map(|u| redact_url(&u.url)),
             )
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -115,9 +165,6 @@ impl Config {
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
             .to_string();
-        let demo_on_empty = get("LABSHARE_DEMO_ON_EMPTY")
-            .map(|v| !matches!(v.as_str(), "0" | "false" | "no"))
-            .unwrap_or(true);
         let millis = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(var) {
                 Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -136,8 +183,21 @@ impl Config {
             }),
             None => None,
         };
+        let mut trusted_proxies = Vec::new();
+        for part in get("LABSHARE_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            trusted_proxies.push(IpNet::parse(part).ok_or_else(|| ConfigError::Invalid {
+                var: "LABSHARE_TRUSTED_PROXIES",
+                message: format!("{part:?} is not an IP address or CIDR block"),
+            })?);
+        }
         Ok(Config {
             upstream,
+            trusted_proxies,
             database_url,
             bind,
             secure_cookies: public_url.starts_with("https://"),
@@ -153,7 +213,6 @@ impl Config {
                 get("LABSHARE_STATIC_DIR").unwrap_or_else(|| "./static".into()),
             ),
             now,
-            demo_on_empty,
             data_dir,
         })
     }
@@ -191,6 +250,23 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(c.is_postgres());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_none_by_default() {
+        assert!(cfg(&[]).unwrap().trusted_proxies.is_empty());
+        let c = cfg(&[("LABSHARE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(c.trusted_proxies[0].contains(ip("10.200.3.4")));
+        assert!(!c.trusted_proxies[0].contains(ip("11.0.0.1")));
+        assert!(c.trusted_proxies[1].contains(ip("127.0.0.1")));
+        assert!(c.trusted_proxies[1].contains(ip("::ffff:127.0.0.1")));
+        assert!(!c.trusted_proxies[1].contains(ip("127.0.0.2")));
+        assert!(c.trusted_proxies[2].contains(ip("::1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        let err = cfg(&[("LABSHARE_TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        assert!(err.to_string().starts_with("LABSHARE_TRUSTED_PROXIES"));
+        assert!(cfg(&[("LABSHARE_TRUSTED_PROXIES", "proxy.local")]).is_err());
     }
 
     #[test]

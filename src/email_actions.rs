@@ -20,7 +20,9 @@ pub fn link_days() -> i64 {
         .unwrap_or(7)
 }
 
-/// Failed token look-ups allowed per address per 10 minutes.
+/// Failed token look-ups allowed per address per 10 minutes. Only unknown tokens count and
+/// only unknown tokens are refused: a reviewer's real link keeps working however many
+/// guesses someone else made from the same address (an office NAT, a proxy).
 pub const MAX_BAD_ATTEMPTS: i64 = 20;
 
 /// Issue a token for (task, user, action); returns the raw token for the link.
@@ -68,24 +70,16 @@ pub enum Invalid {
 }
 
 /// Resolve a token; checks attempts from `ip`, expiry, single use, the task still open for
-/// this assignee and the instance still on the version the link was made for.
+/// this assignee and the instance still on the version the link was made for. The throttle is
+/// keyed by address *and* token: an unknown token is recorded first, then the address's
+/// recent unknown tokens are counted (atomic under concurrency); a known token is never
+/// refused because of other tokens' failures.
 pub async fn resolve(
     db: &Db,
     token: &str,
     ip: &str,
     now: i64,
 ) -> Result<std::result::Result<Link, Invalid>> {
-    let bad: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM token_attempts WHERE ip = $1 AND at > $2")
-            .bind(ip)
-            .bind(now - 600)
-            .fetch_one(&db.pool)
-            .await?;
-    if bad >= MAX_BAD_ATTEMPTS {
-        return Err(AppError::TooManyRequests {
-            message: "尝试次数过多，请 10 分钟后再试，或登录平台处理待办".into(),
-        });
-    }
     let row = sqlx::query(
         "SELECT e.task_id, e.user_id, e.action, e.instance_version, e.expires_at, e.used_at, \
          t.status, t.assignee_id, t.instance_id, i.version, i.status AS istatus \
@@ -96,11 +90,35 @@ pub async fn resolve(
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = row else {
+        let mut tx = db.begin_write().await?;
+        if db.backend == crate::store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("email-link:{ip}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM token_attempts WHERE ip = $1 AND at <= $2")
+            .bind(ip)
+            .bind(now - 600)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO token_attempts (ip, at) VALUES ($1, $2)")
             .bind(ip)
             .bind(now)
-            .write(db)
+            .execute(&mut *tx)
             .await?;
+        let bad: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM token_attempts WHERE ip = $1 AND at > $2")
+                .bind(ip)
+                .bind(now - 600)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        if bad > MAX_BAD_ATTEMPTS {
+            return Err(AppError::TooManyRequests {
+                message: "尝试次数过多，请 10 分钟后再试，或登录平台处理待办".into(),
+            });
+        }
         return Ok(Err(Invalid::Expired));
     };
     if r.get::<i64, _>("expires_at") <= now {

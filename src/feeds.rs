@@ -69,7 +69,8 @@ fn text(s: &str) -> String {
             ';' => out.push_str("\\;"),
             ',' => out.push_str("\\,"),
             '\n' => out.push_str("\\n"),
-            '\r' => {}
+            // CR and every other control character would break or forge content lines.
+            c if c.is_control() => {}
             c => out.push(c),
         }
     }
@@ -90,6 +91,25 @@ fn fold(line: &str) -> String {
         width += n;
     }
     out.push_str("\r\n");
+    out
+}
+
+/// An instrument's busy slots as a public iCalendar feed (no personal data): the name is
+/// escaped as TEXT and every line folded.
+pub fn instrument_calendar(id: i64, name: &str, slots: &[(i64, i64)], now: i64) -> String {
+    let mut out = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//labshare//instrument bookings//ZH\r\nCALSCALE:GREGORIAN\r\n",
+    );
+    out.push_str(&fold(&format!("X-WR-CALNAME:{} 预约占用", text(name))));
+    for (s, e) in slots {
+        out.push_str("BEGIN:VEVENT\r\n");
+        out.push_str(&format!("UID:booking-{id}-{s}@labshare\r\n"));
+        out.push_str(&format!("DTSTAMP:{}\r\n", utc(now)));
+        out.push_str(&format!("DTSTART:{}\r\nDTEND:{}\r\n", utc(*s), utc(*e)));
+        out.push_str(&fold(&format!("SUMMARY:已预约（{}）", text(name))));
+        out.push_str("END:VEVENT\r\n");
+    }
+    out.push_str("END:VCALENDAR\r\n");
     out
 }
 
@@ -210,6 +230,24 @@ mod tests {
             assert!(part.len() <= 75, "{part:?} is {} octets", part.len());
         }
         assert_eq!(folded.replace("\r\n ", "").trim_end(), line);
+    }
+
+    #[test]
+    fn an_instrument_name_cannot_forge_lines_in_the_public_feed() {
+        let name = "显微镜\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nSUMMARY:假的;a,b\\c\u{7}";
+        let ics = instrument_calendar(7, name, &[(0, 3600)], 0);
+        let lines = || ics.split("\r\n");
+        assert_eq!(lines().filter(|l| *l == "BEGIN:VEVENT").count(), 1, "{ics}");
+        assert!(
+            ics.replace("\r\n ", "")
+                .contains("显微镜\\nEND:VEVENT\\nBEGIN:VEVENT\\nSUMMARY:假的\\;a\\,b\\\\c"),
+            "{ics}"
+        );
+        assert!(!ics.contains('\u{7}'));
+        for line in lines() {
+            assert!(line.len() <= 75, "{line:?}");
+            assert!(!line.contains(['\r', '\n']));
+        }
     }
 
     #[test]

@@ -164,8 +164,34 @@ pub fn backoff_secs(attempts: i64) -> i64 {
     (60i64 << (attempts - 1).clamp(0, 6)).min(3600)
 }
 
-/// Deliver the mails that are due. An SMTP outage leaves them queued for a later pass.
+/// A claim older than this (a sender that died mid-send) is given up: the mail is pending again.
+pub const STALE_CLAIM_SECS: i64 = 10 * 60;
+
+/// Who claims mails in this process: the process id and a start-up nonce, so two nodes (or two
+/// processes on one host) never share a name.
+fn claimant() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{}-{nonce:x}", std::process::id())
+    })
+}
+
+/// Deliver the mails that are due. An SMTP outage leaves them queued for a later pass. Each
+/// mail is claimed (`pending` → `sending`) before it is sent, so concurrent passes — the
+/// scheduler's loop, `jobs run mail-outbox`, another node — send it once.
 pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Result<Delivery> {
+    let me = claimant();
+    sqlx::query(
+        "UPDATE mail_outbox SET status = 'pending', claimed_at = NULL, claimed_by = NULL \
+         WHERE status = 'sending' AND claimed_at < $1",
+    )
+    .bind(now - STALE_CLAIM_SECS)
+    .write(db)
+    .await?;
     let rows = sqlx::query(
         "SELECT id, to_addr, subject, body_text, body_html, attempts FROM mail_outbox \
          WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
@@ -177,6 +203,18 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
     let mut out = Delivery::default();
     for r in rows {
         let id: i64 = r.get("id");
+        let claimed = sqlx::query(
+            "UPDATE mail_outbox SET status = 'sending', claimed_at = $1, claimed_by = $2 \
+             WHERE id = $3 AND status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .bind(me)
+        .bind(id)
+        .write(db)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            continue; // another sender has it
+        }
         let attempts: i64 = r.get::<i64, _>("attempts") + 1;
         let result = mailer
             .send(
@@ -189,19 +227,23 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
             .await;
         match result {
             Ok(()) => {
-                sqlx::query("UPDATE mail_outbox SET status = 'sent', attempts = $1, sent_at = $2, last_error = '' WHERE id = $3")
-                    .bind(attempts)
-                    .bind(now)
-                    .bind(id)
-                    .write(db)
-                    .await?;
+                sqlx::query(
+                    "UPDATE mail_outbox SET status = 'sent', attempts = $1, sent_at = $2, \
+                     last_error = '', claimed_at = NULL, claimed_by = NULL WHERE id = $3",
+                )
+                .bind(attempts)
+                .bind(now)
+                .bind(id)
+                .write(db)
+                .await?;
                 out.sent += 1;
             }
             Err(e) => {
                 let failed = attempts >= MAX_ATTEMPTS;
                 tracing::warn!(mail = id, attempts, error = %e, "mail delivery failed");
                 sqlx::query(
-                    "UPDATE mail_outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5",
+                    "UPDATE mail_outbox SET status = $1, attempts = $2, next_attempt_at = $3, \
+                     last_error = $4, claimed_at = NULL, claimed_by = NULL WHERE id = $5",
                 )
                 .bind(if failed { "failed" } else { "pending" })
                 .bind(attempts)
@@ -271,10 +313,12 @@ pub async fn sent_count(db: &Db) -> Result<i64> {
     )
 }
 
-/// Put a failed (or pending) mail back in the queue for immediate delivery.
+/// Put a failed (or pending) mail back in the queue for immediate delivery (one being sent
+/// right now is left to its sender).
 pub async fn resend(db: &Db, id: i64, now: i64) -> Result<()> {
     let n = sqlx::query(
-        "UPDATE mail_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status <> 'sent'",
+        "UPDATE mail_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1 \
+         WHERE id = $2 AND status IN ('pending', 'failed')",
     )
     .bind(now)
     .bind(id)

@@ -22,7 +22,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database if needed, then serve HTTP.
-    Serve,
+    Serve {
+        /// Load the demo data set (with its demo accounts) when the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply migrations and exit.
     Migrate,
     /// Load the Chinese demo data set (idempotent).
@@ -132,15 +136,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Workflows { command } => labshare::cli::workflows(config, command).await,
         Command::Audit { command } => labshare::cli::audit(config, command).await,
-        Command::Serve => {
+        Command::Serve { demo } => {
             let bind = config.bind;
-            let demo = config.demo_on_empty;
             let state = server::prepare(config).await?;
             if demo && labshare::demo::is_empty(&state.db).await? {
-                tracing::info!("empty database: loading the demo data set");
+                tracing::info!("empty database: loading the demo data set (--demo)");
                 labshare::demo::load(&state.db, &state.clock).await?;
                 labshare::demo::start_pending_reviews(&state.engine).await?;
                 state.search.rebuild(&state.db, &|_, _| {}).await?;
+            } else if !auth::has_users(&state.db).await? {
+                tracing::warn!(
+                    "the database has no accounts: create the first system admin with \
+                     `labshare users add NAME --password PASSWORD --role system_admin` \
+                     (or start on an empty database with `labshare serve --demo` for the demo data)"
+                );
             }
             let _scheduler = labshare::jobs::start_scheduler(state.app.clone()).await?;
             let listener = tokio::net::TcpListener::bind(bind).await?;

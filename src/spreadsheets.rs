@@ -109,9 +109,11 @@ fn cell_text(d: &Data) -> String {
         }
         Data::Bool(b) => if *b { "是" } else { "否" }.to_string(),
         Data::DateTime(dt) => {
+            // A serial far outside the calendar (a forged cell) gives no date, not a panic.
             let days = dt.as_f64().floor() as i64;
             chrono::NaiveDate::from_ymd_opt(1899, 12, 30)
-                .and_then(|base| base.checked_add_signed(chrono::Duration::days(days)))
+                .zip(chrono::Duration::try_days(days))
+                .and_then(|(base, d)| base.checked_add_signed(d))
                 .map(|d| d.format("%Y-%m-%d").to_string())
                 .unwrap_or_default()
         }
@@ -309,5 +311,23 @@ fn as_text(v: &str) -> std::borrow::Cow<'_, str> {
         format!("'{v}").into()
     } else {
         v.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use calamine::{Data, ExcelDateTime, ExcelDateTimeType};
+
+    use super::cell_text;
+
+    #[test]
+    fn a_date_cell_far_outside_the_calendar_is_empty_not_a_panic() {
+        let cell =
+            |v: f64| Data::DateTime(ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
+        assert_eq!(cell_text(&cell(46_357.0)), "2026-12-01");
+        for v in [1e300, -1e300, f64::INFINITY, f64::NAN, 9.2e18] {
+            let _ = cell_text(&cell(v));
+        }
+        assert_eq!(cell_text(&cell(1e300)), "");
     }
 }

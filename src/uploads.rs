@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use crate::store::WriteQuery;
 use crate::{
+    auth::{CurrentUser, Permission},
     error::{AppError, Result},
     store::Db,
 };
@@ -312,6 +313,55 @@ pub async fn add_article_attachment(
     .write(db)
     .await?;
     Ok(())
+}
+
+/// Whether `user` (or an anonymous visitor) may fetch `upload` at `/uploads/{name}`. Public:
+/// photos of approved instruments and attachments of published articles. A draft's photos
+/// are for the instrument's unit and its reviewers, an unpublished article's attachments for
+/// content managers, a unit rule's attachment for the unit and the platform's unit managers.
+/// Everything else — contracts, invoices, testing reports — is never served here, only by the
+/// routes of its record, which check who asks.
+pub async fn may_read(db: &Db, upload_id: i64, user: Option<&CurrentUser>) -> Result<bool> {
+    let photo_units: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT i.unit_id, i.review_status FROM instrument_photos p \
+         JOIN instruments i ON i.id = p.instrument_id WHERE p.upload_id = $1",
+    )
+    .bind(upload_id)
+    .fetch_all(&db.pool)
+    .await?;
+    if photo_units.iter().any(|(_, s)| s == "approved") {
+        return Ok(true);
+    }
+    let articles: Vec<String> = sqlx::query_scalar(
+        "SELECT r.status FROM article_attachments a JOIN articles r ON r.id = a.article_id \
+         WHERE a.upload_id = $1",
+    )
+    .bind(upload_id)
+    .fetch_all(&db.pool)
+    .await?;
+    if articles.iter().any(|s| s == "published") {
+        return Ok(true);
+    }
+    let Some(user) = user else {
+        return Ok(false);
+    };
+    if photo_units
+        .iter()
+        .any(|(unit, _)| user.acts_for(*unit, false) || user.can(Permission::InstrumentReview))
+    {
+        return Ok(true);
+    }
+    if !articles.is_empty() && user.can(Permission::ContentManage) {
+        return Ok(true);
+    }
+    let rule_units: Vec<i64> =
+        sqlx::query_scalar("SELECT unit_id FROM unit_rules WHERE attachment_id = $1")
+            .bind(upload_id)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rule_units
+        .iter()
+        .any(|unit| user.acts_for(*unit, false) || user.can(Permission::UnitReview)))
 }
 
 #[cfg(test)]

@@ -386,6 +386,14 @@ pub struct UserSummary {
     pub created_at: i64,
 }
 
+/// Whether any account exists (an empty database needs its first system admin).
+pub async fn has_users(db: &Db) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Users whose username or name contains `q`, by id: (total, one page).
 pub async fn search_users(
     db: &Db,
@@ -422,16 +430,45 @@ pub async fn authenticate(
     now: i64,
 ) -> Result<i64> {
     let username = username.trim();
+    if username.chars().any(char::is_control) {
+        // No account has such a name (and PostgreSQL refuses NUL in text).
+        return Err(AppError::InvalidCredentials);
+    }
     let since = now - THROTTLE_WINDOW_SECS;
-    let failures: i64 = sqlx::query_scalar(
+    // Record the attempt first, then count, in one write transaction: parallel attempts for
+    // one account and address cannot all see a count below the limit. SQLite serialises
+    // write transactions; on PostgreSQL a transaction-scoped advisory lock on the pair does.
+    let mut tx = db.begin_write().await?;
+    if db.backend == crate::store::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("login:{}:{username}:{ip}", username.len()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM login_failures WHERE username = $1 AND ip = $2 AND at <= $3")
+        .bind(username)
+        .bind(ip)
+        .bind(since)
+        .execute(&mut *tx)
+        .await?;
+    let attempt: i64 = sqlx::query_scalar(
+        "INSERT INTO login_failures (username, ip, at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(username)
+    .bind(ip)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let attempts: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM login_failures WHERE username = $1 AND ip = $2 AND at > $3",
     )
     .bind(username)
     .bind(ip)
     .bind(since)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *tx)
     .await?;
-    if failures >= THROTTLE_MAX_FAILURES {
+    tx.commit().await?;
+    if attempts > THROTTLE_MAX_FAILURES {
         return Err(AppError::TooManyRequests {
             message: format!(
                 "登录失败次数过多，该账号在此地址已被暂时锁定，请 {} 分钟后再试",
@@ -457,22 +494,17 @@ pub async fn authenticate(
         .map_err(|e| AppError::Internal(e.into()))?;
     match (id, ok) {
         (Some(id), true) => {
-            sqlx::query("DELETE FROM login_failures WHERE username = $1 AND ip = $2")
+            // A success forgives the failures before it (and this attempt's own record).
+            sqlx::query("DELETE FROM login_failures WHERE username = $1 AND ip = $2 AND id <= $3")
                 .bind(username)
                 .bind(ip)
+                .bind(attempt)
                 .write(db)
                 .await?;
             Ok(id)
         }
-        _ => {
-            sqlx::query("INSERT INTO login_failures (username, ip, at) VALUES ($1, $2, $3)")
-                .bind(username)
-                .bind(ip)
-                .bind(now)
-                .write(db)
-                .await?;
-            Err(AppError::InvalidCredentials)
-        }
+        // The attempt is already recorded as a failure.
+        _ => Err(AppError::InvalidCredentials),
     }
 }
 

@@ -169,6 +169,21 @@ impl InstrumentInput {
         if !(2..=100).contains(&n) {
             e.insert("name".into(), "请填写仪器名称（2–100 字）".into());
         }
+        // One-line fields reach feeds, exports and mail headers: no line breaks, tabs or other
+        // control characters.
+        for (field, value, label) in [
+            ("name", &self.name, "仪器名称"),
+            ("model", &self.model, "规格型号"),
+            ("manufacturer", &self.manufacturer, "生产厂商"),
+            ("location", &self.location, "安放地点"),
+        ] {
+            if value.chars().any(char::is_control) && !e.contains_key(field) {
+                e.insert(
+                    field.into(),
+                    format!("{label}不能包含换行、制表符等控制字符"),
+                );
+            }
+        }
         if self.model.chars().count() > 100 {
             e.insert("model".into(), "规格型号不超过 100 字".into());
         }

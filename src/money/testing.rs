@@ -138,6 +138,19 @@ pub async fn attach_report(
     upload_id: i64,
     now: i64,
 ) -> Result<()> {
+    may_attach_report(db, user, id).await?;
+    sqlx::query("UPDATE bookings SET report_upload_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(upload_id)
+        .bind(now)
+        .bind(id)
+        .write(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether `user` may attach a report to order `id` now: the testing unit's manager, on a
+/// confirmed testing order. Checked before the file is stored, so strangers fill no disk.
+pub async fn may_attach_report(db: &Db, user: &CurrentUser, id: i64) -> Result<()> {
     let r = sqlx::query(
         "SELECT b.kind, b.status, i.unit_id AS owner FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
     )
@@ -158,12 +171,6 @@ pub async fn attach_report(
             "委托确认后、登记完成前才能上传检测报告",
         ));
     }
-    sqlx::query("UPDATE bookings SET report_upload_id = $1, updated_at = $2 WHERE id = $3")
-        .bind(upload_id)
-        .bind(now)
-        .bind(id)
-        .write(db)
-        .await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Asia::Shanghai;
 use serde::Deserialize;
 
@@ -107,6 +107,17 @@ async fn week_grid(
     }))
 }
 
+/// Dates a booking page may show: week arithmetic (±7 days, the grid's timestamps) stays far
+/// from chrono's limits, so a forged `?week=+262142-12-31` is a clear 422, not an overflow.
+fn bookable_date(d: NaiveDate) -> bool {
+    (2000..=2099).contains(&d.year())
+}
+
+/// The Monday of `d`'s week.
+fn monday_of(d: NaiveDate) -> NaiveDate {
+    d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
+}
+
 fn this_monday(state: &AppState) -> NaiveDate {
     let today = state.clock.today();
     let mut d = today;
@@ -140,11 +151,12 @@ async fn book_page(
     if item.review_status != "approved" {
         return Err(AppError::NotFound.into());
     }
-    let mut monday = q.week.unwrap_or_else(|| this_monday(&state));
-    while monday.weekday() != Weekday::Mon {
-        monday = monday.pred_opt().unwrap_or(monday);
+    let week = q.week.unwrap_or_else(|| this_monday(&state));
+    if !bookable_date(week) {
+        return Err(AppError::field("week", "所选周次超出可查看范围（2000–2099 年）").into());
     }
-    let grid = week_grid(&state, id, monday).await?;
+    let grid = week_grid(&state, id, monday_of(week)).await?;
+    let monday = monday_of(week);
     let units = match &auth.user {
         Some(u) => my_units_for_booking(&state, u).await?,
         None => vec![],
@@ -216,11 +228,10 @@ async fn book(
         Err(e) => return Err(e.into()),
     };
     let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d")
-        .unwrap_or_else(|_| this_monday(&state));
-    let mut monday = date;
-    while monday.weekday() != Weekday::Mon {
-        monday = monday.pred_opt().unwrap_or(monday);
-    }
+        .ok()
+        .filter(|d| bookable_date(*d))
+        .unwrap_or_else(|| this_monday(&state));
+    let monday = monday_of(date);
     let grid = week_grid(&state, id, monday).await?;
     let units = my_units_for_booking(&state, &user).await?;
     Ok(Page::new(
@@ -458,26 +469,7 @@ async fn instrument_ics(State(state): State<AppState>, PagePath(id): PagePath<i6
     }
     let now = state.now();
     let slots = bookings::busy(&state.db, id, now - 30 * 86_400, now + 120 * 86_400).await?;
-    let fmt = |ts: i64| {
-        DateTime::from_timestamp(ts, 0)
-            .unwrap_or_default()
-            .format("%Y%m%dT%H%M%SZ")
-            .to_string()
-    };
-    let mut ics = String::from(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//labshare//instrument bookings//ZH\r\nCALSCALE:GREGORIAN\r\n",
-    );
-    ics.push_str(&format!("X-WR-CALNAME:{} 预约占用\r\n", item.name));
-    for (s, e) in slots {
-        ics.push_str(&format!(
-            "BEGIN:VEVENT\r\nUID:booking-{id}-{s}@labshare\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:已预约（{}）\r\nEND:VEVENT\r\n",
-            fmt(now),
-            fmt(s),
-            fmt(e),
-            item.name
-        ));
-    }
-    ics.push_str("END:VCALENDAR\r\n");
+    let ics = crate::feeds::instrument_calendar(id, &item.name, &slots, now);
     Ok((
         [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
         ics,

@@ -249,7 +249,7 @@ async fn users_page(
     PageQuery(q): PageQuery<UsersQuery>,
 ) -> PageResult {
     user.require(Permission::UserManage)?;
-    let page = q.page.max(1);
+    let page = q.page.clamp(1, 10_000);
     let (total, rows) =
         auth::search_users(&state.db, &q.q, PER_PAGE, (page - 1) * PER_PAGE).await?;
     let mut users = Vec::new();

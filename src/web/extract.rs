@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{api::ApiError, page::PageError, session::Auth};
+use super::{AppState, api::ApiError, page::PageError, session::Auth};
 use crate::error::AppError;
 
 /// JSON body for the API.
@@ -153,20 +153,58 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Parts for handlers that need the request's client address.
+/// The request's client address: the peer, or — only when the peer is a trusted proxy
+/// (`LABSHARE_TRUSTED_PROXIES`) — the right-most `X-Forwarded-For` address that is not itself a
+/// trusted proxy. With no proxies trusted (the default) the header is ignored, so a client
+/// cannot pick its own address (and escape the login throttle).
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(ClientIp(ip))
+            .map(|c| c.0.ip());
+        let Some(peer) = peer else {
+            return Ok(ClientIp("unknown".into()));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        Ok(ClientIp(
+            client_address(peer, &forwarded, &state.config.trusted_proxies).to_string(),
+        ))
     }
+}
+
+/// Walk the proxy chain from the peer leftwards while the hop is trusted.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded: &[&str],
+    trusted: &[crate::config::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        if !is_trusted(client) {
+            break;
+        }
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => client = ip,
+            // A hop we cannot read: stop at the last address we could.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// One file from a multipart form.
@@ -289,5 +327,40 @@ impl CsrfMultipart {
         self.files
             .iter()
             .find(|f| f.field == field && !f.bytes.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+    use crate::config::IpNet;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxies = [IpNet::parse("10.0.0.0/8").unwrap()];
+        // No trusted proxy: the header is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["1.2.3.4"], &[]),
+            ip("10.0.0.5")
+        );
+        // An untrusted peer cannot speak for someone else.
+        assert_eq!(
+            client_address(ip("8.8.8.8"), &["1.2.3.4"], &proxies),
+            ip("8.8.8.8")
+        );
+        // Behind the proxy: the right-most untrusted address, not the spoofable left-most.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.5"),
+                &["6.6.6.6", " 1.2.3.4", "10.0.0.9"],
+                &proxies
+            ),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["junk"], &proxies),
+            ip("10.0.0.5")
+        );
     }
 }

@@ -72,6 +72,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Every page's policy: scripts, styles, images and requests from this origin only (the
+/// templates carry no inline script or style; `static/site.js` holds their handlers), never
+/// framed, forms posting only here.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; \
+     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Build the whole application.
 pub fn app(state: AppState) -> Router {
     let static_files = Router::new()
@@ -103,6 +110,11 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
+        ))
+        // Uploads set their own, stricter (sandboxed) policy.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
         .layer(CompressionLayer::new())
         .route_layer(middleware::from_fn(metrics::track))

@@ -152,14 +152,15 @@ pub fn refusal(e: &AppError) -> Option<String> {
 
 pub fn redirect_with_flash(to: &str, message: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
-    let value = urlencode(message);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
-    )) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    res.extensions_mut()
+        .insert(FlashMessage(message.to_string()));
     res
 }
+
+/// A flash message to set as a cookie on the way out (by `render_pages`, which knows whether
+/// cookies must be `Secure`).
+#[derive(Clone)]
+struct FlashMessage(String);
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -168,17 +169,43 @@ fn urlencode(s: &str) -> String {
 /// Only local paths are acceptable `next=` targets: `/x` but never `//host` or `/\host`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n'])
-                && !n.contains("://") =>
-        {
-            n.to_string()
-        }
+        Some(n) if is_local_path(n) && is_local_path(&percent_decoded(n)) => n.to_string(),
         _ => "/console".to_string(),
     }
+}
+
+/// A same-origin path: one leading `/`, then no `/` or `\` right after it, no backslash
+/// anywhere, no control character (browsers drop TAB/CR/LF, which turns `/\t/x` into `//x`)
+/// and no scheme.
+fn is_local_path(n: &str) -> bool {
+    n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.contains('\\')
+        && !n.chars().any(char::is_control)
+        && !n.contains("://")
+}
+
+/// `n` with its `%XX` escapes decoded (lossily), so encoded tricks are checked as well.
+fn percent_decoded(n: &str) -> String {
+    let bytes = n.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The console sidebar: the sidebar entries of the route tables the user may see.
@@ -205,6 +232,13 @@ pub async fn render_pages(State(state): State<AppState>, req: Request, next: Nex
             .unwrap_or_default()
     });
     let mut res = next.run(req).await;
+    let attrs = super::session::cookie_attrs(&state);
+    if let Some(FlashMessage(message)) = res.extensions_mut().remove::<FlashMessage>() {
+        set_cookie(
+            &mut res,
+            &format!("{FLASH_COOKIE}={}{attrs}; Max-Age=60", urlencode(&message)),
+        );
+    }
 
     if let Some(err) = res.extensions_mut().remove::<PendingError>() {
         if err.status == StatusCode::UNAUTHORIZED && err.code == "unauthenticated" {
@@ -269,10 +303,8 @@ fn render(
         }
     };
     if clear_flash {
-        set_cookie(
-            &mut res,
-            &format!("{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-        );
+        let attrs = super::session::cookie_attrs(state);
+        set_cookie(&mut res, &format!("{FLASH_COOKIE}={attrs}; Max-Age=0"));
     }
     if let Some(cookie) = &auth.set_csrf_cookie {
         set_cookie(&mut res, cookie);
@@ -336,5 +368,24 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/console");
         assert_eq!(safe_next(Some("/x?u=https://a")), "/console");
         assert_eq!(safe_next(None), "/console");
+        for evil in [
+            "/\t/evil.example",
+            "/\r\n/evil.example",
+            "/\\evil",
+            "/a\\b",
+            "//evil",
+            "/%09/evil",
+            "/%2F/evil",
+            "/%5Cevil",
+            " /x",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/console", "{evil:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/console/a?b=%E4%B8%AD")),
+            "/console/a?b=%E4%B8%AD"
+        );
     }
 }

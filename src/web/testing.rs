@@ -77,6 +77,7 @@ async fn store_report(
     bytes: &[u8],
 ) -> Result<uploads::Upload> {
     user.require(Permission::BookingHandle)?;
+    testing::may_attach_report(&state.db, user, id).await?;
     if bytes.is_empty() {
         return Err(AppError::field("report", "请选择检测报告文件（PDF）"));
     }

@@ -1,5 +1,5 @@
-//! Serving and attaching uploads: `/uploads/{name}` (random names, so the URL is the
-//! capability), instrument photos and article attachments from console forms.
+//! Serving and attaching uploads: `/uploads/{name}` (public files, and drafts' files for
+//! those who work on them), instrument photos and article attachments from console forms.
 
 use axum::{
     extract::State,
@@ -12,7 +12,7 @@ use super::{
     extract::{CsrfMultipart, PagePath},
     page::{PageResult, redirect_with_flash},
     routes::{Access, Route},
-    session::SignedIn,
+    session::{Auth, SignedIn},
 };
 use crate::{
     auth::Permission,
@@ -43,8 +43,18 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-async fn serve(State(state): State<AppState>, PagePath(name): PagePath<String>) -> PageResult {
+/// Public files to anyone, a draft's files to those who work on it; never contracts,
+/// invoices or reports (their own routes serve them). Refused files are 404: the name of a
+/// private file reveals nothing.
+async fn serve(
+    State(state): State<AppState>,
+    auth: Auth,
+    PagePath(name): PagePath<String>,
+) -> PageResult {
     let (upload, bytes) = uploads::read(&state.db, &state.config.data_dir, &name).await?;
+    if !uploads::may_read(&state.db, upload.id, auth.user.as_deref()).await? {
+        return Err(AppError::NotFound.into());
+    }
     Ok(file_response(&upload, bytes))
 }
 

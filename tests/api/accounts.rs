@@ -226,6 +226,37 @@ async fn browser_login_renews_the_session_and_logout_ends_it() {
 async fn next_never_leads_off_site() {
     let app = spawn_app().await;
     app.create_user("zhou", "user").await;
+    // The decoded forms a browser would turn into another origin.
+    for evil in [
+        "//evil.example/x",
+        "/\t/evil.example",
+        "/\r\n/evil.example",
+        "/\\evil",
+        "//evil",
+        "/%09/evil",
+        "https://evil.example",
+        "javascript:alert(1)",
+    ] {
+        let client = new_client();
+        let res = app
+            .post_form(
+                &client,
+                "/login",
+                "/login",
+                &[("username", "zhou"), ("password", PASSWORD), ("next", evil)],
+            )
+            .await;
+        assert_eq!(res.status(), 303, "{evil:?}");
+        assert_eq!(res.headers()["location"], "/console", "{evil:?}");
+        // Signed in already, `GET /login?next=` goes the same way.
+        let res = client
+            .get(app.url("/login"))
+            .query(&[("next", evil)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["location"], "/console", "{evil:?}");
+    }
     let client = new_client();
     let res = app
         .post_form(
@@ -235,12 +266,11 @@ async fn next_never_leads_off_site() {
             &[
                 ("username", "zhou"),
                 ("password", PASSWORD),
-                ("next", "//evil.example/x"),
+                ("next", "/console/units?page=2"),
             ],
         )
         .await;
-    assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/console");
+    assert_eq!(res.headers()["location"], "/console/units?page=2");
 }
 
 #[tokio::test]
@@ -313,4 +343,83 @@ async fn changing_the_password_ends_other_sessions_and_tokens() {
     assert_eq!(status, 303, "other sessions end");
     let (status, _) = app.api("GET", "/api/v1/me", Some(&token), None).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_parallel_wrong_passwords_for_one_account_meet_the_lock() {
+    let app = spawn_app().await;
+    app.create_user("wangwu", "user").await;
+    let attempts = (0..60).map(|i| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/session");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"username": "wangwu", "password": format!("wrong-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        (wrong, refused),
+        (
+            labshare::auth::THROTTLE_MAX_FAILURES as usize,
+            60 - labshare::auth::THROTTLE_MAX_FAILURES as usize
+        ),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_unless_the_proxy_is_trusted() {
+    // Untrusted by default: a client rotating X-Forwarded-For still meets its lock.
+    let app = spawn_app().await;
+    app.create_user("zhaoliu", "user").await;
+    let mut last = 0;
+    for i in 0..6 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/session"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"username": "zhaoliu", "password": "bad-guess"}))
+            .send()
+            .await
+            .unwrap();
+        last = res.status().as_u16();
+    }
+    assert_eq!(last, 429);
+
+    // Behind a trusted proxy each forwarded client has its own count.
+    let app = crate::common::spawn_app_with(&[("LABSHARE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    app.create_user("zhaoliu", "user").await;
+    for i in 0..6 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/session"))
+            .header("x-forwarded-for", format!("6.6.6.6, 203.0.113.{i}"))
+            .json(&json!({"username": "zhaoliu", "password": "bad-guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "client {i}");
+    }
+    // … and the left-most (spoofable) entry does not count: the same real client is locked.
+    for i in 0..6 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/session"))
+            .header("x-forwarded-for", format!("6.6.{i}.6, 198.51.100.7"))
+            .json(&json!({"username": "zhaoliu", "password": "bad-guess"}))
+            .send()
+            .await
+            .unwrap();
+        last = res.status().as_u16();
+    }
+    assert_eq!(last, 429);
 }

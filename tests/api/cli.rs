@@ -60,9 +60,8 @@ async fn users_add_succeeds_while_serve_loads_and_runs_on_the_same_database() {
     let (db_url, _guard) = fresh_database_url(dir.path()).await;
     let port = free_port();
     let mut child = labshare(dir.path(), &db_url, &crate_path("workflows"))
-        .arg("serve")
+        .args(["serve", "--demo"])
         .env("LABSHARE_BIND", format!("127.0.0.1:{port}"))
-        .env("LABSHARE_DEMO_ON_EMPTY", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -124,6 +123,56 @@ async fn users_add_succeeds_while_serve_loads_and_runs_on_the_same_database() {
     let out = users_add(dir.path(), &db_url, "cli_admin_late");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("错误"));
+    drop(server);
+}
+
+/// Wait until `base` answers `/healthz`.
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = client.get(format!("{base}/healthz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "serve did not come up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn plain_serve_on_an_empty_database_creates_no_account_and_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let port = free_port();
+    let mut child = labshare(dir.path(), &db_url, &crate_path("workflows"))
+        .arg("serve")
+        .env("LABSHARE_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start labshare serve");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("labshare users add") && line.contains("system_admin") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("serve logs how to create the first system admin");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&client, &base).await;
+    let res = client
+        .post(format!("{base}/api/v1/session"))
+        .json(&json!({"username": "admin", "password": "Demo2026pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the demo admin exists without --demo");
     drop(server);
 }
 

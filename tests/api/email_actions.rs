@@ -284,3 +284,49 @@ async fn a_reviewer_approves_an_instrument_from_a_real_mail() {
         .await;
     assert_eq!(status, 200, "approved from email, the instrument is public");
 }
+
+#[tokio::test]
+async fn guesses_from_one_address_do_not_lock_a_reviewer_out_of_their_link() {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(&[
+        ("LABSHARE_SMTP_URL", &smtp.url()),
+        ("LABSHARE_PUBLIC_URL", "http://platform.test"),
+    ])
+    .await;
+    app.create_user("reviewer", "platform_admin").await;
+    app.create_user("applicant", "user").await;
+    submitted_unit(&app, 32).await;
+    labshare::notify::deliver_workflow_events(&app.state, 100)
+        .await
+        .unwrap();
+    labshare::mail::deliver_due(&app.db, &app.state.mailer, app.now(), 100)
+        .await
+        .unwrap();
+    let mails = smtp.wait_for(1).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("reviewer@test.example"))
+        .expect("the reviewer got a mail");
+    let (approve, _) = links(mail);
+    let path = approve
+        .trim_start_matches("http://platform.test")
+        .to_string();
+
+    // An attacker on the same address (all tests come from 127.0.0.1) guesses in parallel.
+    let attacker = new_client();
+    let guesses = (0..labshare::email_actions::MAX_BAD_ATTEMPTS + 10).map(|i| {
+        let c = attacker.clone();
+        let url = app.url(&format!("/email-actions/guess{i}"));
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+    // The reviewer's real link still opens its confirmation page.
+    let (status, html) = app.get_page(&new_client(), &path).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("许昌邮件测试企业32"), "{html}");
+}

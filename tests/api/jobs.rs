@@ -292,3 +292,83 @@ async fn every_job_runs_and_task_reminders_acts_on_deadlines_once_per_period() {
         Outcome::Done(_)
     ));
 }
+
+#[tokio::test]
+async fn two_concurrent_delivery_passes_send_each_mail_once() {
+    let server = SmtpServer::start();
+    let app = spawn_app_with(&[("LABSHARE_SMTP_URL", &server.url())]).await;
+    let now = app.now();
+    let mut tx = app.db.begin_write().await.unwrap();
+    for i in 0..20 {
+        let m = mail::Rendered {
+            subject: format!("测试邮件 {i}"),
+            text: format!("第 {i} 封"),
+            html: format!("<p>第 {i} 封</p>"),
+        };
+        mail::enqueue(
+            &mut tx,
+            &format!("r{i}@test.example"),
+            None,
+            "test",
+            &m,
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let (a, b) = tokio::join!(
+        mail::deliver_due(&app.db, &app.state.mailer, now, 100),
+        mail::deliver_due(&app.db, &app.state.mailer, now, 100),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");
+    let msgs = server.wait_for(20).await;
+    assert_eq!(msgs.len(), 20);
+    for i in 0..20 {
+        let to = format!("r{i}@test.example");
+        assert_eq!(msgs.iter().filter(|m| m.contains(&to)).count(), 1, "{to}");
+    }
+    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sent, 20);
+}
+
+#[tokio::test]
+async fn a_stale_claim_is_given_up_and_the_mail_sent() {
+    let server = SmtpServer::start();
+    let app = spawn_app_with(&[("LABSHARE_SMTP_URL", &server.url())]).await;
+    let now = app.now();
+    let mut tx = app.db.begin_write().await.unwrap();
+    let m = mail::Rendered {
+        subject: "测试".into(),
+        text: "正文".into(),
+        html: "<p>正文</p>".into(),
+    };
+    let id = mail::enqueue(&mut tx, "stale@test.example", None, "test", &m, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A sender claimed it and died; a fresh claim is left alone.
+    let mut tx = app.db.begin_write().await.unwrap();
+    sqlx::query("UPDATE mail_outbox SET status = 'sending', claimed_at = $1, claimed_by = 'dead' WHERE id = $2")
+        .bind(now - 60)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let d = mail::deliver_due(&app.db, &app.state.mailer, now, 10)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 0);
+    let later = now + mail::STALE_CLAIM_SECS;
+    let d = mail::deliver_due(&app.db, &app.state.mailer, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 1);
+    assert_eq!(server.wait_for(1).await.len(), 1);
+}

@@ -27,7 +27,6 @@ fn labshare(data_dir: &std::path::Path, db_url: &str) -> Command {
         .env("LABSHARE_STATIC_DIR", crate_path("static"))
         .env("LABSHARE_WORKFLOWS_DIR", crate_path("workflows"))
         .env("LABSHARE_INDEX_CONFIG_DIR", crate_path("index-config"))
-        .env("LABSHARE_DEMO_ON_EMPTY", "0")
         .env("LABSHARE_LOG", "warn")
         .env_remove("LABSHARE_NOW")
         .stdout(Stdio::null())

@@ -303,6 +303,43 @@ async fn review_needs_a_contract_and_an_invoice_which_reviewers_download_from_th
         )
         .await;
     assert_eq!(status, 403);
+    // The contract's stored file is private: `/uploads/{name}` serves it to nobody — not a
+    // stranger, not even its owner or reviewer, who use the redemption's own route.
+    let stored: String = sqlx::query_scalar(
+        "SELECT u.stored_name FROM redemption_files f JOIN uploads u ON u.id = f.upload_id WHERE f.id = $1",
+    )
+    .bind(contract["id"].as_i64().unwrap())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let direct = app.url(&format!("/uploads/{stored}"));
+    let res = crate::common::new_client()
+        .get(&direct)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "a stranger fetched the contract");
+    for token in [&other, &w.owner, &w.admin] {
+        let res = app
+            .client
+            .get(&direct)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    let contract_api = format!("/api/v1/redemptions/{id}/files/{}", contract["id"]);
+    for (token, expected) in [(&w.owner, 200), (&w.admin, 200), (&other, 403)] {
+        let res = app
+            .client
+            .get(app.url(&contract_api))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected, "{contract_api}");
+    }
 
     // Now review passes; recheck follows, then the public notice passes when its period ends.
     let (status, body) = approve("材料齐全，同意").await;

@@ -699,3 +699,18 @@ async fn two_concurrent_submissions_of_one_instrument_start_one_review() {
     .unwrap();
     assert_eq!(running, 1, "exactly one running instance");
 }
+
+#[tokio::test]
+async fn control_characters_in_an_instrument_name_are_refused_in_chinese() {
+    let app = spawn_app().await;
+    let (token, unit) = manager_with_unit(&app, "um_ctl", 7).await;
+    for name in ["显微镜\r\nBEGIN:VEVENT", "显微镜\t镜", "显微\u{0}镜"] {
+        let mut body = complete_instrument(unit);
+        body["name"] = json!(name);
+        let (status, b) = app
+            .api("POST", "/api/v1/instruments", Some(&token), Some(body))
+            .await;
+        assert_eq!(status, 422, "{name:?}: {b}");
+        assert!(b.to_string().contains("不能包含换行"), "{b}");
+    }
+}

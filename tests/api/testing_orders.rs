@@ -138,6 +138,27 @@ async fn a_testing_order_is_quoted_paid_with_vouchers_and_completed_with_its_rep
         403,
         "only the testing unit uploads the report"
     );
+    // Another unit's manager (who may handle bookings in general) is refused before the
+    // file is stored: nothing lands on disk or in `uploads`.
+    app.create_user("stranger_lab", "unit_manager").await;
+    let stranger = app.token("stranger_lab").await;
+    let stored_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let files_before = std::fs::read_dir(app.state.config.data_dir.join("uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let res = put(&stranger, PDF).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let stored_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let files_after = std::fs::read_dir(app.state.config.data_dir.join("uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!((stored_after, files_after), (stored_before, files_before));
     let res = put(&w.owner, b"MZ not a pdf").await.unwrap();
     assert_eq!(res.status(), 422);
     let res = put(&w.owner, PDF).await.unwrap();

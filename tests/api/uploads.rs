@@ -170,8 +170,11 @@ async fn photos_are_checked_by_content_and_size_and_shown_on_the_portal() {
     let data_dir = app.state.config.data_dir.clone();
     assert!(data_dir.join("uploads").join(stored_name).exists());
 
+    // A draft's photo is for its unit (and reviewers), not for anyone with the URL.
     let anon = crate::common::new_client();
     let res = anon.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = browser.get(app.url(&url)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
     let disposition = res.headers()["content-disposition"]
@@ -207,6 +210,12 @@ async fn photos_are_checked_by_content_and_size_and_shown_on_the_portal() {
     assert!(
         html.contains(&format!("src=\"{url}\"")),
         "photo on the portal"
+    );
+    let res = anon.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "an approved instrument's photo is public"
     );
 }
 

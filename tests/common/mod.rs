@@ -142,7 +142,6 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     vars.insert("LABSHARE_TEMPLATES_DIR".into(), crate_path("templates"));
     vars.insert("LABSHARE_STATIC_DIR".into(), crate_path("static"));
     vars.insert("LABSHARE_WORKFLOWS_DIR".into(), crate_path("workflows"));
-    vars.insert("LABSHARE_DEMO_ON_EMPTY".into(), "0".into());
     vars.insert("LABSHARE_BIND".into(), "127.0.0.1:0".into());
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());

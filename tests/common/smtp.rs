@@ -49,7 +49,7 @@ impl SmtpServer {
             .with_name("test.smtp")
             .with_ssl(SslConfig::None)
             .expect("ssl config")
-            .with_num_threads(2)
+            .with_num_threads(8)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();

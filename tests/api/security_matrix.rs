@@ -116,8 +116,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/content", "LFAFFFF"),
     ("GET /console/content/new", "LFAFFFF"),
     ("GET /console/content/{id}", "LFAFFFF"),
-    // A portal photo; private files (contracts, reports) are issue 14 work elsewhere.
-    ("GET /uploads/{name}", "AAAAAAA"),
+    // The fixture's upload is a redemption contract: private files are never served at
+    // /uploads, only by their records' routes (which check who asks).
+    ("GET /uploads/{name}", "NNNNNNN"),
     ("GET /api/v1/platforms/{id}", "AAAAAAA"),
     ("GET /console/platforms", "LFFAAFF"),
     ("GET /console/platforms/new", "LFFAAFF"),
@@ -259,7 +260,8 @@ const EXPECTED: &[(&str, &str)] = &[
     // A report PDF: only the testing unit may upload it.
     ("POST /console/bookings/{id}/report", "LFFAFFF"),
     ("POST /api/v1/testing-orders", "LFFFFFF"),
-    ("PUT /api/v1/bookings/{id}/report", "LFFAAFF"),
+    // Checked before anything is stored: another unit's manager is refused.
+    ("PUT /api/v1/bookings/{id}/report", "LFFAFFF"),
     ("POST /api/v1/users", "AAAAAAA"),
     ("POST /api/v1/session", "AAAAAAA"),
     ("POST /api/v1/units", "LFFAAFA"),
@@ -280,6 +282,36 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /api/v1/redemptions/{id}/files", "LFFAFFF"),
     ("POST /logout", "AAAAAAA"),
     ("DELETE /api/v1/session", "LAAAAAA"),
+    // 信息上报与数据对接 and the voucher exception (second round); report ids name nothing.
+    ("GET /api/v1/reports", "LAAAAFF"),
+    ("GET /api/v1/reports/{id}", "LNNNNFF"),
+    ("GET /api/v1/reports/{id}/export.xlsx", "LNNNNFF"),
+    ("GET /api/v1/instruments/{id}/national", "LFFAFFF"),
+    ("GET /api/v1/api-clients", "LAFFFFF"),
+    ("GET /api/v1/docking/instruments", "LLLLLLL"),
+    ("GET /api/v1/docking/service-records", "LLLLLLL"),
+    ("GET /console/reports", "LAAAAFF"),
+    ("GET /console/reports/{id}", "LNNNNFF"),
+    ("GET /console/reports/{id}/export.xlsx", "LNNNNFF"),
+    ("GET /console/instruments/{id}/national", "LFFAFFF"),
+    ("GET /console/docking", "LAFFFFF"),
+    ("POST /api/v1/bookings/{id}/voucher-exception", "LFAFFFF"),
+    ("POST /api/v1/reports", "LFFAAFF"),
+    ("DELETE /api/v1/reports/{id}", "LFFNNFF"),
+    ("POST /api/v1/reports/{id}/refresh", "LFFNNFF"),
+    ("POST /api/v1/reports/{id}/submit", "LFFNNFF"),
+    ("POST /api/v1/reports/{id}/retry", "LAFFFFF"),
+    ("PUT /api/v1/instruments/{id}/national", "LFFAFFF"),
+    ("POST /api/v1/api-clients", "LAFFFFF"),
+    ("DELETE /api/v1/api-clients/{id}", "LNFFFFF"),
+    ("POST /console/reports", "LFFAAFF"),
+    ("POST /console/reports/{id}/refresh", "LFFNNFF"),
+    ("POST /console/reports/{id}/submit", "LFFNNFF"),
+    ("POST /console/reports/{id}/delete", "LFFNNFF"),
+    ("POST /console/reports/{id}/retry", "LAFFFFF"),
+    ("POST /console/instruments/{id}/national", "LFFAFFF"),
+    ("POST /console/docking/clients", "LAFFFFF"),
+    ("POST /console/docking/clients/{id}/revoke", "LNFFFFF"),
 ];
 
 /// The records the matrix's paths point at.
@@ -342,6 +374,9 @@ impl Fixture {
             ("email-actions", "{token}") => self.email_token.clone(),
             ("calendar", "{file}") => format!("{}.ics", self.calendar_token),
             ("grades", "{year}") => "2026".into(),
+            // Report batches and docking clients: ids that name nothing (the reporting tests
+            // cover who may act on real ones); the matrix checks who is turned away first.
+            ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

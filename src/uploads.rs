@@ -203,14 +203,20 @@ pub async fn store_in(
 ) -> Result<i64> {
     let sniffed = check(bytes, purpose)?;
     let stored_name = format!("{}.{}", random_hex(), sniffed.ext);
-    let dir = dir(data_dir);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(anyhow::Error::from)?;
-    tokio::fs::write(dir.join(&stored_name), bytes)
-        .await
-        .map_err(anyhow::Error::from)?;
-    Ok(sqlx::query_scalar(
+    // PostgreSQL (several nodes): the bytes go into the database in the same transaction, so
+    // every node serves every file and a rolled-back change leaves nothing behind. SQLite
+    // (one node): a file under the data directory.
+    let in_database = conn.backend_name() == "PostgreSQL";
+    if !in_database {
+        let dir = dir(data_dir);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(anyhow::Error::from)?;
+        tokio::fs::write(dir.join(&stored_name), bytes)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO uploads (stored_name, original_name, content_type, size_bytes, uploaded_by, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -220,8 +226,16 @@ pub async fn store_in(
     .bind(bytes.len() as i64)
     .bind(user_id)
     .bind(now)
-    .fetch_one(conn)
-    .await?)
+    .fetch_one(&mut *conn)
+    .await?;
+    if in_database {
+        sqlx::query("INSERT INTO upload_blobs (upload_id, bytes) VALUES ($1, $2)")
+            .bind(id)
+            .bind(bytes.to_vec())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Upload> {
@@ -249,9 +263,17 @@ pub async fn read(db: &Db, data_dir: &Path, stored_name: &str) -> Result<(Upload
     .await?
     .ok_or(AppError::NotFound)?;
     let upload = from_row(&r);
-    let bytes = tokio::fs::read(dir(data_dir).join(&upload.stored_name))
-        .await
-        .map_err(|_| AppError::NotFound)?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT bytes FROM upload_blobs WHERE upload_id = $1")
+            .bind(upload.id)
+            .fetch_optional(&db.pool)
+            .await?;
+    let bytes = match stored {
+        Some(b) => b,
+        None => tokio::fs::read(dir(data_dir).join(&upload.stored_name))
+            .await
+            .map_err(|_| AppError::NotFound)?,
+    };
     Ok((upload, bytes))
 }
 

@@ -525,3 +525,148 @@ async fn a_job_fired_on_three_nodes_at_the_same_instant_runs_once() {
     assert!(notices.iter().all(|(_, n)| *n == 1), "{notices:?}");
     db.pool.close().await;
 }
+
+#[tokio::test]
+async fn a_file_stored_through_one_node_is_served_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let out = labshare(&dir.path().join("loader"), &db_url)
+        .arg("demo-data")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let client = reqwest::Client::new();
+    let a = Node::start(dir.path().join("a"), &db_url, free_port());
+    let b = Node::start(dir.path().join("b"), &db_url, free_port());
+    a.ready(&client).await;
+    b.ready(&client).await;
+    // A photo of an approved instrument, stored the way node A's upload handler stores it
+    // (its data directory, its database).
+    let db = Db::connect(&db_url).await.unwrap();
+    let png: &[u8] = &[
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R', 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a, b'I', b'D',
+        b'A', b'T', 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
+        b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82,
+    ];
+    let upload = labshare::uploads::store(
+        &db,
+        &a.dir,
+        "照片.png",
+        png,
+        labshare::uploads::Purpose::Photo,
+        1,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .expect("store the photo");
+    let instrument: i64 = sqlx::query_scalar(
+        "SELECT id FROM instruments WHERE review_status = 'approved' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut tx = db.begin_write().await.unwrap();
+    sqlx::query(
+        "INSERT INTO instrument_photos (instrument_id, upload_id, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(instrument)
+    .bind(upload.id)
+    .bind(chrono::Utc::now().timestamp())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let url = format!("/uploads/{}", upload.stored_name);
+    let from_a = client.get(a.url(&url)).send().await.unwrap();
+    assert_eq!(from_a.status(), 200);
+    let from_b = client.get(b.url(&url)).send().await.unwrap();
+    match db.backend {
+        // Several nodes on PostgreSQL: the bytes live in the database, every node serves them.
+        labshare::store::Backend::Postgres => {
+            assert_eq!(from_b.status(), 200, "node B cannot serve node A's upload");
+            assert_eq!(from_b.bytes().await.unwrap().as_ref(), png);
+        }
+        // The embedded default keeps files in the node's own data directory.
+        labshare::store::Backend::Sqlite => assert_eq!(from_b.status(), 404),
+    }
+    db.pool.close().await;
+}
+
+#[tokio::test]
+async fn three_nodes_deliver_each_queued_mail_once_to_a_real_smtp_server() {
+    // Several serving nodes are a PostgreSQL deployment (docs/deploy.md); CI runs this with
+    // LABSHARE_TEST_DATABASE_URL. On SQLite one process sends (tests/api/jobs.rs covers two
+    // concurrent passes there).
+    if std::env::var("LABSHARE_TEST_DATABASE_URL").is_err() {
+        eprintln!("three_nodes_deliver…: PostgreSQL only, run with LABSHARE_TEST_DATABASE_URL");
+        return;
+    }
+    let server = crate::common::smtp::SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let out = labshare(&dir.path().join("loader"), &db_url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let db = Db::connect(&db_url).await.unwrap();
+    // Queued before the nodes start, so all three senders find them at once.
+    let now = chrono::Utc::now().timestamp();
+    let mut tx = db.begin_write().await.unwrap();
+    for i in 0..30 {
+        let m = labshare::mail::Rendered {
+            subject: format!("多节点邮件 {i}"),
+            text: format!("第 {i} 封"),
+            html: format!("<p>第 {i} 封</p>"),
+        };
+        labshare::mail::enqueue(
+            &mut tx,
+            &format!("n{i}@test.example"),
+            None,
+            "test",
+            &m,
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let client = reqwest::Client::new();
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let dir = dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let port = free_port();
+            let child = labshare(&dir, &db_url)
+                .arg("serve")
+                .env("LABSHARE_BIND", format!("127.0.0.1:{port}"))
+                .env("LABSHARE_SMTP_URL", server.url())
+                .spawn()
+                .unwrap();
+            Node {
+                child: Some(child),
+                port,
+                dir,
+            }
+        })
+        .collect();
+    for n in &nodes {
+        n.ready(&client).await;
+    }
+    let got = server.wait_for(30).await;
+    // Give a double send the time to show up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let got_after = server.messages();
+    assert_eq!(got.len(), 30);
+    assert_eq!(got_after.len(), 30, "a mail was sent twice");
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM mail_outbox WHERE status = 'sent'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, 30);
+    drop(nodes);
+    db.pool.close().await;
+}

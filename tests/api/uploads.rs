@@ -167,8 +167,21 @@ async fn photos_are_checked_by_content_and_size_and_shown_on_the_portal() {
         stored_name.ends_with(".png") && stored_name.len() == 36,
         "{stored_name}"
     );
+    // SQLite (one node): a file under the data directory; PostgreSQL (several nodes): the
+    // bytes in the database, so every node serves it.
     let data_dir = app.state.config.data_dir.clone();
-    assert!(data_dir.join("uploads").join(stored_name).exists());
+    let on_disk = data_dir.join("uploads").join(stored_name).exists();
+    let in_db: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM upload_blobs b JOIN uploads u ON u.id = b.upload_id WHERE u.stored_name = $1",
+    )
+    .bind(stored_name)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    match app.db.backend {
+        labshare::store::Backend::Sqlite => assert!(on_disk && in_db == 0),
+        labshare::store::Backend::Postgres => assert!(!on_disk && in_db == 1),
+    }
 
     // A draft's photo is for its unit (and reviewers), not for anyone with the URL.
     let anon = crate::common::new_client();

@@ -177,31 +177,41 @@ impl Registry {
 
 async fn record_version(db: &Db, key: &str, source: &str, now: i64) -> Result<i64> {
     let hash = content_hash(source);
-    if let Some((v,)) = sqlx::query_as::<_, (i64,)>(
-        "SELECT version FROM workflow_definitions WHERE key = $1 AND content_hash = $2",
-    )
-    .bind(key)
-    .bind(&hash)
-    .fetch_optional(&db.pool)
-    .await?
-    {
-        return Ok(v);
-    }
-    let (max,): (i64,) = sqlx::query_as(
-        "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM workflow_definitions WHERE key = $1",
-    )
-    .bind(key)
-    .fetch_one(&db.pool)
-    .await?;
-    sqlx::query("INSERT INTO workflow_definitions (key, version, content_hash, source, created_at) VALUES ($1, $2, $3, $4, $5)")
+    // Several nodes starting at once record the same new content: the loser of the insert
+    // race reads the winner's version (same content) or takes the next one.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some((v,)) = sqlx::query_as::<_, (i64,)>(
+            "SELECT version FROM workflow_definitions WHERE key = $1 AND content_hash = $2",
+        )
         .bind(key)
-        .bind(max + 1)
         .bind(&hash)
-        .bind(source)
-        .bind(now)
-        .write(db)
+        .fetch_optional(&db.pool)
+        .await?
+        {
+            return Ok(v);
+        }
+        let (max,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM workflow_definitions WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_one(&db.pool)
         .await?;
-    Ok(max + 1)
+        let inserted = sqlx::query("INSERT INTO workflow_definitions (key, version, content_hash, source, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(key)
+            .bind(max + 1)
+            .bind(&hash)
+            .bind(source)
+            .bind(now)
+            .write(db)
+            .await;
+        match inserted {
+            Ok(_) => return Ok(max + 1),
+            Err(e) if crate::store::is_unique_violation(&e) && attempt < 5 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Stored versions of a flow, newest first: (version, created_at, source).

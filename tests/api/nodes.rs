@@ -670,3 +670,41 @@ async fn three_nodes_deliver_each_queued_mail_once_to_a_real_smtp_server() {
     drop(nodes);
     db.pool.close().await;
 }
+
+#[tokio::test]
+async fn nodes_starting_together_on_a_new_database_record_each_workflow_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _guard) = fresh_database_url(dir.path()).await;
+    let out = labshare(&dir.path().join("m"), &db_url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Four processes that each load (and record) the workflow definitions at the same time.
+    let children: Vec<Child> = (0..4)
+        .map(|i| {
+            labshare(&dir.path().join(format!("n{i}")), &db_url)
+                .args(["jobs", "run", "index-check"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = Db::connect(&db_url).await.unwrap();
+    let dupes: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT key FROM workflow_definitions GROUP BY key HAVING COUNT(*) > 1) d",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(dupes, 0, "one content recorded as several versions");
+    db.pool.close().await;
+}

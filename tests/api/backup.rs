@@ -6,30 +6,7 @@ use std::process::Command;
 
 use labshare::store::Db;
 
-use crate::common::{PgDrop, fresh_database_url};
-
-const BIN: &str = env!("CARGO_BIN_EXE_labshare");
-
-fn labshare(data_dir: &std::path::Path, db_url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("LABSHARE_DATA_DIR", data_dir)
-        .env("LABSHARE_DATABASE_URL", db_url)
-        .env(
-            "LABSHARE_TEMPLATES_DIR",
-            format!("{}/templates", env!("CARGO_MANIFEST_DIR")),
-        )
-        .env(
-            "LABSHARE_WORKFLOWS_DIR",
-            format!("{}/workflows", env!("CARGO_MANIFEST_DIR")),
-        )
-        .env(
-            "LABSHARE_INDEX_CONFIG_DIR",
-            format!("{}/index-config", env!("CARGO_MANIFEST_DIR")),
-        )
-        .env("LABSHARE_LOG", "warn")
-        .env_remove("LABSHARE_NOW");
-    c
-}
+use crate::common::{PgDrop, fresh_database_url, process::labshare};
 
 const TABLES: [&str; 6] = [
     "units",

@@ -9,24 +9,16 @@ use std::{
 
 use serde_json::json;
 
-use crate::common::fresh_database_url;
+use crate::common::{
+    fresh_database_url,
+    process::{self, crate_path, free_port},
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_labshare");
-
-fn crate_path(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A `labshare` command with the test's configuration.
+/// A `labshare` command with the test's configuration and workflows from `workflows`.
 fn labshare(data_dir: &std::path::Path, db_url: &str, workflows: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("LABSHARE_DATA_DIR", data_dir)
-        .env("LABSHARE_DATABASE_URL", db_url)
-        .env("LABSHARE_TEMPLATES_DIR", crate_path("templates"))
-        .env("LABSHARE_STATIC_DIR", crate_path("static"))
-        .env("LABSHARE_WORKFLOWS_DIR", workflows)
-        .env("LABSHARE_LOG", "info,sqlx=warn")
-        .env_remove("LABSHARE_NOW");
+    let mut c = process::labshare(data_dir, db_url);
+    c.env("LABSHARE_WORKFLOWS_DIR", workflows)
+        .env("LABSHARE_LOG", "info,sqlx=warn");
     c
 }
 
@@ -45,13 +37,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 #[tokio::test]

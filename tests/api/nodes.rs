@@ -11,26 +11,15 @@ use std::{
 use labshare::store::Db;
 use serde_json::Value;
 
-use crate::common::fresh_database_url;
+use crate::common::{
+    fresh_database_url,
+    process::{self, free_port},
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_labshare");
-
-fn crate_path(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
-
+/// A quiet `labshare` process.
 fn labshare(data_dir: &std::path::Path, db_url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("LABSHARE_DATA_DIR", data_dir)
-        .env("LABSHARE_DATABASE_URL", db_url)
-        .env("LABSHARE_TEMPLATES_DIR", crate_path("templates"))
-        .env("LABSHARE_STATIC_DIR", crate_path("static"))
-        .env("LABSHARE_WORKFLOWS_DIR", crate_path("workflows"))
-        .env("LABSHARE_INDEX_CONFIG_DIR", crate_path("index-config"))
-        .env("LABSHARE_LOG", "warn")
-        .env_remove("LABSHARE_NOW")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut c = process::labshare(data_dir, db_url);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
@@ -105,13 +94,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// An approved instrument, written as the approval writes it: the status and the change-log

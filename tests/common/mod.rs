@@ -4,6 +4,7 @@
 //! when the test ends.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod smtp;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};

@@ -250,7 +250,15 @@ pub async fn render_pages(State(state): State<AppState>, req: Request, next: Nex
             crate::ctx! { code => err.code, message => err.message, status => err.status.as_u16() },
         )
         .with_status(err.status);
-        return render(&state, &page, &auth, &path, flash.as_deref(), true);
+        return render(
+            &state,
+            &page,
+            &auth,
+            &path,
+            &path_and_query,
+            flash.as_deref(),
+            true,
+        );
     }
     if let Some(page) = res.extensions_mut().remove::<Arc<Page>>() {
         let mut out = render(
@@ -258,6 +266,7 @@ pub async fn render_pages(State(state): State<AppState>, req: Request, next: Nex
             &page,
             &auth,
             &path,
+            &path_and_query,
             flash.as_deref(),
             flash.is_some(),
         );
@@ -274,16 +283,20 @@ fn render(
     page: &Page,
     auth: &Auth,
     path: &str,
+    path_and_query: &str,
     flash: Option<&str>,
     clear_flash: bool,
 ) -> Response {
+    let nav = console_nav(auth);
+    let nav_current = super::routes::current_entry(&nav, path, path_and_query);
     let base = crate::ctx! {
         current_user => auth.user.as_deref(),
         unread => auth.unread,
         csrf_token => &auth.csrf_token,
         path => path,
         flash => flash,
-        console_nav => console_nav(auth),
+        console_nav => nav,
+        nav_current => nav_current,
         site_name => "许昌市科研设施与仪器共享服务平台",
     };
     let ctx = context! { ..page.context.clone(), ..base };

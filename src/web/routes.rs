@@ -64,6 +64,8 @@ pub struct Nav {
     pub order: u32,
     /// Who sees the entry: the route's access unless the entry says otherwise.
     pub shown_to: Access,
+    /// A query string the entry's link carries (e.g. a filter of the page), without `?`.
+    pub query: Option<&'static str>,
 }
 
 /// One route: method, path (axum syntax, `{id}`), access, handler, sidebar entries.
@@ -153,6 +155,24 @@ impl Route {
             label,
             order,
             shown_to: shown_to.into(),
+            query: None,
+        });
+        self
+    }
+
+    /// `nav_for` with a link to the page filtered by `query` (`flow=unit_certification`).
+    pub fn nav_query(
+        mut self,
+        label: &'static str,
+        order: u32,
+        shown_to: impl Into<Access>,
+        query: &'static str,
+    ) -> Route {
+        self.nav.push(Nav {
+            label,
+            order,
+            shown_to: shown_to.into(),
+            query: Some(query),
         });
         self
     }
@@ -239,7 +259,10 @@ pub fn sidebar_for(has: impl Fn(Permission) -> bool) -> Vec<SidebarItem> {
                 r.nav.into_iter().map(move |n| {
                     let item = SidebarItem {
                         label: n.label,
-                        href: href.clone(),
+                        href: match n.query {
+                            Some(q) => format!("{href}?{q}"),
+                            None => href.clone(),
+                        },
                     };
                     (n.order, item, n.shown_to)
                 })
@@ -255,9 +278,55 @@ pub fn sidebar_for(has: impl Fn(Permission) -> bool) -> Vec<SidebarItem> {
         .collect()
 }
 
+/// The href of the sidebar entry that stands for the page at `path_and_query`: the entry
+/// with exactly that link, else the one for the path, else the longest entry the path lies
+/// under (`/console/tasks/12` → 待办任务). At most one entry is highlighted.
+pub fn current_entry(items: &[SidebarItem], path: &str, path_and_query: &str) -> Option<String> {
+    if let Some(i) = items.iter().find(|i| i.href == path_and_query) {
+        return Some(i.href.clone());
+    }
+    if let Some(i) = items.iter().find(|i| i.href == path) {
+        return Some(i.href.clone());
+    }
+    items
+        .iter()
+        .filter(|i| !i.href.contains('?') && i.href != "/console")
+        .filter(|i| path.starts_with(&format!("{}/", i.href)))
+        .max_by_key(|i| i.href.len())
+        .map(|i| i.href.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sidebar_entry_is_current_on_the_tasks_pages() {
+        let items = sidebar_for(|_| true);
+        let current = |p: &str, pq: &str| current_entry(&items, p, pq);
+        assert_eq!(
+            current("/console/tasks", "/console/tasks").as_deref(),
+            Some("/console/tasks")
+        );
+        assert_eq!(
+            current("/console/tasks", "/console/tasks?flow=unit_certification").as_deref(),
+            Some("/console/tasks?flow=unit_certification")
+        );
+        assert_eq!(
+            current("/console/tasks/7", "/console/tasks/7").as_deref(),
+            Some("/console/tasks")
+        );
+        assert_eq!(current("/console/nowhere", "/console/nowhere"), None);
+        let hrefs: Vec<&str> = items.iter().map(|i| i.href.as_str()).collect();
+        let mut unique = hrefs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            hrefs.len(),
+            "two entries share a link: {hrefs:?}"
+        );
+    }
 
     #[test]
     fn every_route_is_listed_once_with_axum_path_syntax() {
@@ -365,13 +434,13 @@ mod tests {
         ("消息通知", "/console/notifications", None),
         (
             "单位认证审核",
-            "/console/tasks",
+            "/console/tasks?flow=unit_certification",
             Some(Permission::UnitReview),
         ),
         ("专家库", "/console/experts", Some(Permission::UnitReview)),
         (
             "仪器入网审核",
-            "/console/tasks",
+            "/console/tasks?flow=instrument_onboarding",
             Some(Permission::InstrumentReview),
         ),
         (

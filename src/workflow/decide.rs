@@ -51,7 +51,9 @@ impl Engine {
         let spec = step.spec()?.clone();
         let action = permitted_action(&spec, actor, &decision.action)?;
         if let Some(u) = actor {
-            check_decider(&mut tx, &spec, &step.inst, u.id).await?;
+            // A deputy decides under the assignee rule of whom the task is for (委托代理).
+            let principal = delegation::principal_of(&mut tx, task_id).await?;
+            check_decider(&mut tx, &spec, &step.inst, u.id, principal).await?;
         }
         let form = if decision.data.is_null() {
             json!({})
@@ -199,10 +201,11 @@ async fn check_decider(
     spec: &def::Task,
     inst: &Instance,
     user_id: i64,
+    on_behalf_of: Option<i64>,
 ) -> Result<()> {
     let own_step = matches!(spec.assignees, def::Assignees::Applicant(_));
     if (!own_step && user_id == inst.applicant_id)
-        || !satisfies_rule(tx, &spec.assignees, inst, user_id).await?
+        || !satisfies_rule(tx, &spec.assignees, inst, on_behalf_of.unwrap_or(user_id)).await?
     {
         return Err(AppError::Forbidden {
             code: "not_eligible",

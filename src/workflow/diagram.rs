@@ -1,8 +1,6 @@
 //! State diagrams (流程图) of a definition: Mermaid, Graphviz DOT, and an SVG rendered on the
 //! server (layered by distance from the initial state) with an optional highlighted state.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use super::def::{Definition, action_label};
 
 fn edges(d: &Definition) -> Vec<(String, String, String)> {
@@ -68,91 +66,84 @@ pub fn dot(d: &Definition) -> String {
 
 /// An SVG; `current` is drawn highlighted.
 pub fn svg(d: &Definition, current: Option<&str>) -> String {
-    let mut depth: BTreeMap<String, usize> = BTreeMap::new();
-    depth.insert(d.initial.clone(), 0);
-    let mut queue = VecDeque::from([d.initial.clone()]);
-    let es = edges(d);
-    while let Some(s) = queue.pop_front() {
-        let k = depth[&s];
-        for (from, to, _) in &es {
-            if *from == s && !depth.contains_key(to) {
-                depth.insert(to.clone(), k + 1);
-                queue.push_back(to.clone());
-            }
-        }
-    }
-    let max_depth = depth.values().copied().max().unwrap_or(0);
-    for s in d.states.keys() {
-        depth.entry(s.clone()).or_insert(max_depth + 1);
-    }
-    let mut columns: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for (s, k) in &depth {
-        columns.entry(*k).or_default().push(s.clone());
-    }
-    let (w, h, gap_x, gap_y) = (140.0, 44.0, 90.0, 30.0);
-    let mut pos: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    let mut height: f64 = 0.0;
-    for (k, names) in &columns {
-        for (i, n) in names.iter().enumerate() {
-            let x = 20.0 + *k as f64 * (w + gap_x);
-            let y = 20.0 + i as f64 * (h + gap_y);
-            pos.insert(n.clone(), (x, y));
-            height = height.max(y + h + 20.0);
-        }
-    }
-    let width = 40.0 + columns.len() as f64 * (w + gap_x);
+    svg_with_path(d, current, &[])
+}
+
+/// An SVG of the layered layout (`super::layout`): `current` highlighted, and the states of
+/// `path` (a dry run's or an instance's visited states, in order) with the edges between
+/// consecutive ones drawn as the path taken.
+pub fn svg_with_path(d: &Definition, current: Option<&str>, path: &[String]) -> String {
+    let l = super::layout::layout(d);
+    let on_path = |from: &str, to: &str| path.windows(2).any(|w| w[0] == from && w[1] == to);
+    let (width, height) = (l.width.ceil(), l.height.ceil());
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}流程图\" font-family=\"sans-serif\" font-size=\"13\">\n\
-         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker></defs>\n",
+         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker>\
+         <marker id=\"arrow-path\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#c2410c\"/></marker></defs>\n",
         esc(&d.title)
     );
-    for (i, (from, to, label)) in es.iter().enumerate() {
-        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(from), pos.get(to)) else {
-            continue;
-        };
-        let (sx, sy) = (x1 + w, y1 + h / 2.0);
-        let (ex, ey) = if x2 > x1 {
-            (x2, y2 + h / 2.0)
+    for e in &l.edges {
+        let taken = on_path(&e.from, &e.to);
+        let pts: Vec<String> = e
+            .points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let (stroke, sw, marker, class) = if taken {
+            ("#c2410c", 3, "arrow-path", " taken")
         } else {
-            (x2 + w / 2.0, y2 + if y2 >= y1 { 0.0 } else { h })
+            ("#555", 1, "arrow", "")
         };
-        let bend = if x2 > x1 {
-            0.0
-        } else {
-            40.0 + (i % 3) as f64 * 12.0
-        };
-        let (cx, cy) = ((sx + ex) / 2.0, (sy + ey) / 2.0 + bend);
+        let b = e.label_box;
         out.push_str(&format!(
-            "<path d=\"M {sx} {sy} Q {cx} {cy} {ex} {ey}\" fill=\"none\" stroke=\"#555\" marker-end=\"url(#arrow)\"/>\n<text x=\"{cx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#333\">{}</text>\n",
-            cy - 4.0,
-            esc(label)
+            "<g class=\"edge{class}\" data-from=\"{}\" data-to=\"{}\"><polyline points=\"{}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"{sw}\" marker-end=\"url(#{marker})\"/>\
+             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#fff\" opacity=\"0.9\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#333\">{}</text></g>\n",
+            esc(&e.from),
+            esc(&e.to),
+            pts.join(" "),
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            b.x + b.w / 2.0,
+            b.y + b.h - 4.5,
+            esc(&e.label)
         ));
     }
-    for s in d.states.values() {
-        let (x, y) = pos[&s.name];
-        let hl = current == Some(s.name.as_str());
+    for n in &l.nodes {
+        let hl = current == Some(n.name.as_str());
+        let visited = path.iter().any(|p| *p == n.name);
         let fill = if hl {
             "#ffe08a"
-        } else if s.terminal {
+        } else if visited {
+            "#fde7d9"
+        } else if n.terminal {
             "#e8f0fe"
         } else {
             "#ffffff"
         };
         let stroke_w = if hl {
             3
-        } else if s.terminal {
+        } else if n.terminal || visited {
             2
         } else {
             1
         };
+        let r = n.rect;
         out.push_str(&format!(
-            "<g class=\"state{}\" data-state=\"{}\"><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"10\" fill=\"{fill}\" stroke=\"#234\" stroke-width=\"{stroke_w}\"/>\
+            "<g class=\"state{}{}\" data-state=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"10\" fill=\"{fill}\" stroke=\"#234\" stroke-width=\"{stroke_w}\"/>\
              <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text></g>\n",
             if hl { " current" } else { "" },
-            esc(&s.name),
-            x + w / 2.0,
-            y + h / 2.0 + 5.0,
-            esc(&s.title)
+            if visited { " visited" } else { "" },
+            esc(&n.name),
+            r.x,
+            r.y,
+            r.w,
+            r.h,
+            r.x + r.w / 2.0,
+            r.y + r.h / 2.0 + 5.0,
+            esc(&n.title)
         ));
     }
     out.push_str("</svg>\n");

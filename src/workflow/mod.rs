@@ -5,24 +5,34 @@
 pub mod audit;
 pub mod bench;
 pub mod def;
+pub mod designer;
 pub mod diagram;
+mod fields;
 pub mod hooks;
+pub mod layout;
 mod queries;
+mod queue;
 mod registry;
 pub mod simulate;
+mod versions;
 
+pub use fields::*;
 pub use queries::*;
+pub use queue::*;
 pub use registry::*;
+pub use versions::*;
 
 mod context;
 mod deadlines;
 mod decide;
+mod delegation;
 mod store;
 mod transitions;
 use transitions::{enter_state, move_to};
 
 pub use context::*;
 pub use decide::Decision;
+pub use delegation::{Delegation, create_delegation, delegations_of, end_delegation};
 pub use store::*;
 
 use std::{

@@ -41,51 +41,58 @@ impl Engine {
         .await?;
         let mut out = Vec::new();
         for r in rows {
-            let key: String = r.get("workflow_key");
-            let d = self
-                .definitions
-                .version(&self.db, &key, r.get("version"))
-                .await?;
-            let step: String = r.get("state");
-            let actions = d
-                .state(&step)
-                .and_then(|s| s.task.as_ref())
-                .map(|t| {
-                    t.actions
-                        .iter()
-                        .filter(|a| *a != "withdraw")
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let subject_type: String = r.get("subject_type");
-            let subject_id: i64 = r.get("subject_id");
-            let mut conn = self.db.pool.acquire().await?;
-            let subject_label = self
-                .definitions
-                .catalog()
-                .label(&mut conn, &subject_type, subject_id)
-                .await?;
-            drop(conn);
-            out.push(TaskView {
-                subject_label,
-                id: r.get("id"),
-                instance_id: r.get("instance_id"),
-                workflow_title: d.title.clone(),
-                step_title: d.state_title(&step),
-                workflow: key,
-                step,
-                subject: json!({"type": r.get::<String, _>("subject_type"), "id": r.get::<i64, _>("subject_id")}),
-                actions,
-                due_at: r.get::<Option<i64>, _>("due_at").map(crate::clock::rfc3339),
-                status: r.get("status"),
-                action: r.get("action"),
-                comment: r.get("comment"),
-                decided_at: r.get::<Option<i64>, _>("decided_at").map(crate::clock::rfc3339),
-                instance_state: r.get("istate"),
-            });
+            out.push(self.task_view(&r).await?);
         }
         Ok(out)
+    }
+
+    /// One task row (the columns `tasks_for` selects) as a `TaskView`.
+    pub(super) async fn task_view(&self, r: &sqlx::any::AnyRow) -> Result<TaskView> {
+        let key: String = r.get("workflow_key");
+        let d = self
+            .definitions
+            .version(&self.db, &key, r.get("version"))
+            .await?;
+        let step: String = r.get("state");
+        let actions = d
+            .state(&step)
+            .and_then(|s| s.task.as_ref())
+            .map(|t| {
+                t.actions
+                    .iter()
+                    .filter(|a| *a != "withdraw")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let subject_type: String = r.get("subject_type");
+        let subject_id: i64 = r.get("subject_id");
+        let mut conn = self.db.pool.acquire().await?;
+        let subject_label = self
+            .definitions
+            .catalog()
+            .label(&mut conn, &subject_type, subject_id)
+            .await?;
+        drop(conn);
+        Ok(TaskView {
+            subject_label,
+            id: r.get("id"),
+            instance_id: r.get("instance_id"),
+            workflow_title: d.title.clone(),
+            step_title: d.state_title(&step),
+            workflow: key,
+            step,
+            subject: json!({"type": r.get::<String, _>("subject_type"), "id": r.get::<i64, _>("subject_id")}),
+            actions,
+            due_at: r.get::<Option<i64>, _>("due_at").map(crate::clock::rfc3339),
+            status: r.get("status"),
+            action: r.get("action"),
+            comment: r.get("comment"),
+            decided_at: r
+                .get::<Option<i64>, _>("decided_at")
+                .map(crate::clock::rfc3339),
+            instance_state: r.get("istate"),
+        })
     }
 }
 
@@ -108,12 +115,17 @@ pub struct HistoryEntry {
     pub at: String,
     pub comment: String,
     pub to_state: String,
+    /// The user a deputy decided for (委托代理: "代 X 审批").
+    pub on_behalf_of: Option<String>,
 }
 
 /// The instance's decisions, oldest first (from the audit log).
 pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
-        "SELECT a.state, a.action, a.at, a.comment, a.to_state, a.actor_id, u.display_name FROM workflow_audit a LEFT JOIN users u ON u.id = a.actor_id \
+        "SELECT a.state, a.action, a.at, a.comment, a.to_state, a.actor_id, u.display_name, \
+         (SELECT MIN(p.display_name) FROM workflow_tasks t JOIN users p ON p.id = t.on_behalf_of \
+          WHERE t.instance_id = a.instance_id AND t.state = a.state AND t.assignee_id = a.actor_id AND t.decided_at = a.at) AS on_behalf \
+         FROM workflow_audit a LEFT JOIN users u ON u.id = a.actor_id \
          WHERE a.instance_id = $1 ORDER BY a.seq",
     )
     .bind(instance_id)
@@ -129,6 +141,7 @@ pub async fn history(db: &Db, instance_id: i64) -> Result<Vec<HistoryEntry>> {
             at: crate::clock::rfc3339(r.get("at")),
             comment: r.get("comment"),
             to_state: r.get("to_state"),
+            on_behalf_of: r.get("on_behalf"),
         })
         .collect())
 }

@@ -53,8 +53,12 @@ pub(super) async fn enter_state(
     if let Some(task) = &st.task {
         let users =
             resolve_step_assignees(conn, &task.assignees, &task.distinct_from, inst, ctx).await?;
+        // 委托代理: a user's deputy in force takes the task for them.
+        let users =
+            delegation::substitute(conn, users, &task.assignees, &task.distinct_from, inst, now)
+                .await?;
         let due = task.deadline.map(|dl| dl.after(now));
-        for (i, uid) in users.iter().enumerate() {
+        for (i, (uid, principal)) in users.iter().enumerate() {
             let open = task.mode != def::Mode::Sequential || i == 0;
             let id = insert_task(
                 conn,
@@ -68,6 +72,9 @@ pub(super) async fn enter_state(
                 now,
             )
             .await?;
+            if let Some(p) = principal {
+                delegation::mark(conn, id, *p).await?;
+            }
             if open {
                 hooks::emit(
                     conn,

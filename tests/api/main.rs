@@ -13,6 +13,7 @@ mod demo;
 mod email_actions;
 mod evaluations;
 mod experts;
+mod flow_designer;
 mod hardening;
 mod injection;
 mod jobs;

@@ -312,6 +312,17 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/instruments/{id}/national", "LFFAFFF"),
     ("POST /console/docking/clients", "LAFFFFF"),
     ("POST /console/docking/clients/{id}/revoke", "LNFFFFF"),
+    // Issue 18: reviewer queue batch approval, delegation (anyone signed in, for themselves),
+    // the flow designer and versions (workflow.edit).
+    ("GET /console/delegations", "LAAAAAA"),
+    ("POST /console/delegations", "LAAAAAA"),
+    ("POST /console/delegations/{id}/end", "LAAAAAA"),
+    ("POST /console/tasks/batch-approve", "LAAAAAA"),
+    ("GET /console/workflows/{key}/designer", "LAFFFFF"),
+    ("POST /console/workflows/{key}/designer", "LAFFFFF"),
+    ("GET /console/workflows/{key}/versions", "LAFFFFF"),
+    ("POST /console/workflows/{key}/versions/rollback", "LAFFFFF"),
+    ("POST /console/workflows/{key}/versions/migrate", "LAFFFFF"),
 ];
 
 /// The records the matrix's paths point at.
@@ -377,6 +388,8 @@ impl Fixture {
             // Report batches and docking clients: ids that name nothing (the reporting tests
             // cover who may act on real ones); the matrix checks who is turned away first.
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
+            // Delegations: an id that names nothing (tests/api/flow_designer.rs covers real ones).
+            ("delegations", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

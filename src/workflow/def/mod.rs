@@ -11,9 +11,11 @@ use crate::auth::Permission;
 
 mod check;
 mod load;
+mod model;
 
 pub use check::*;
 pub use load::*;
+pub use model::*;
 
 /// One definition error, located in its file.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -277,6 +277,7 @@ fn render(
     flash: Option<&str>,
     clear_flash: bool,
 ) -> Response {
+    let site = state.db.published.settings();
     let base = crate::ctx! {
         current_user => auth.user.as_deref(),
         unread => auth.unread,
@@ -284,7 +285,8 @@ fn render(
         path => path,
         flash => flash,
         console_nav => console_nav(auth),
-        site_name => "许昌市科研设施与仪器共享服务平台",
+        site_name => site.site_name,
+        site => &*site,
     };
     let ctx = context! { ..page.context.clone(), ..base };
     let html = state

@@ -53,7 +53,10 @@ pub(super) async fn enter_state(
     if let Some(task) = &st.task {
         let users =
             resolve_step_assignees(conn, &task.assignees, &task.distinct_from, inst, ctx).await?;
-        let due = task.deadline.map(|dl| dl.after(now));
+        let due = match task.deadline {
+            Some(dl) => Some(dl.after_in(&mut *conn, now).await?),
+            None => None,
+        };
         for (i, uid) in users.iter().enumerate() {
             let open = task.mode != def::Mode::Sequential || i == 0;
             let id = insert_task(

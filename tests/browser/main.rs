@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod consult;
 mod journeys;
 mod money;
 

@@ -36,6 +36,8 @@ impl Base {
         db.migrate().await?;
         crate::auth::sync_builtin_roles(&db, clock.now_ts()).await?;
         crate::money::current(&db).await?;
+        crate::published::refresh(&db).await?;
+        crate::published::install_default(&db);
         Ok(Base {
             db,
             config: Arc::new(config),

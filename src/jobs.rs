@@ -41,6 +41,11 @@ pub const JOBS: &[(&str, &str, &str)] = &[
         "季末信息上报提醒：提醒各管理单位上报新入网仪器和本季度服务记录（每季度一次）",
     ),
     (
+        "calendar-reminder",
+        "0 0 9 * 12 *",
+        "工作日历提醒：12 月下一年节假日安排尚未发布时，每周提醒系统管理员录入（工作日历）",
+    ),
+    (
         "index-check",
         "0 30 * * * *",
         "检索索引巡检：索引为空或过期时重建，报告待处理的索引变更",
@@ -73,6 +78,7 @@ pub fn period(job: &str, at: DateTime<Utc>) -> Result<String> {
             local.minute() / 5 * 5
         ),
         "index-check" => local.format("%Y-%m-%dT%H").to_string(),
+        "calendar-reminder" => local.format("%G-W%V").to_string(),
         "report-reminders" => crate::reporting::period_of(local.date_naive()),
         _ => return Err(unknown(job)),
     })
@@ -126,10 +132,16 @@ async fn claim(state: &App, job: &str, period: &str) -> Result<bool> {
 /// Run a job for the period containing `as_of`.
 pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome> {
     let period = period(job, as_of)?;
+    // Jobs compute with what is published now (calendar, settings), whichever node published it.
+    crate::published::refresh(&state.db).await?;
     if !claim(state, job, &period).await? {
         return Ok(Outcome::AlreadyDone);
     }
     let result = match job {
+        "calendar-reminder" => {
+            crate::calendar::remind_unpublished(state, as_of.with_timezone(&Shanghai).date_naive())
+                .await
+        }
         "yearly-close" => yearly_close(state, &period).await,
         "task-reminders" => task_reminders(state).await,
         "index-check" => index_check(state).await,

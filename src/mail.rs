@@ -84,9 +84,16 @@ impl Mailer {
         subject: &str,
         text: &str,
         html: &str,
+        sender_name: &str,
     ) -> anyhow::Result<()> {
+        // The display name is the one set at 平台配置; the address stays the configured one.
+        let from = if sender_name.is_empty() {
+            self.from.clone()
+        } else {
+            Mailbox::new(Some(sender_name.to_string()), self.from.email.clone())
+        };
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(from)
             .to(to.parse()?)
             .subject(subject)
             .multipart(MultiPart::alternative_plain_html(
@@ -201,6 +208,10 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
     .fetch_all(&db.pool)
     .await?;
     let mut out = Delivery::default();
+    if !rows.is_empty() {
+        crate::published::refresh(db).await?;
+    }
+    let sender_name = db.published.settings().mail_sender_name.clone();
     for r in rows {
         let id: i64 = r.get("id");
         let claimed = sqlx::query(
@@ -223,6 +234,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, now: i64, limit: i64) -> Resu
                 &r.get::<String, _>("subject"),
                 &r.get::<String, _>("body_text"),
                 &r.get::<String, _>("body_html"),
+                &sender_name,
             )
             .await;
         match result {

@@ -31,6 +31,8 @@ pub struct Db {
     /// SQLite writers of this process queue here instead of spinning in SQLite's busy
     /// handler, whose sleeps dominate under concurrency; PostgreSQL needs no such lock.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// This database's published calendar and settings (see `crate::published`).
+    pub published: Arc<crate::published::Published>,
 }
 
 /// A write transaction, the one way to change the database (`Db::begin_write`). On SQLite
@@ -114,6 +116,7 @@ impl Db {
             pool,
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            published: Arc::default(),
         })
     }
 

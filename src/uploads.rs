@@ -202,6 +202,23 @@ pub async fn store_in(
     now: i64,
 ) -> Result<i64> {
     let sniffed = check(bytes, purpose)?;
+    // 平台配置 may set tighter limits than the hard caps `check` applies.
+    let limits = crate::settings::load_in(&mut *conn).await?;
+    let (limit, what) = if sniffed.ext == "pdf" {
+        (limits.pdf_limit_bytes(), "PDF 文件")
+    } else {
+        (limits.photo_limit_bytes(), "图片")
+    };
+    if bytes.len() > limit {
+        let field = match purpose {
+            Purpose::Photo => "photo",
+            Purpose::Document => "file",
+        };
+        return Err(AppError::field(
+            field,
+            format!("{what}不能超过 {} MB（平台配置）", limit / (1024 * 1024)),
+        ));
+    }
     let stored_name = format!("{}.{}", random_hex(), sniffed.ext);
     // PostgreSQL (several nodes): the bytes go into the database in the same transaction, so
     // every node serves every file and a rolled-back change leaves nothing behind. SQLite

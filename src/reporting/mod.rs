@@ -426,6 +426,7 @@ pub async fn owed(db: &Db, unit_id: i64, today: NaiveDate) -> Result<Owed> {
     .bind(national::reportable_min_fen())
     .fetch_all(&db.pool)
     .await?;
+    let calendar = db.published.calendar();
     let instruments = rows
         .iter()
         .map(|r| {
@@ -433,7 +434,7 @@ pub async fn owed(db: &Db, unit_id: i64, today: NaiveDate) -> Result<Owed> {
             let due = joined
                 .as_deref()
                 .and_then(|j| NaiveDate::parse_from_str(j, "%Y-%m-%d").ok())
-                .map(|d| crate::calendar::add_working_days(d, 30));
+                .map(|d| calendar.add_working_days(d, 30));
             OwedInstrument {
                 id: r.get("id"),
                 name: r.get("name"),

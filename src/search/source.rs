@@ -25,13 +25,14 @@ pub struct Record {
     pub service_count: i64,
 }
 
-pub const TYPES: [&str; 6] = [
+pub const TYPES: [&str; 7] = [
     "instrument",
     "platform",
     "service",
     "achievement",
     "unit",
     "article",
+    "consultation",
 ];
 
 fn select(doc_type: &str) -> Option<&'static str> {
@@ -65,6 +66,12 @@ fn select(doc_type: &str) -> Option<&'static str> {
         "article" => {
             "SELECT a.id, a.kind, a.title, a.summary, a.body_html, a.published_at AS updated_at \
              FROM articles a WHERE a.status = 'published'"
+        }
+        // Closed consultations the asker agreed to show (专家问答); answers are added by
+        // `consultations::answers_text` after reading.
+        "consultation" => {
+            "SELECT c.id, c.title, c.field, c.question, c.updated_at FROM consultations c \
+             WHERE c.status = 'closed' AND c.public = 1"
         }
         _ => return None,
     })
@@ -142,6 +149,7 @@ fn record(doc_type: &str, r: &sqlx::any::AnyRow) -> Record {
         ],
         "achievement" => &["title", "field", "holder", "description", "unit_name"],
         "unit" => &["name", "nature", "address", "intro"],
+        "consultation" => &["title", "field", "question"],
         _ => &["title", "summary"],
     };
     for c in cols {
@@ -176,6 +184,12 @@ fn record(doc_type: &str, r: &sqlx::any::AnyRow) -> Record {
         "unit" => {
             rec.url = format!("/orgs/{id}");
         }
+        "consultation" => {
+            let field = s(r, "field");
+            rec.category = vec![field.clone()];
+            rec.category_label = field;
+            rec.url = format!("/qa/{id}");
+        }
         _ => {
             let kind = s(r, "kind");
             let label = crate::content::kind_label(&kind).unwrap_or("资讯");
@@ -202,7 +216,14 @@ pub async fn load_all(db: &Db, doc_type: &str) -> Result<Vec<Record>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_all(&db.pool)
         .await?;
-    Ok(rows.iter().map(|r| record(doc_type, r)).collect())
+    let mut out: Vec<Record> = rows.iter().map(|r| record(doc_type, r)).collect();
+    if doc_type == "consultation" {
+        for rec in &mut out {
+            let answers = crate::consultations::answers_text(db, rec.id).await?;
+            rec.text.insert("answers".into(), answers);
+        }
+    }
+    Ok(out)
 }
 
 /// One record if it exists and is public.
@@ -214,6 +235,7 @@ pub async fn load_one(db: &Db, doc_type: &str, id: i64) -> Result<Option<Record>
         "instrument" => "i",
         "unit" => "u",
         "article" => "a",
+        "consultation" => "c",
         _ => "p",
     };
     let sql = format!("{sql} AND {alias}.id = $1");
@@ -221,7 +243,14 @@ pub async fn load_one(db: &Db, doc_type: &str, id: i64) -> Result<Option<Record>
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
-    Ok(row.map(|r| record(doc_type, &r)))
+    let mut rec = row.map(|r| record(doc_type, &r));
+    if doc_type == "consultation"
+        && let Some(rec) = rec.as_mut()
+    {
+        let answers = crate::consultations::answers_text(db, rec.id).await?;
+        rec.text.insert("answers".into(), answers);
+    }
+    Ok(rec)
 }
 
 /// How many public records there are (to tell whether the index is stale).

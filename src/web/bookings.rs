@@ -19,7 +19,6 @@ use super::{
 };
 use crate::{
     auth::{CurrentUser, Permission},
-    calendar,
     domain::Yuan,
     error::{AppError, Result},
     instruments,
@@ -55,7 +54,7 @@ struct WeekQuery {
     week: Option<NaiveDate>,
 }
 
-/// A Monday–Friday × 08:00–18:00 grid of 30-minute cells: free, busy, closed or past.
+/// A Monday–Friday (plus adjusted working weekend days) × opening-hours grid of 30-minute cells: free, busy, closed or past.
 async fn week_grid(
     state: &AppState,
     instrument: i64,
@@ -68,10 +67,18 @@ async fn week_grid(
         .unwrap_or(0);
     let busy = bookings::busy(&state.db, instrument, start, start + 7 * 86_400).await?;
     let now = state.now();
-    let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
+    // The published calendar and opening hours (工作日历, 平台配置); a weekend day that is a
+    // working day this week (调休上班) gets its column.
+    let cal = state.db.published.calendar();
+    let settings = state.db.published.settings();
+    let days: Vec<NaiveDate> = (0..7)
+        .map(|i| monday + Duration::days(i))
+        .filter(|d| d.weekday().num_days_from_monday() < 5 || cal.is_working_day(*d))
+        .collect();
     let mut rows = Vec::new();
-    for slot in 0..20 {
-        let (h, m) = (8 + slot / 2, (slot % 2) * 30);
+    let (open, close) = (settings.booking_open_hour, settings.booking_close_hour);
+    for slot in 0..(close.saturating_sub(open) * 2) {
+        let (h, m) = (open + slot / 2, (slot % 2) * 30);
         let cells: Vec<&str> = days
             .iter()
             .map(|d| {
@@ -80,7 +87,7 @@ async fn week_grid(
                     .single()
                     .map(|t| t.timestamp())
                     .unwrap_or(0);
-                if !calendar::is_working_day(*d) {
+                if !cal.is_working_day(*d) {
                     "closed"
                 } else if t < now + 3600 {
                     "past"

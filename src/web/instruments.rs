@@ -80,7 +80,9 @@ async fn api_create(
     if let Some(unit) = input.unit_id {
         user.require_unit(unit)?;
     }
-    let valid = input.validate()?;
+    let valid = input
+        .with_booking_defaults(&state.db.published.settings())
+        .validate()?;
     // The national fields (name_en, technical, …) are kept with the record, checked when reporting.
     let national = body
         .as_object()
@@ -283,6 +285,7 @@ async fn create_page(
     if let Some(unit) = form.unit_id {
         user.require_unit(unit)?;
     }
+    let form = form.with_booking_defaults(&state.db.published.settings());
     match form.clone().validate() {
         Ok(valid) => {
             let id = instruments::create(&state.db.pool, &valid, state.now()).await?;

@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod bookings;
 pub mod console;
+pub mod consultations;
 pub mod content_admin;
 pub mod email_actions;
 pub mod evaluations;
@@ -23,9 +24,11 @@ pub mod routes;
 pub mod search;
 pub mod service_records;
 pub mod session;
+pub mod settings;
 pub mod settlements;
 pub mod statistics;
 pub mod testing;
+pub mod transfer;
 pub mod uploads;
 pub mod workflows;
 
@@ -89,6 +92,10 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .merge(routes::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            settings::keep_published_fresh,
+        ))
         .nest_service("/static", static_files)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -289,6 +289,7 @@ fn render(
 ) -> Response {
     let nav = console_nav(auth);
     let nav_current = super::routes::current_entry(&nav, path, path_and_query);
+    let site = state.db.published.settings();
     let base = crate::ctx! {
         current_user => auth.user.as_deref(),
         unread => auth.unread,
@@ -297,7 +298,8 @@ fn render(
         flash => flash,
         console_nav => nav,
         nav_current => nav_current,
-        site_name => "许昌市科研设施与仪器共享服务平台",
+        site_name => site.site_name,
+        site => &*site,
     };
     let ctx = context! { ..page.context.clone(), ..base };
     let html = state

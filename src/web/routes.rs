@@ -218,6 +218,9 @@ pub fn all() -> Vec<Route> {
         super::money_api::routes(),
         super::search::routes(),
         super::reports::routes(),
+        super::settings::routes(),
+        super::consultations::routes(),
+        super::transfer::routes(),
     ]
     .into_iter()
     .flatten()

@@ -128,8 +128,12 @@ impl Engine {
             if next_signer {
                 let next: (i64, i64) = sqlx::query_as("SELECT id, assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting' ORDER BY seq, id LIMIT 1")
                     .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
+                let due = match spec.deadline {
+                    Some(dl) => Some(dl.after_in(&mut *tx, now).await?),
+                    None => None,
+                };
                 sqlx::query("UPDATE workflow_tasks SET status = 'open', due_at = $1 WHERE id = $2")
-                    .bind(spec.deadline.map(|dl| dl.after(now)))
+                    .bind(due)
                     .bind(next.0)
                     .execute(&mut *tx)
                     .await?;
@@ -282,7 +286,10 @@ impl Engine {
                     )
                     .await
                     .or_else(nobody_is_empty)?;
-                    let due = spec.deadline.map(|dl| dl.after(now));
+                    let due = match spec.deadline {
+                        Some(dl) => Some(dl.after_in(&mut *tx, now).await?),
+                        None => None,
+                    };
                     let holding: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(
                         "SELECT assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'open'",
                     )

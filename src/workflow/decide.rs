@@ -476,7 +476,10 @@ async fn open_next_signer(
     now: i64,
 ) -> Result<()> {
     let inst = &step.inst;
-    let due = spec.deadline.map(|dl| dl.after(now));
+    let due = match spec.deadline {
+        Some(dl) => Some(dl.after_in(&mut *tx, now).await?),
+        None => None,
+    };
     let next: (i64, i64) = sqlx::query_as("SELECT id, assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting' ORDER BY seq, id LIMIT 1")
         .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
     sqlx::query("UPDATE workflow_tasks SET status = 'open', due_at = $1 WHERE id = $2")

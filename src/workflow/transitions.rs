@@ -57,7 +57,10 @@ pub(super) async fn enter_state(
         let users =
             delegation::substitute(conn, users, &task.assignees, &task.distinct_from, inst, now)
                 .await?;
-        let due = task.deadline.map(|dl| dl.after(now));
+        let due = match task.deadline {
+            Some(dl) => Some(dl.after_in(&mut *conn, now).await?),
+            None => None,
+        };
         for (i, (uid, principal)) in users.iter().enumerate() {
             let open = task.mode != def::Mode::Sequential || i == 0;
             let id = insert_task(

@@ -282,6 +282,41 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /api/v1/redemptions/{id}/files", "LFFAFFF"),
     ("POST /logout", "AAAAAAA"),
     ("DELETE /api/v1/session", "LAAAAAA"),
+    // Issue 20: 平台配置 and 工作日历 (system admin), 专家咨询 (the fixture's consultation was
+    // asked by `user`; no pool expert matches it, so the expert gets 404; the platform sees
+    // all and reassigns), 成果转化对接 (the buyer's interest in unit A's achievement: unit A's
+    // manager answers; page forms answer a refusal with a flash redirect).
+    ("GET /api/v1/settings", "AAAAAAA"),
+    ("GET /api/v1/calendar/{year}", "AAAAAAA"),
+    ("GET /console/settings", "LAFFFFF"),
+    ("GET /console/calendar", "LAFFFFF"),
+    ("PUT /api/v1/settings", "LAFFFFF"),
+    ("PUT /api/v1/calendar/{year}", "LAFFFFF"),
+    ("POST /console/settings", "LAFFFFF"),
+    ("POST /console/calendar", "LAFFFFF"),
+    ("GET /qa", "AAAAAAA"),
+    // Not closed and public: nobody sees it as a Q&A.
+    ("GET /qa/{id}", "NNNNNNN"),
+    ("GET /console/consultations", "LAAAAAA"),
+    ("GET /console/consultations/new", "LAAAAAA"),
+    ("GET /console/consultations/{id}", "LNANNNA"),
+    ("GET /api/v1/consultations", "LAAAAAA"),
+    ("GET /api/v1/consultations/{id}", "LNANNNA"),
+    ("POST /console/consultations", "LAAAAAA"),
+    // The action `cancel` does not exist here.
+    ("POST /console/consultations/{id}/{action}", "LNNNNNN"),
+    ("POST /api/v1/consultations", "LAAAAAA"),
+    ("POST /api/v1/consultations/{id}/answers", "LNFNNNF"),
+    ("POST /api/v1/consultations/{id}/followups", "LNFNNFA"),
+    ("POST /api/v1/consultations/{id}/close", "LNFNNFA"),
+    ("POST /api/v1/consultations/{id}/reassign", "LFAFFFF"),
+    ("GET /console/transfer", "LAAAAAA"),
+    ("GET /api/v1/achievement-interests", "LAAAAAA"),
+    ("GET /api/v1/statistics/transfer-agreements", "LFAFFFF"),
+    ("POST /achievements/{id}/interest", "LAAAAAA"),
+    ("POST /api/v1/achievements/{id}/interest", "LAAAAAA"),
+    ("POST /console/transfer/{id}", "LNFANNN"),
+    ("PATCH /api/v1/achievement-interests/{id}", "LNFANNN"),
     // 信息上报与数据对接 and the voucher exception (second round); report ids name nothing.
     ("GET /api/v1/reports", "LAAAAFF"),
     ("GET /api/v1/reports/{id}", "LNNNNFF"),
@@ -350,6 +385,8 @@ struct Fixture {
     upload: String,
     email_token: String,
     calendar_token: String,
+    consultation: i64,
+    interest: i64,
 }
 
 impl Fixture {
@@ -385,6 +422,11 @@ impl Fixture {
             ("email-actions", "{token}") => self.email_token.clone(),
             ("calendar", "{file}") => format!("{}.ics", self.calendar_token),
             ("grades", "{year}") => "2026".into(),
+            // Issue 20: a year nobody published; the consultation the buyer asked; the
+            // buyer's interest in unit A's achievement.
+            ("calendar", "{year}") => "2031".into(),
+            ("consultations" | "qa", "{id}") => id(self.consultation),
+            ("achievement-interests" | "transfer", "{id}") => id(self.interest),
             // Report batches and docking clients: ids that name nothing (the reporting tests
             // cover who may act on real ones); the matrix checks who is turned away first.
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
@@ -729,6 +771,20 @@ async fn arrange(app: &TestApp) -> Fixture {
     let calendar_token = labshare::feeds::regenerate(&app.db, buyer_id, app.now())
         .await
         .unwrap();
+    let consultation = created(
+        app,
+        &buyer,
+        "/api/v1/consultations",
+        json!({"field": "环境检测", "title": "土壤重金属检测选什么仪器", "question": "厂区土壤中的铅、镉应该怎么检测？", "unit_id": buyer_unit}),
+    )
+    .await;
+    let interest = created(
+        app,
+        &buyer,
+        &format!("/api/v1/achievements/{achievement}/interest"),
+        json!({"unit_id": buyer_unit, "message": "希望以技术许可方式合作"}),
+    )
+    .await;
 
     Fixture {
         unit_a,
@@ -754,6 +810,8 @@ async fn arrange(app: &TestApp) -> Fixture {
         upload,
         email_token,
         calendar_token,
+        consultation,
+        interest,
     }
 }
 

@@ -6,6 +6,7 @@
 mod common;
 
 mod designer;
+mod consult;
 mod journeys;
 mod money;
 

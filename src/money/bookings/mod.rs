@@ -11,7 +11,6 @@ use super::{Policy, vouchers};
 use crate::store::WriteQuery;
 use crate::{
     auth::CurrentUser,
-    calendar,
     domain::Yuan,
     error::{AppError, FieldErrors, Result},
     store::Db,
@@ -24,8 +23,10 @@ mod self_dealing;
 pub use queries::*;
 pub use self_dealing::*;
 
-const OPEN_HOUR: u32 = 8;
-const CLOSE_HOUR: u32 = 18;
+/// The contract's default opening hours (Asia/Shanghai); 平台配置 may change them
+/// (`Settings::booking_open_hour`, `booking_close_hour`), which bookings follow.
+pub const OPEN_HOUR: u32 = 8;
+pub const CLOSE_HOUR: u32 = 18;
 
 pub const RATINGS: [&str; 5] = ["非常满意", "基本满意", "一般", "不满意", "极差"];
 
@@ -96,12 +97,16 @@ async fn instrument_rules(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Ins
 }
 
 /// Check the time slot against the instrument's booking rules; Chinese messages per field.
+/// The opening hours and working days are the ones published (平台配置, 工作日历).
 fn check_slot(
     rules: &InstrumentRules,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
+    published: &crate::published::Published,
 ) -> FieldErrors {
+    let settings = published.settings();
+    let (open_hour, close_hour) = (settings.booking_open_hour, settings.booking_close_hour);
     let mut e = FieldErrors::new();
     let (ls, le) = (start.with_timezone(&Shanghai), end.with_timezone(&Shanghai));
     if end <= start {
@@ -135,14 +140,14 @@ fn check_slot(
         );
     }
     if ls.date_naive() != le.date_naive()
-        || ls.hour() < OPEN_HOUR
-        || (le.hour() > CLOSE_HOUR || (le.hour() == CLOSE_HOUR && le.minute() > 0))
+        || ls.hour() < open_hour
+        || (le.hour() > close_hour || (le.hour() == close_hour && le.minute() > 0))
     {
         e.insert(
             "start".into(),
-            format!("开放时间为工作日 {OPEN_HOUR:02}:00–{CLOSE_HOUR:02}:00（北京时间），不可跨日"),
+            format!("开放时间为工作日 {open_hour:02}:00–{close_hour:02}:00（北京时间），不可跨日"),
         );
-    } else if !calendar::is_working_day(ls.date_naive()) {
+    } else if !published.calendar().is_working_day(ls.date_naive()) {
         e.insert(
             "start".into(),
             "所选日期为周末或法定节假日，不开放预约".into(),
@@ -191,7 +196,7 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
         return Err(AppError::fields(errors).unwrap_or(AppError::BadRequest("时间".into())));
     };
     let now = DateTime::from_timestamp(now_ts, 0).unwrap_or_default();
-    errors.extend(check_slot(&rules, start, end, now));
+    errors.extend(check_slot(&rules, start, end, now, &db.published));
     if let Some(e) = AppError::fields(errors) {
         return Err(e);
     }

@@ -265,6 +265,27 @@ impl Duration {
     /// Chinese working-day calendar (weekends and public holidays skipped, adjusted working
     /// Saturdays counted) in Asia/Shanghai.
     pub fn after(self, from: i64) -> i64 {
+        self.after_on(&crate::published::default_calendar(), from)
+    }
+
+    /// [`Duration::after`] with the calendar in force in the transaction `conn` belongs to
+    /// (published years read from it), so a year published on any node counts at once.
+    pub async fn after_in(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        from: i64,
+    ) -> crate::error::Result<i64> {
+        Ok(match self {
+            Duration::WorkingDays(_) => {
+                let cal = crate::calendar::in_transaction(conn).await?;
+                self.after_on(&cal, from)
+            }
+            _ => self.after_on(&crate::calendar::Calendar::builtin(), from),
+        })
+    }
+
+    /// [`Duration::after`] with the given calendar.
+    pub fn after_on(self, calendar: &crate::calendar::Calendar, from: i64) -> i64 {
         use chrono::TimeZone;
         match self {
             Duration::Hours(h) => from + h * 3600,
@@ -277,7 +298,7 @@ impl Duration {
                 let mut left = n;
                 while left > 0 {
                     t += chrono::Duration::days(1);
-                    if crate::calendar::is_working_day(t.date_naive()) {
+                    if calendar.is_working_day(t.date_naive()) {
                         left -= 1;
                     }
                 }

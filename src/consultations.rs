@@ -117,6 +117,7 @@ async fn experts_for(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Vec<i64>
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn tell(
     conn: &mut sqlx::AnyConnection,
     mailer: &Mailer,

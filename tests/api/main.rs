@@ -19,6 +19,7 @@ mod jobs;
 mod metrics;
 mod money;
 mod nodes;
+mod page_cache;
 mod pages;
 mod permissions;
 mod properties;

@@ -81,6 +81,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Start `serve --demo` on a fresh SQLite database and print each public page's req/s as a
+    /// share of `/healthz` in the same run (wrk when installed).
+    Http {
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Also measure a node with the page cache off.
+        #[arg(long)]
+        uncached: bool,
+        /// `wrk`, `builtin` or `auto`.
+        #[arg(long, default_value = "auto")]
+        tool: String,
+    },
     /// Start N serve nodes on the configured database and run a mixed load against them.
     Load {
         #[arg(long, default_value_t = 3)]
@@ -214,6 +230,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 labshare::loadtest::run(config, nodes, clients, seconds).await?
             );
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Http {
+                    seconds,
+                    connections,
+                    runs,
+                    uncached,
+                    tool,
+                },
+        } => {
+            let options = labshare::httpbench::Options {
+                seconds,
+                connections,
+                runs,
+                uncached,
+                tool,
+            };
+            println!("{}", labshare::httpbench::run(config, options).await?);
             Ok(())
         }
         Command::Bench {

@@ -86,3 +86,11 @@ CREATE TABLE achievement_interests (
 );
 CREATE INDEX achievement_interests_achievement ON achievement_interests(achievement_id);
 CREATE INDEX achievement_interests_unit ON achievement_interests(unit_id);
+
+-- The public page cache (0020) is current only while nothing it shows has changed: the site
+-- settings (header, footer, notice banner) and published Q&A appear on cached pages too.
+INSERT INTO page_versions (name, version) VALUES ('published_revision', 0), ('consultations', 0);
+CREATE TRIGGER page_versions_published_revision AFTER UPDATE ON published_revision
+    FOR EACH STATEMENT EXECUTE FUNCTION page_versions_bump();
+CREATE TRIGGER page_versions_consultations AFTER INSERT OR UPDATE OR DELETE ON consultations
+    FOR EACH STATEMENT EXECUTE FUNCTION page_versions_bump();

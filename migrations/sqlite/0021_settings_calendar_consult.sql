@@ -86,3 +86,19 @@ CREATE TABLE achievement_interests (
 );
 CREATE INDEX achievement_interests_achievement ON achievement_interests(achievement_id);
 CREATE INDEX achievement_interests_unit ON achievement_interests(unit_id);
+
+-- The public page cache (0020) is current only while nothing it shows has changed: the site
+-- settings (header, footer, notice banner) and published Q&A appear on cached pages too.
+INSERT INTO page_versions (name, version) VALUES ('published_revision', 0), ('consultations', 0);
+CREATE TRIGGER page_versions_published_revision_update AFTER UPDATE ON published_revision BEGIN
+    UPDATE page_versions SET version = version + 1 WHERE name = 'published_revision';
+END;
+CREATE TRIGGER page_versions_consultations_insert AFTER INSERT ON consultations BEGIN
+    UPDATE page_versions SET version = version + 1 WHERE name = 'consultations';
+END;
+CREATE TRIGGER page_versions_consultations_update AFTER UPDATE ON consultations BEGIN
+    UPDATE page_versions SET version = version + 1 WHERE name = 'consultations';
+END;
+CREATE TRIGGER page_versions_consultations_delete AFTER DELETE ON consultations BEGIN
+    UPDATE page_versions SET version = version + 1 WHERE name = 'consultations';
+END;

@@ -4,6 +4,7 @@
 
 mod consult;
 mod content;
+mod english;
 mod money;
 mod resources;
 mod templates;
@@ -153,6 +154,7 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
         report.users += 1;
     }
 
+    english::fill_english_names(db).await?;
     report.others += insert_resources(db, &unit_ids, now).await?;
     report.articles += insert_articles(db, now).await?;
     report.others += insert_experts_and_rules(db, &unit_ids, now).await?;

@@ -103,11 +103,15 @@ pub async fn save_supplements(
     for (k, v) in national_supplements(patch) {
         current.insert(k, v);
     }
+    let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE instruments SET national_json = $1, updated_at = $2 WHERE id = $3")
         .bind(Value::Object(current.clone()).to_string())
         .bind(now)
         .bind(id)
-        .write(db)
+        .execute(&mut *tx)
         .await?;
+    // The English name (`name_en`) is searchable: reindex the instrument.
+    crate::search::enqueue(&mut tx, "instrument", id).await?;
+    tx.commit().await?;
     Ok(current)
 }

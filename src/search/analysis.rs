@@ -74,6 +74,8 @@ pub struct Analyzer {
     pub norm: Normalizer,
     jieba: Jieba,
     pub synonyms: Synonyms,
+    /// The domain vocabulary by sound, for typos by sound (同音字/近音字).
+    pub sound: SoundVocabulary,
 }
 
 impl Analyzer {
@@ -91,11 +93,34 @@ impl Analyzer {
         }
         let norm = Normalizer::default();
         let synonyms = Synonyms::parse(synonyms, &norm);
+        let mut words: Vec<String> = user_dict
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|w| norm.text(w))
+            .collect();
+        words.extend(synonyms.groups.iter().flatten().cloned());
+        let sound = SoundVocabulary::new(&words);
         Analyzer {
             norm,
             jieba,
             synonyms,
+            sound,
         }
+    }
+
+    /// Full pinyin (no tones, no separators) of every CJK run of at least two characters:
+    /// the query-side form of the `pinyin` field, so a homophone typo still meets the name.
+    pub fn query_pinyin(&self, normalized: &str) -> Vec<String> {
+        cjk_runs(normalized)
+            .iter()
+            .filter(|r| r.len() >= 2)
+            .filter_map(|r| {
+                let syl = syllables(r)?;
+                Some(syl.iter().map(|s| s.0).collect::<String>())
+            })
+            .collect()
     }
 
     /// Index-time words (jieba search mode) of normalised text.
@@ -161,6 +186,130 @@ fn cjk_runs(s: &str) -> Vec<Vec<char>> {
         runs.push(cur);
     }
     runs
+}
+
+/// Each character's toneless pinyin and its 近音 form, or `None` when one has no reading.
+fn syllables(chars: &[char]) -> Option<Vec<(&'static str, String)>> {
+    chars
+        .iter()
+        .map(|c| {
+            c.to_pinyin()
+                .map(|p| (p.plain(), fuzzy_syllable(p.plain())))
+        })
+        .collect()
+}
+
+/// A syllable's near-sound form: zh/z, ch/c, sh/s and n/l initials, -ng/-n finals merged
+/// (the usual 模糊音 of Mandarin input methods).
+fn fuzzy_syllable(s: &str) -> String {
+    let mut out = s.to_string();
+    for (a, b) in [("zh", "z"), ("ch", "c"), ("sh", "s")] {
+        if let Some(rest) = out.strip_prefix(a) {
+            out = format!("{b}{rest}");
+            break;
+        }
+    }
+    if out.len() > 1 && out.starts_with('n') {
+        out.replace_range(0..1, "l");
+    }
+    if out.len() > 2 && out.ends_with("ng") {
+        out.pop();
+    }
+    out
+}
+
+/// Domain words (user dictionary and synonym members) indexed by their near-sound pinyin.
+#[derive(Default)]
+pub struct SoundVocabulary {
+    /// Near-sound key → (word, exact pinyin key).
+    by_sound: HashMap<String, Vec<(Vec<char>, String)>>,
+    words: std::collections::HashSet<String>,
+}
+
+/// The longest run checked as one word.
+const SOUND_MAX_CHARS: usize = 10;
+
+impl SoundVocabulary {
+    pub fn new(words: &[String]) -> SoundVocabulary {
+        let mut v = SoundVocabulary::default();
+        for w in words {
+            for run in cjk_runs(w) {
+                if run.len() < 2 || run.len() > SOUND_MAX_CHARS {
+                    continue;
+                }
+                let Some(syl) = syllables(&run) else { continue };
+                let word: String = run.iter().collect();
+                if !v.words.insert(word) {
+                    continue;
+                }
+                let exact = syl.iter().map(|s| s.0).collect::<Vec<_>>().join("-");
+                let fuzzy = syl
+                    .iter()
+                    .map(|s| s.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join("-");
+                v.by_sound.entry(fuzzy).or_default().push((run, exact));
+            }
+        }
+        v
+    }
+
+    /// The text with typos by sound replaced (`气象色谱` → `气相色谱`), or `None` when nothing
+    /// was replaced. A span is replaced only when it is not a domain word itself, sounds like
+    /// one (the same pinyin, or a near sound) and does not occur in the index as written
+    /// (`occurs`), so correct words and names are never rewritten.
+    pub fn correct(&self, normalized: &str, occurs: &dyn Fn(&str) -> bool) -> Option<String> {
+        let chars: Vec<char> = normalized.chars().collect();
+        let mut out = String::new();
+        let mut changed = false;
+        let mut i = 0;
+        'outer: while i < chars.len() {
+            if !is_cjk(chars[i]) {
+                out.push(chars[i]);
+                i += 1;
+                continue;
+            }
+            let run_end = (i..chars.len())
+                .find(|k| !is_cjk(chars[*k]))
+                .unwrap_or(chars.len());
+            for len in (2..=(run_end - i).min(SOUND_MAX_CHARS)).rev() {
+                let span = &chars[i..i + len];
+                let text: String = span.iter().collect();
+                if self.words.contains(&text) {
+                    out.push_str(&text);
+                    i += len;
+                    continue 'outer;
+                }
+                let Some(syl) = syllables(span) else { continue };
+                let fuzzy = syl
+                    .iter()
+                    .map(|s| s.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join("-");
+                let Some(candidates) = self.by_sound.get(&fuzzy) else {
+                    continue;
+                };
+                if occurs(&text) {
+                    continue;
+                }
+                let exact = syl.iter().map(|s| s.0).collect::<Vec<_>>().join("-");
+                // Prefer the same pinyin, then the most characters in common.
+                let best = candidates.iter().max_by_key(|(w, key)| {
+                    let same = w.iter().zip(span).filter(|(a, b)| a == b).count();
+                    (*key == exact, same)
+                });
+                if let Some((w, _)) = best {
+                    out.extend(w.iter());
+                    changed = true;
+                    i += len;
+                    continue 'outer;
+                }
+            }
+            out.push(chars[i]);
+            i += 1;
+        }
+        changed.then_some(out)
+    }
 }
 
 /// CJK unigrams and bigrams of normalised text (the recall field).
@@ -247,8 +396,14 @@ impl Synonyms {
     /// as a whole word or a join of adjacent words.
     pub fn matching(&self, normalized: &str) -> Vec<usize> {
         let compact: String = normalized.chars().filter(|c| c.is_alphanumeric()).collect();
-        let mut ascii: BTreeSet<String> = ascii_words(normalized).into_iter().collect();
-        ascii.extend(ascii_joins(normalized));
+        let words = ascii_words(normalized);
+        let mut ascii: BTreeSet<String> = words.iter().cloned().collect();
+        // Multi-word English terms (`high performance liquid chromatography`) match as joins.
+        for i in 0..words.len() {
+            for j in (i + 2)..=(i + 6).min(words.len()) {
+                ascii.insert(words[i..j].concat());
+            }
+        }
         let mut hits = Vec::new();
         for (i, g) in self.groups.iter().enumerate() {
             let hit = g.iter().any(|m| {
@@ -388,6 +543,36 @@ mod tests {
         assert!(model_tokens(&n.text("Sigma 300")).contains(&"sigma300".to_string()));
         assert!(model_tokens(&n.text("SIGMA-300")).contains(&"sigma300".to_string()));
         assert!(model_tokens(&n.text("7890B-5977B")).contains(&"7890b".to_string()));
+    }
+
+    #[test]
+    fn typos_by_sound_are_corrected_to_domain_words_only() {
+        let a = Analyzer::new(
+            "气相色谱 60000 n\n拉曼 30000 n\n扫描电镜 50000 n\n透射电镜 50000 n",
+            "",
+        );
+        let never = |_: &str| false;
+        assert_eq!(
+            a.sound.correct("气象色谱", &never).as_deref(),
+            Some("气相色谱")
+        );
+        assert_eq!(
+            a.sound.correct("拉慢光谱", &never).as_deref(),
+            Some("拉曼光谱")
+        );
+        assert_eq!(
+            a.sound.correct("扫瞄电镜", &never).as_deref(),
+            Some("扫描电镜")
+        );
+        // A near sound (jin/jing) too.
+        assert_eq!(
+            a.sound.correct("透射电金", &never).as_deref(),
+            Some("透射电镜")
+        );
+        // Correct words, words found in the index and other text stay as they are.
+        assert_eq!(a.sound.correct("气相色谱 7890B", &never), None);
+        assert_eq!(a.sound.correct("气象色谱", &|_| true), None);
+        assert_eq!(a.sound.correct("自动气象站", &never), None);
     }
 
     #[test]

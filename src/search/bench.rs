@@ -40,7 +40,19 @@ pub struct BenchReport {
     pub qps: f64,
     pub like_mean_ms: f64,
     pub engine_mean_ms: f64,
+    /// SQLite FTS5 with the trigram tokenizer over the same rows: build time, p50/p99 and the
+    /// queries of the mix it returns nothing for.
+    pub fts_build_s: f64,
+    pub fts_p50_ms: f64,
+    pub fts_p99_ms: f64,
+    pub fts_empty: Vec<String>,
+    pub engine_empty: Vec<String>,
+    /// RSS right after the index build, at the end, and the peak (VmHWM).
+    pub rss_after_build_mb: f64,
     pub rss_mb: f64,
+    pub peak_rss_mb: f64,
+    /// Reopening the built index and answering the first query.
+    pub cold_start_ms: f64,
     pub runs: usize,
     /// Mean latency per query of the mix, slowest first.
     pub per_query: Vec<(String, f64)>,
@@ -75,7 +87,35 @@ impl std::fmt::Display for BenchReport {
             "speed-up vs LIKE:   {:.0}×",
             self.like_mean_ms / self.engine_mean_ms.max(1e-9)
         )?;
-        writeln!(f, "RSS:                {:.0} MB", self.rss_mb)?;
+        writeln!(
+            f,
+            "FTS5 trigram:       build {:.1} s, p50 {:.2} ms, p99 {:.2} ms, {} of {} queries return nothing: {}",
+            self.fts_build_s,
+            self.fts_p50_ms,
+            self.fts_p99_ms,
+            self.fts_empty.len(),
+            QUERY_MIX.len(),
+            self.fts_empty.join(", ")
+        )?;
+        writeln!(
+            f,
+            "engine empty:       {} of {} queries{}",
+            self.engine_empty.len(),
+            QUERY_MIX.len(),
+            if self.engine_empty.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.engine_empty.join(", "))
+            }
+        )?;
+        writeln!(
+            f,
+            "cold start:         {:.0} ms (reopen the index + first query)",
+            self.cold_start_ms
+        )?;
+        writeln!(f, "RSS after build:    {:.0} MB", self.rss_after_build_mb)?;
+        writeln!(f, "RSS at the end:     {:.0} MB", self.rss_mb)?;
+        writeln!(f, "peak RSS (VmHWM):   {:.0} MB", self.peak_rss_mb)?;
         let slowest: Vec<String> = self
             .per_query
             .iter()
@@ -87,11 +127,15 @@ impl std::fmt::Display for BenchReport {
 }
 
 fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
         })
         .and_then(|kb| kb.parse::<f64>().ok())
@@ -168,14 +212,33 @@ pub async fn run(
     let started = Instant::now();
     index.rebuild(&db, &|_, _| {}).await?;
     let build_s = started.elapsed().as_secs_f64();
+    let rss_after_build_mb = rss_mb();
+
+    // Cold start: a new process finds the index built; open it and answer a first query.
+    drop(index);
+    let started = Instant::now();
+    let index = SearchIndex::open(&dir.join("index"), config_dir)?;
+    index.rebuild_if_stale(&db).await?;
+    index.search(
+        &SearchParams {
+            q: "电镜".into(),
+            ..Default::default()
+        },
+        0,
+        20,
+    )?;
+    let cold_start_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     // Warm up once, then time every query of the mix `runs` times.
     let params = |q: &str| SearchParams {
         q: q.to_string(),
         ..Default::default()
     };
+    let mut engine_empty = Vec::new();
     for q in QUERY_MIX {
-        index.search(&params(q), 0, 20)?;
+        if index.search(&params(q), 0, 20)?.total == 0 {
+            engine_empty.push(q.to_string());
+        }
     }
     let mut lat = Vec::new();
     let mut per_query = vec![0f64; QUERY_MIX.len()];
@@ -222,7 +285,64 @@ pub async fn run(
         like.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let like_mean_ms = like.iter().sum::<f64>() / like.len() as f64;
+
+    // SQLite FTS5 with the trigram tokenizer on the same rows, the same mix, a page + COUNT.
+    let started = Instant::now();
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "CREATE VIRTUAL TABLE instruments_fts USING fts5(name, model, manufacturer, description, \
+         content='instruments', content_rowid='id', tokenize='trigram')",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO instruments_fts (rowid, name, model, manufacturer, description) \
+         SELECT id, name, model, manufacturer, description FROM instruments WHERE review_status = 'approved'",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let fts_build_s = started.elapsed().as_secs_f64();
+    let mut fts = Vec::new();
+    let mut fts_empty = Vec::new();
+    for q in QUERY_MIX {
+        // Each word as a quoted phrase (FTS5 syntax would reject `GC-MS` otherwise).
+        let matched: String = q
+            .split_whitespace()
+            .map(|w| format!("\"{}\"", w.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for _ in 0..runs.clamp(1, 5) {
+            let t = Instant::now();
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid FROM instruments_fts WHERE instruments_fts MATCH $1 ORDER BY rank LIMIT 20",
+            )
+            .bind(&matched)
+            .fetch_all(&db.pool)
+            .await?;
+            let _: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM instruments_fts WHERE instruments_fts MATCH $1",
+            )
+            .bind(&matched)
+            .fetch_one(&db.pool)
+            .await?;
+            fts.push(t.elapsed().as_secs_f64() * 1000.0);
+            if ids.is_empty() && !fts_empty.contains(&q.to_string()) {
+                fts_empty.push(q.to_string());
+            }
+        }
+    }
+    fts.sort_by(|a, b| a.total_cmp(b));
+    let fpct = |p: f64| fts[((fts.len() as f64 * p) as usize).min(fts.len() - 1)];
     Ok(BenchReport {
+        fts_build_s,
+        fts_p50_ms: fpct(0.5),
+        fts_p99_ms: fpct(0.99),
+        fts_empty,
+        engine_empty,
+        rss_after_build_mb,
+        peak_rss_mb: status_mb("VmHWM:"),
+        cold_start_ms,
         n,
         insert_s,
         build_s,

@@ -69,7 +69,8 @@ impl IndexConfig {
             types.push(cfg);
         }
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        let synonyms = read("synonyms.txt");
+        // Chinese synonym groups, then the English class terms (`synonyms-en.txt`).
+        let synonyms = format!("{}\n{}", read("synonyms.txt"), read("synonyms-en.txt"));
         let user_dict = read("user-dict.txt");
         hash.update(synonyms.as_bytes());
         hash.update(user_dict.as_bytes());
@@ -82,7 +83,7 @@ impl IndexConfig {
     }
 }
 
-pub(super) const SCHEMA_VERSION: &str = "labshare-search-1";
+pub(super) const SCHEMA_VERSION: &str = "labshare-search-2";
 
 pub(super) const META_FILE: &str = "labshare-index.json";
 
@@ -139,7 +140,17 @@ pub(super) fn build_schema(types: &[TypeConfig]) -> (Schema, Fields) {
         text,
         bigram: b.add_text_field("bigram", tokens.clone()),
         pinyin: b.add_text_field("pinyin", tokens.clone()),
-        alias: b.add_text_field("alias", tokens.clone()),
+        // A synonym group matched is a yes/no signal: no length normalisation, so a record in
+        // many groups (Chinese and English ones) is not ranked below one in few.
+        alias: b.add_text_field(
+            "alias",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("whitespace")
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
         model: b.add_text_field("model", tokens),
         f_type: b.add_facet_field("f_type", facet.clone()),
         f_category: b.add_facet_field("f_category", facet.clone()),

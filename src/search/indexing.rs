@@ -141,42 +141,47 @@ impl SearchIndex {
         let _guard = self.write_lock.lock().await;
         // Everything in the log up to here is covered by the records read below.
         let head = sync::head(db).await?;
-        let mut records = Vec::new();
-        for t in source::TYPES {
-            records.extend(source::load_all(db, t).await?);
-        }
-        let total = records.len() as u64;
+        let total = source::count_public(db).await?;
+        // A modest writer budget: memory, not indexing speed, is the limit at a million records.
         let mut writer = self
             .index
-            .writer_with_num_threads::<TantivyDocument>(2, 200_000_000)
+            .writer_with_num_threads::<TantivyDocument>(2, 96_000_000)
             .map_err(anyhow::Error::from)?;
         writer.delete_all_documents().map_err(anyhow::Error::from)?;
-        // Analysis is the expensive part: build documents on two threads, chunk by chunk.
+        // Records are read page by page (flat memory); analysis, the expensive part, runs on
+        // two threads per page.
         let mut done = 0u64;
-        for chunk in records.chunks(2_000) {
-            let half = chunk.len().div_ceil(2);
-            let docs: Vec<TantivyDocument> = std::thread::scope(|s| {
-                let parts: Vec<_> = chunk
-                    .chunks(half.max(1))
-                    .map(|part| {
-                        s.spawn(move || {
-                            part.iter()
-                                .filter_map(|r| self.document(r))
-                                .collect::<Vec<_>>()
+        for t in source::TYPES {
+            let mut after = 0i64;
+            loop {
+                let chunk = source::load_page(db, t, after, 4_000).await?;
+                let Some(last) = chunk.last() else { break };
+                after = last.id;
+                let half = chunk.len().div_ceil(2);
+                let docs: Vec<TantivyDocument> = std::thread::scope(|s| {
+                    let parts: Vec<_> = chunk
+                        .chunks(half.max(1))
+                        .map(|part| {
+                            s.spawn(move || {
+                                part.iter()
+                                    .filter_map(|r| self.document(r))
+                                    .collect::<Vec<_>>()
+                            })
                         })
-                    })
-                    .collect();
-                parts
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
-            for doc in docs {
-                writer.add_document(doc).map_err(anyhow::Error::from)?;
+                        .collect();
+                    parts
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_default())
+                        .collect()
+                });
+                for doc in docs {
+                    writer.add_document(doc).map_err(anyhow::Error::from)?;
+                }
+                done += chunk.len() as u64;
+                progress(done, total.max(done));
             }
-            done += chunk.len() as u64;
-            progress(done, total);
         }
+        let total = done;
         let mut prepared = writer.prepare_commit().map_err(anyhow::Error::from)?;
         prepared.set_payload(&payload(head));
         prepared.commit().map_err(anyhow::Error::from)?;
@@ -187,6 +192,7 @@ impl SearchIndex {
             st.applied_above.clear();
         }
         self.reader.reload().map_err(anyhow::Error::from)?;
+        self.documents_changed();
         progress(total, total);
         std::fs::write(
             self.dir.join(META_FILE),
@@ -263,6 +269,7 @@ impl SearchIndex {
             prepared.set_payload(&payload(next_cursor));
             prepared.commit().map_err(anyhow::Error::from)?;
             self.reader.reload().map_err(anyhow::Error::from)?;
+            self.documents_changed();
         }
         let mut st = self.sync.state.lock().await;
         st.applied_above.extend(fresh.iter().map(|r| r.id));

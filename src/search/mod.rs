@@ -61,6 +61,8 @@ pub struct SearchIndex {
     write_lock: tokio::sync::Mutex<()>,
     /// This node's place in the change log.
     sync: sync::Sync,
+    /// Bumped after every commit that changed documents, once the reader sees them.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl SearchIndex {
@@ -111,6 +113,7 @@ impl SearchIndex {
             fingerprint: config.fingerprint,
             write_lock: tokio::sync::Mutex::new(()),
             sync: sync::Sync::new(node_id, cursor),
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -143,6 +146,17 @@ impl SearchIndex {
         self.type_config(t)
             .map(|c| c.label.clone())
             .unwrap_or_default()
+    }
+
+    /// Changes whenever this node's index applies a change to its documents (the page cache
+    /// keys on it); cursor-only commits leave it alone.
+    pub fn generation(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn documents_changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn num_docs(&self) -> u64 {

@@ -104,7 +104,28 @@ impl SearchIndex {
                 boost,
             ))
         };
-        for w in a.query_words(&norm).into_iter().take(MAX_WORDS) {
+        // Typos by sound: spans that sound like a domain word but do not occur in the index
+        // as written are searched as that word too (气象色谱 → 气相色谱).
+        let searcher = self.reader.searcher();
+        let occurs = |span: &str| {
+            analysis::term_ngrams(span).iter().all(|g| {
+                searcher
+                    .doc_freq(&Term::from_field_text(f.bigram, g))
+                    .unwrap_or(0)
+                    > 0
+            })
+        };
+        let corrected = a.sound.correct(&norm, &occurs);
+        let mut words = a.query_words(&norm);
+        words.truncate(MAX_WORDS);
+        if let Some(c) = &corrected {
+            for w in a.query_words(c) {
+                if !words.contains(&w) && words.len() < MAX_WORDS * 2 {
+                    words.push(w);
+                }
+            }
+        }
+        for w in words {
             for (name, field) in &f.text {
                 clauses.push((Occur::Should, term(*field, &w, boosts[name.as_str()])));
             }
@@ -126,9 +147,19 @@ impl SearchIndex {
                 clauses.push((Occur::Should, term(*field, &m, boosts[name.as_str()] * 0.5)));
             }
         }
-        for g in a.synonyms.matching(&norm) {
+        let mut groups = a.synonyms.matching(&norm);
+        if let Some(c) = &corrected {
+            groups.extend(a.synonyms.matching(c));
+            groups.sort_unstable();
+            groups.dedup();
+        }
+        for g in groups {
             clauses.push((Occur::Should, term(f.alias, &format!("syn{g}"), 3.0)));
             marks.extend(a.synonyms.groups[g].iter().cloned());
+        }
+        // The pinyin of each Chinese run meets the names' pinyin: homophones of a name.
+        for py in a.query_pinyin(&norm).into_iter().take(MAX_WORDS) {
+            clauses.push((Occur::Should, term(f.pinyin, &py, 2.0)));
         }
         let compact: String = norm.chars().filter(|c| !c.is_whitespace()).collect();
         let pinyin = if compact.len() >= 2 && compact.chars().all(|c| c.is_ascii_lowercase()) {

@@ -40,7 +40,7 @@ fn select(doc_type: &str) -> Option<&'static str> {
         "instrument" => {
             "SELECT i.id, i.name, i.model, i.manufacturer, i.category_code, i.department, \
              i.description, i.service_content, i.value_fen, i.open_to_public, i.city, \
-             i.service_count, i.updated_at, u.name AS unit_name \
+             i.service_count, i.updated_at, i.national_json, u.name AS unit_name \
              FROM instruments i JOIN units u ON u.id = i.unit_id \
              WHERE i.review_status = 'approved'"
         }
@@ -162,6 +162,11 @@ fn record(doc_type: &str, r: &sqlx::any::AnyRow) -> Record {
             rec.category_label = catalog::class_label(&code);
             rec.text
                 .insert("category_label".into(), rec.category_label.clone());
+            // The national English name (`ename`), kept in the national supplements.
+            let national: serde_json::Value =
+                serde_json::from_str(&s(r, "national_json")).unwrap_or_default();
+            let name_en = national["name_en"].as_str().unwrap_or_default();
+            rec.text.insert("name_en".into(), name_en.to_string());
             rec.value_fen = i(r, "value_fen");
             rec.open = i(r, "open_to_public") != 0;
             rec.service_count = i(r, "service_count");
@@ -217,13 +222,54 @@ pub async fn load_all(db: &Db, doc_type: &str) -> Result<Vec<Record>> {
         .fetch_all(&db.pool)
         .await?;
     let mut out: Vec<Record> = rows.iter().map(|r| record(doc_type, r)).collect();
+    with_answers(db, doc_type, &mut out).await?;
+    Ok(out)
+}
+
+/// The alias of a type's main table in its `select`.
+fn alias(doc_type: &str) -> &'static str {
+    match doc_type {
+        "instrument" => "i",
+        "unit" => "u",
+        "article" => "a",
+        "consultation" => "c",
+        _ => "p",
+    }
+}
+
+/// Public records of a type with ids above `after`, in id order, at most `limit` (a full
+/// rebuild reads page by page, so memory stays flat however many records there are).
+pub async fn load_page(db: &Db, doc_type: &str, after: i64, limit: i64) -> Result<Vec<Record>> {
+    let Some(sql) = select(doc_type) else {
+        return Ok(vec![]);
+    };
+    let a = alias(doc_type);
+    // Walk the primary key: the status test is written so that no planner (SQLite without
+    // statistics especially) prefers the status index and sorts every approved row per page.
+    let sql = sql.replace(
+        "WHERE i.review_status = 'approved'",
+        "WHERE COALESCE(i.review_status, '') = 'approved'",
+    );
+    let sql = format!("{sql} AND {a}.id > $1 ORDER BY {a}.id LIMIT $2");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut out: Vec<Record> = rows.iter().map(|r| record(doc_type, r)).collect();
+    with_answers(db, doc_type, &mut out).await?;
+    Ok(out)
+}
+
+/// A consultation's answers are part of its searchable text (专家咨询 Q&A).
+async fn with_answers(db: &Db, doc_type: &str, out: &mut [Record]) -> Result<()> {
     if doc_type == "consultation" {
-        for rec in &mut out {
+        for rec in out.iter_mut() {
             let answers = crate::consultations::answers_text(db, rec.id).await?;
             rec.text.insert("answers".into(), answers);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One record if it exists and is public.
@@ -231,14 +277,7 @@ pub async fn load_one(db: &Db, doc_type: &str, id: i64) -> Result<Option<Record>
     let Some(sql) = select(doc_type) else {
         return Ok(None);
     };
-    let alias = match doc_type {
-        "instrument" => "i",
-        "unit" => "u",
-        "article" => "a",
-        "consultation" => "c",
-        _ => "p",
-    };
-    let sql = format!("{sql} AND {alias}.id = $1");
+    let sql = format!("{sql} AND {}.id = $1", alias(doc_type));
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&db.pool)

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api;
 pub mod bookings;
+pub mod cache;
 pub mod console;
 pub mod consultations;
 pub mod content_admin;
@@ -58,13 +59,20 @@ use crate::{app::App, error::AppError};
 pub struct AppState {
     pub app: App,
     pub templates: Arc<minijinja::Environment<'static>>,
+    /// This node's cache of rendered public pages (issue 19).
+    pub pages: Arc<crate::pagecache::PageCache>,
 }
 
 impl AppState {
     /// Wrap the services context and compile the page templates' environment.
     pub fn new(app: App) -> AppState {
         let templates = Arc::new(page::template_env(&app.config.templates_dir));
-        AppState { app, templates }
+        let pages = Arc::new(crate::pagecache::PageCache::from_env());
+        AppState {
+            app,
+            templates,
+            pages,
+        }
     }
 }
 
@@ -101,6 +109,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             page::render_pages,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cache::serve_cached,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::error::AppError;
 
-const FLASH_COOKIE: &str = "labshare_flash";
+pub(super) const FLASH_COOKIE: &str = "labshare_flash";
 
 /// Build a template context from `key => value` pairs; any `Serialize` value will do.
 #[macro_export]

@@ -21,6 +21,7 @@ mod jobs;
 mod metrics;
 mod money;
 mod nodes;
+mod page_cache;
 mod pages;
 mod permissions;
 mod platform_config;

@@ -198,6 +198,8 @@ pub fn all() -> Vec<Route> {
         super::money_api::routes(),
         super::search::routes(),
         super::reports::routes(),
+        super::docking::routes(),
+        super::openapi::routes(),
     ]
     .into_iter()
     .flatten()
@@ -425,6 +427,11 @@ mod tests {
             "数据对接",
             "/console/docking",
             Some(Permission::SystemConfig),
+        ),
+        (
+            "接口文档",
+            "/console/api-docs",
+            Some(Permission::ConsoleAccess),
         ),
         ("修改密码", "/console/password", None),
     ];

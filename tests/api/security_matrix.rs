@@ -312,6 +312,14 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /console/instruments/{id}/national", "LFFAFFF"),
     ("POST /console/docking/clients", "LAFFFFF"),
     ("POST /console/docking/clients/{id}/revoke", "LNFFFFF"),
+    // Issue 12, second part: the OpenAPI document and its console page; docking calls of
+    // `write:reports` clients take a client token only, so every user's token gets 401.
+    ("GET /api/v1/openapi.json", "AAAAAAA"),
+    ("GET /console/api-docs", "LAAAAAA"),
+    ("GET /api/v1/docking/reports/{id}", "LLLLLLL"),
+    ("GET /api/v1/docking/statistics", "LLLLLLL"),
+    ("POST /api/v1/docking/reports", "LLLLLLL"),
+    ("POST /api/v1/docking/reports/{id}/submit", "LLLLLLL"),
 ];
 
 /// The records the matrix's paths point at.

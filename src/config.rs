@@ -29,6 +29,12 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`LABSHARE_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<IpNet>,
+    /// Docking calls one API client may make per minute, across all nodes
+    /// (`LABSHARE_DOCKING_RATE_LIMIT`, default 60; 0: unlimited).
+    pub docking_rate_limit: u32,
+    /// The province the platform reports in, written as `province` on national records
+    /// (`LABSHARE_REPORT_PROVINCE`, default 河南省).
+    pub report_province: String,
 }
 
 /// Where and how approved report batches are pushed.
@@ -116,6 +122,8 @@ impl fmt::Debug for Config {
                 &self.upstream.as_ref().map(|u| redact_url(&u.url)),
             )
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("docking_rate_limit", &self.docking_rate_limit)
+            .field("report_province", &self.report_province)
             .finish()
     }
 }
@@ -195,7 +203,20 @@ impl Config {
                 message: format!("{part:?} is not an IP address or CIDR block"),
             })?);
         }
+        let docking_rate_limit = match get("LABSHARE_DOCKING_RATE_LIMIT") {
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                var: "LABSHARE_DOCKING_RATE_LIMIT",
+                message: format!("{v:?} is not a number of calls per minute"),
+            })?,
+            None => 60,
+        };
+        let report_province = get("LABSHARE_REPORT_PROVINCE")
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "河南省".into());
         Ok(Config {
+            docking_rate_limit,
+            report_province,
             upstream,
             trusted_proxies,
             database_url,

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Template columns: header (a trailing `*` marks required) and the input field it fills.
-pub const COLUMNS: [(&str, &str); 23] = [
+pub const COLUMNS: [(&str, &str); 38] = [
     ("仪器名称*", "name"),
     ("规格型号", "model"),
     ("生产厂商", "manufacturer"),
@@ -38,6 +38,22 @@ pub const COLUMNS: [(&str, &str); 23] = [
     ("安放地点", "location"),
     ("收费标准", "fee_standard"),
     ("购置日期", "purchase_date"),
+    ("年运行机时", "annual_running_hours"),
+    ("年服务机时", "annual_service_hours"),
+    // National reporting fields (国家上报字段).
+    ("英文名称", "name_en"),
+    ("主要技术指标（国家上报）", "technical"),
+    ("主要功能（国家上报）", "functions"),
+    ("服务对象要求", "requirements"),
+    ("学科领域代码", "subject_codes"),
+    ("启用日期", "begin_date"),
+    ("所属类型", "affiliation"),
+    ("区县", "county"),
+    ("详细地址", "address"),
+    ("邮政编码", "postal_code"),
+    ("联系人", "contact_name"),
+    ("联系电话", "contact_phone"),
+    ("联系邮箱", "contact_email"),
 ];
 
 fn xlsx_err(e: rust_xlsxwriter::XlsxError) -> AppError {
@@ -67,6 +83,9 @@ pub fn instrument_template() -> Result<Vec<u8>> {
         format!("仪器来源可选：{}", catalog::SOURCES.join("、")),
         format!("资金来源可选：{}", catalog::FUNDING.join("、")),
         format!("仪器类型可选：{}", catalog::TYPES.join("、")),
+        "年运行机时、年服务机时填 0–8784 的整数（小时）。".to_string(),
+        "国家上报字段（英文名称至联系邮箱）：原值 50 万元及以上的仪器入网后须向国家平台上报，请尽量填写；主要技术指标不超过 500 字，主要功能不超过 300 字。".to_string(),
+        "学科领域代码填 GB/T 13745 数字代码，最多 4 个，用逗号分隔，如 110,520；启用日期格式 YYYY-MM-DD；邮政编码 6 位数字。".to_string(),
         "任一行有误时整批不导入，请按报告修改后重新上传。".to_string(),
     ];
     for (r, line) in lines.iter().enumerate() {
@@ -227,6 +246,21 @@ pub fn parse_instruments(
             location: get("location"),
             fee_standard: get("fee_standard"),
             purchase_date: get("purchase_date"),
+            annual_running_hours: get("annual_running_hours"),
+            annual_service_hours: get("annual_service_hours"),
+            name_en: get("name_en"),
+            technical: get("technical"),
+            functions: get("functions"),
+            requirements: get("requirements"),
+            subject_codes: get("subject_codes"),
+            begin_date: get("begin_date"),
+            affiliation: get("affiliation"),
+            county: get("county"),
+            address: get("address"),
+            postal_code: get("postal_code"),
+            contact_name: get("contact_name"),
+            contact_phone: get("contact_phone"),
+            contact_email: get("contact_email"),
             ..Default::default()
         };
         match input.clone().validate() {

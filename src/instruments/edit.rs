@@ -16,7 +16,7 @@ use crate::{
 
 /// What `POST /api/v1/instruments`, `PATCH` and the console form accept. Text fields stay
 /// strings so a bad value comes back as a Chinese field error with the input kept.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct InstrumentInput {
     #[serde(default, deserialize_with = "lenient_i64")]
     pub unit_id: Option<i64>,
@@ -75,10 +75,74 @@ pub struct InstrumentInput {
     pub max_days_ahead: String,
     #[serde(default, deserialize_with = "lenient_string")]
     pub max_duration_hours: String,
-    #[serde(default, deserialize_with = "lenient_string")]
+    /// 年运行机时 (the contract's `annual_run_hours`).
+    #[serde(
+        default,
+        alias = "annual_run_hours",
+        deserialize_with = "lenient_string"
+    )]
     pub annual_running_hours: String,
     #[serde(default, deserialize_with = "lenient_string")]
     pub annual_service_hours: String,
+    // National reporting fields (国家上报字段): optional on the platform, format-checked here,
+    // completeness checked when reporting; stored in `national_json`.
+    /// 英文名称.
+    #[serde(default)]
+    pub name_en: String,
+    /// 主要技术指标 (≤ 500 characters).
+    #[serde(default)]
+    pub technical: String,
+    /// 主要功能 (≤ 300 characters).
+    #[serde(default)]
+    pub functions: String,
+    /// 服务对象要求.
+    #[serde(default)]
+    pub requirements: String,
+    /// GB/T 13745 subject codes, at most 4: a list, or a string split at commas.
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub subject_codes: String,
+    /// 启用日期 `YYYY-MM-DD`.
+    #[serde(default)]
+    pub begin_date: String,
+    /// 所属类型 (科学仪器中心, 国家重点实验室, … or 无).
+    #[serde(default)]
+    pub affiliation: String,
+    #[serde(default)]
+    pub county: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub postal_code: String,
+    #[serde(default)]
+    pub contact_name: String,
+    #[serde(default)]
+    pub contact_phone: String,
+    #[serde(default)]
+    pub contact_email: String,
+}
+
+/// A list of strings (joined with commas) or one string.
+fn lenient_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        L(Vec<serde_json::Value>),
+        S(String),
+        N(serde_json::Number),
+    }
+    Ok(match Option::<V>::deserialize(d)? {
+        Some(V::L(items)) => items
+            .iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.trim().to_string(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(V::S(s)) => s,
+        Some(V::N(n)) => n.to_string(),
+        None => String::new(),
+    })
 }
 
 /// A string, or a JSON number written as its text.
@@ -306,6 +370,7 @@ impl InstrumentInput {
                 }
             };
         }
+        self.check_national(&mut e);
         if let Some(err) = AppError::fields(e) {
             return Err(err);
         }
@@ -317,6 +382,130 @@ impl InstrumentInput {
             booking,
             input: self,
         })
+    }
+
+    /// The national fields: trimmed, formats checked (a date, a postal code, …) and the
+    /// national length limits; leaving them empty is allowed (checked when reporting).
+    fn check_national(&mut self, e: &mut crate::error::FieldErrors) {
+        for s in [
+            &mut self.name_en,
+            &mut self.technical,
+            &mut self.functions,
+            &mut self.requirements,
+            &mut self.subject_codes,
+            &mut self.begin_date,
+            &mut self.affiliation,
+            &mut self.county,
+            &mut self.address,
+            &mut self.postal_code,
+            &mut self.contact_name,
+            &mut self.contact_phone,
+            &mut self.contact_email,
+        ] {
+            *s = s.trim().to_string();
+        }
+        let limits = [
+            ("name_en", &self.name_en, 200, "英文名称"),
+            ("technical", &self.technical, 500, "主要技术指标"),
+            ("functions", &self.functions, 300, "主要功能"),
+            ("requirements", &self.requirements, 500, "服务对象要求"),
+            ("affiliation", &self.affiliation, 100, "所属类型"),
+            ("county", &self.county, 50, "区县"),
+            ("address", &self.address, 200, "详细地址"),
+            ("contact_name", &self.contact_name, 50, "联系人"),
+        ];
+        for (field, value, max, label) in limits {
+            let n = value.chars().count();
+            if n > max {
+                e.insert(
+                    field.into(),
+                    format!("{label}不超过 {max} 字（国家上报要求，现 {n} 字）"),
+                );
+            }
+        }
+        let codes: Vec<&str> = self
+            .subject_codes
+            .split([',', '，', ' ', '、'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if codes.len() > 4 {
+            e.insert(
+                "subject_codes".into(),
+                format!("主要学科领域最多 4 个（现 {} 个）", codes.len()),
+            );
+        } else if let Some(bad) = codes
+            .iter()
+            .find(|c| c.len() > 7 || !c.bytes().all(|b| b.is_ascii_digit()))
+        {
+            e.insert(
+                "subject_codes".into(),
+                format!("学科代码“{bad}”应为 GB/T 13745 数字代码，如 110、520"),
+            );
+        }
+        self.subject_codes = codes.join(",");
+        if !self.begin_date.is_empty() && !valid_date(&self.begin_date) {
+            e.insert("begin_date".into(), "启用日期格式应为 YYYY-MM-DD".into());
+        }
+        if !self.postal_code.is_empty()
+            && (self.postal_code.len() != 6
+                || !self.postal_code.bytes().all(|b| b.is_ascii_digit()))
+        {
+            e.insert("postal_code".into(), "邮政编码应为 6 位数字".into());
+        }
+        if !self.contact_phone.is_empty()
+            && (self.contact_phone.len() > 30
+                || !self
+                    .contact_phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || "-+ ()".contains(c)))
+        {
+            e.insert(
+                "contact_phone".into(),
+                "联系电话只能包含数字、“-”“+”和括号（30 位以内）".into(),
+            );
+        }
+        if !self.contact_email.is_empty() {
+            let ok = self.contact_email.len() <= 100
+                && !self.contact_email.contains(char::is_whitespace)
+                && self
+                    .contact_email
+                    .split_once('@')
+                    .is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.starts_with('.'));
+            if !ok {
+                e.insert("contact_email".into(), "电子邮箱格式不正确".into());
+            }
+        }
+        for (field, value, label) in [
+            ("name_en", &self.name_en, "英文名称"),
+            ("contact_name", &self.contact_name, "联系人"),
+        ] {
+            if value.chars().any(char::is_control) && !e.contains_key(field) {
+                e.insert(
+                    field.into(),
+                    format!("{label}不能包含换行、制表符等控制字符"),
+                );
+            }
+        }
+    }
+
+    /// The national fields as stored (`national_json`): `subject_codes` a list.
+    pub fn national_json(&self) -> String {
+        let codes: Vec<&str> = self
+            .subject_codes
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        serde_json::json!({
+            "name_en": self.name_en, "technical": self.technical, "functions": self.functions,
+            "requirements": self.requirements, "subject_codes": codes,
+            "begin_date": self.begin_date, "affiliation": self.affiliation,
+            "county": self.county, "address": self.address, "postal_code": self.postal_code,
+            "contact_name": self.contact_name, "contact_phone": self.contact_phone,
+            "contact_email": self.contact_email,
+        })
+        .to_string()
     }
 
     /// The stored record as form input (for edit forms and PATCH merges).
@@ -352,6 +541,19 @@ impl InstrumentInput {
             max_duration_hours: extra.booking[3].to_string(),
             annual_running_hours: i.annual_running_hours.to_string(),
             annual_service_hours: i.annual_service_hours.to_string(),
+            name_en: extra.national_text("name_en"),
+            technical: extra.national_text("technical"),
+            functions: extra.national_text("functions"),
+            requirements: extra.national_text("requirements"),
+            subject_codes: extra.national_text("subject_codes"),
+            begin_date: extra.national_text("begin_date"),
+            affiliation: extra.national_text("affiliation"),
+            county: extra.national_text("county"),
+            address: extra.national_text("address"),
+            postal_code: extra.national_text("postal_code"),
+            contact_name: extra.national_text("contact_name"),
+            contact_phone: extra.national_text("contact_phone"),
+            contact_email: extra.national_text("contact_email"),
         }
     }
 }
@@ -363,12 +565,34 @@ pub struct EditExtras {
     pub customs_release_date: Option<String>,
     /// slot_minutes, min_lead_hours, max_days_ahead, max_duration_hours.
     pub booking: [i64; 4],
+    /// The national reporting fields (`national_json`).
+    pub national: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EditExtras {
+    /// One national field as text (a list joined with commas).
+    pub fn national_text(&self, key: &str) -> String {
+        match self.national.get(key) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
 }
 
 pub async fn extras(db: &Db, id: i64) -> Result<EditExtras> {
     let r = sqlx::query(
         "SELECT customs_declaration_no, customs_release_date, slot_minutes, min_lead_hours, \
-         max_days_ahead, max_duration_hours FROM instruments WHERE id = $1",
+         max_days_ahead, max_duration_hours, national_json FROM instruments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
@@ -383,6 +607,7 @@ pub async fn extras(db: &Db, id: i64) -> Result<EditExtras> {
             r.get("max_days_ahead"),
             r.get("max_duration_hours"),
         ],
+        national: serde_json::from_str(&r.get::<String, _>("national_json")).unwrap_or_default(),
     })
 }
 
@@ -426,10 +651,11 @@ where
          customs_release_date, usage_status, sharing_mode, source, funding, instrument_type, \
          description, service_content, typical_achievements, location, fee_standard, \
          data_source, review_status, purchase_date, slot_minutes, min_lead_hours, max_days_ahead, \
-         max_duration_hours, annual_running_hours, annual_service_hours, created_at, updated_at) \
+         max_duration_hours, annual_running_hours, annual_service_hours, created_at, updated_at, \
+         national_json) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, '单位填报', 'draft', $24, $25, $26, $27, $28, $29, $30, $31, $31) \
-         RETURNING id",
+         $19, $20, $21, $22, $23, '单位填报', 'draft', $24, $25, $26, $27, $28, $29, $30, $31, $31, \
+         $32) RETURNING id",
     )
     .bind(v.unit_id)
     .bind(&i.name)
@@ -462,6 +688,7 @@ where
     .bind(v.booking[4])
     .bind(v.booking[5])
     .bind(now)
+    .bind(i.national_json())
     .fetch_one(ex)
     .await?;
     Ok(id)
@@ -480,7 +707,7 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
          typical_achievements = $20, location = $21, fee_standard = $22, purchase_date = $23, \
          slot_minutes = $24, min_lead_hours = $25, max_days_ahead = $26, \
          max_duration_hours = $27, annual_running_hours = $28, annual_service_hours = $29, \
-         updated_at = $30 WHERE id = $31 AND review_status IN ('draft', 'rejected')",
+         updated_at = $30, national_json = $32 WHERE id = $31 AND review_status IN ('draft', 'rejected')",
     )
     .bind(&i.name)
     .bind(&i.model)
@@ -513,6 +740,7 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
     .bind(v.booking[5])
     .bind(now)
     .bind(id)
+    .bind(i.national_json())
     .write(db)
     .await?;
     if done.rows_affected() == 0 {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
-use super::national;
+use super::{Site, national};
 use crate::{
     error::{AppError, FieldErrors, Result},
     store::{Db, WriteQuery},
@@ -19,6 +19,32 @@ pub const SCOPES: [(&str, &str); 4] = [
     ("write:reports", "提交上报数据"),
 ];
 
+/// The docking routes (called with a client token, not a user's) and the scope each needs.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/docking/instruments", "read:instruments"),
+    (
+        "GET",
+        "/api/v1/docking/service-records",
+        "read:service_records",
+    ),
+    ("GET", "/api/v1/docking/statistics", "read:statistics"),
+    ("POST", "/api/v1/docking/reports", "write:reports"),
+    ("GET", "/api/v1/docking/reports/{id}", "write:reports"),
+    (
+        "POST",
+        "/api/v1/docking/reports/{id}/submit",
+        "write:reports",
+    ),
+];
+
+/// The scope a docking route needs; `None` for routes that are not docking routes.
+pub fn scope_of(method: &str, path: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, s)| *s)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
     pub id: i64,
@@ -28,6 +54,8 @@ pub struct Client {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub created_at: i64,
+    /// The managing unit a `write:reports` client reports for.
+    pub unit_id: Option<i64>,
 }
 
 impl Client {
@@ -37,6 +65,7 @@ impl Client {
             "id": self.id, "name": self.name, "scopes": self.scopes,
             "expires_at": t(self.expires_at), "revoked_at": t(self.revoked_at),
             "last_used_at": t(self.last_used_at), "created_at": crate::clock::rfc3339(self.created_at),
+            "unit_id": self.unit_id,
         })
     }
 }
@@ -60,12 +89,14 @@ pub fn parse_expiry(raw: &str) -> std::result::Result<Option<i64>, &'static str>
         .ok_or("有效期无效")
 }
 
-/// Create a client; returns its id and its token (shown once, only the hash is kept).
+/// Create a client; returns its id and its token (shown once, only the hash is kept). A
+/// client holding `write:reports` reports for one certified managing unit (`unit_id`).
 pub async fn create(
     db: &Db,
     name: &str,
     scopes: &[String],
     expires_at: &str,
+    unit_id: Option<i64>,
     created_by: i64,
     now: i64,
 ) -> Result<(i64, String)> {
@@ -93,13 +124,27 @@ pub async fn create(
             None
         }
     };
+    let unit_id = if scopes.iter().any(|s| s == "write:reports") {
+        match unit_id {
+            Some(u) if is_reporting_unit(db, u).await? => Some(u),
+            _ => {
+                e.insert(
+                    "unit_id".into(),
+                    "“提交上报数据”须指定一个已认证的管理单位".into(),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(err) = AppError::fields(e) {
         return Err(err);
     }
     let token = format!("lsd_{}", crate::auth::random_token());
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_clients (name, scopes, token_hash, expires_at, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO api_clients (name, scopes, token_hash, expires_at, created_by, created_at, unit_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(name)
     .bind(scopes.join(" "))
@@ -107,9 +152,76 @@ pub async fn create(
     .bind(expires)
     .bind(created_by)
     .bind(now)
+    .bind(unit_id)
     .write(db)
     .await?;
     Ok((id, token))
+}
+
+async fn is_reporting_unit(db: &Db, unit_id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM units WHERE id = $1 AND kind = 'managing' AND certification_status = 'certified'",
+    )
+    .bind(unit_id)
+    .fetch_one(&db.pool)
+    .await?
+        > 0)
+}
+
+/// Certified managing units, for the unit choice of a `write:reports` client.
+pub async fn reporting_units(db: &Db) -> Result<Vec<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, name FROM units WHERE kind = 'managing' AND certification_status = 'certified' ORDER BY name, id",
+    )
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// Whom a `write:reports` client's batches are created and submitted in the name of: the
+/// unit's first manager (so returns and decisions reach a person of the unit). 409 when the
+/// unit has no manager.
+pub async fn reporting_user(db: &Db, unit_id: i64) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT m.user_id FROM unit_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.unit_id = $1 AND m.role = 'manager' AND u.is_active = $2 ORDER BY m.user_id LIMIT 1",
+    )
+    .bind(unit_id)
+    .bind(1i64)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| {
+        AppError::conflict(
+            "no_unit_manager",
+            "该单位没有可用的管理员账号，无法通过对接接口上报",
+        )
+    })
+}
+
+/// The per-client rate limit: at most `per_minute` admitted calls (429s not counted) in the
+/// last 60 s, counted in the access log, so the limit holds across nodes. `Err(seconds)`
+/// until the next call is admitted. `per_minute` 0: unlimited.
+pub async fn rate_check(
+    db: &Db,
+    client_id: i64,
+    per_minute: u32,
+    now: i64,
+) -> Result<std::result::Result<(), i64>> {
+    if per_minute == 0 {
+        return Ok(Ok(()));
+    }
+    let recent: Vec<i64> = sqlx::query_scalar(
+        "SELECT at FROM api_client_calls WHERE client_id = $1 AND at > $2 AND status <> 429 \
+         ORDER BY at DESC LIMIT $3",
+    )
+    .bind(client_id)
+    .bind(now - 60)
+    .bind(per_minute as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    match recent.last() {
+        Some(oldest) if recent.len() >= per_minute as usize => Ok(Err((oldest + 60 - now).max(1))),
+        _ => Ok(Ok(())),
+    }
 }
 
 fn client_from(r: &sqlx::any::AnyRow) -> Client {
@@ -125,11 +237,12 @@ fn client_from(r: &sqlx::any::AnyRow) -> Client {
         revoked_at: r.get("revoked_at"),
         last_used_at: r.get("last_used_at"),
         created_at: r.get("created_at"),
+        unit_id: r.get("unit_id"),
     }
 }
 
 const CLIENT_COLUMNS: &str =
-    "id, name, scopes, expires_at, revoked_at, last_used_at, created_at FROM api_clients";
+    "id, name, scopes, expires_at, revoked_at, last_used_at, created_at, unit_id FROM api_clients";
 
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Client>, i64)> {
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_clients")
@@ -162,7 +275,7 @@ pub async fn revoke(db: &Db, id: i64, now: i64) -> Result<()> {
 
 /// The client a bearer token belongs to, if it is live and holds `scope`: 401 for an
 /// unknown, revoked or expired token, 403 `insufficient_scope` outside its scopes.
-pub async fn authorize(db: &Db, token: Option<&str>, scope: &str, now: i64) -> Result<i64> {
+pub async fn authorize(db: &Db, token: Option<&str>, scope: &str, now: i64) -> Result<Client> {
     let token = token.ok_or(AppError::Unauthenticated)?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {CLIENT_COLUMNS} WHERE token_hash = $1"
@@ -185,7 +298,7 @@ pub async fn authorize(db: &Db, token: Option<&str>, scope: &str, now: i64) -> R
         .bind(c.id)
         .write(db)
         .await?;
-    Ok(c.id)
+    Ok(c)
 }
 
 /// The client id of a token, live or not (for the access log of refused calls).
@@ -262,7 +375,7 @@ pub async fn read(
     since: i64,
     limit: i64,
     offset: i64,
-    public_url: &str,
+    site: &Site,
 ) -> Result<(Vec<Value>, i64)> {
     let instruments = kind == "instruments";
     // Instruments: approved and reportable ($1 the threshold); service records: all completed.
@@ -314,7 +427,7 @@ pub async fn read(
         .iter()
         .map(|r| {
             let source = if instruments {
-                super::instrument_source(r, public_url)
+                super::instrument_source(r, site)
             } else {
                 super::service_source(r)
             };

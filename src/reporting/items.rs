@@ -13,7 +13,7 @@ pub(super) async fn sources(
     unit_id: i64,
     kind: &str,
     period: &str,
-    public_url: &str,
+    site: &Site,
 ) -> Result<Vec<(i64, Map<String, Value>)>> {
     let taken = "NOT EXISTS (SELECT 1 FROM report_items ri JOIN report_batches rb ON rb.id = ri.batch_id \
         WHERE rb.kind = $2 AND ri.record_id = {ID} AND rb.id <> $3 AND \
@@ -33,7 +33,7 @@ pub(super) async fn sources(
             .fetch_all(&mut *conn)
             .await?;
         for r in rows {
-            out.push((r.get("id"), instrument_source(&r, public_url)));
+            out.push((r.get("id"), instrument_source(&r, site)));
         }
     } else {
         let (from, to) = quarter(period)?;
@@ -65,7 +65,7 @@ pub(crate) const INSTRUMENT_SOURCE: &str = "i.id, i.name, i.category_code, i.sou
     i.annual_service_hours, i.funding, i.department, i.usage_status, i.sharing_mode, i.city, i.national_json";
 
 /// An instrument row as the mapping's source values.
-pub(crate) fn instrument_source(r: &sqlx::any::AnyRow, public_url: &str) -> Map<String, Value> {
+pub(crate) fn instrument_source(r: &sqlx::any::AnyRow, site: &Site) -> Map<String, Value> {
     let id: i64 = r.get("id");
     let extra: Map<String, Value> =
         serde_json::from_str(&r.get::<String, _>("national_json")).unwrap_or_default();
@@ -103,9 +103,9 @@ pub(crate) fn instrument_source(r: &sqlx::any::AnyRow, public_url: &str) -> Map<
     );
     m.insert(
         "service_url".into(),
-        json!(format!("{public_url}/instruments/{id}")),
+        json!(format!("{}/instruments/{id}", site.public_url)),
     );
-    m.insert("province".into(), json!("河南省"));
+    m.insert("province".into(), json!(site.province));
     // The national supplements; `begin_date` falls back to the purchase date.
     for (k, v) in extra {
         m.insert(k, v);
@@ -163,7 +163,7 @@ pub(crate) fn service_source(r: &sqlx::any::AnyRow) -> Map<String, Value> {
 pub(super) async fn build_items(
     conn: &mut sqlx::AnyConnection,
     batch_id: i64,
-    public_url: &str,
+    site: &Site,
 ) -> Result<()> {
     let b = sqlx::query("SELECT unit_id, kind, period FROM report_batches WHERE id = $1")
         .bind(batch_id)
@@ -177,7 +177,7 @@ pub(super) async fn build_items(
         b.get("unit_id"),
         &kind,
         &b.get::<String, _>("period"),
-        public_url,
+        site,
     )
     .await?;
     sqlx::query("DELETE FROM report_items WHERE batch_id = $1")

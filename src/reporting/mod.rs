@@ -28,6 +28,23 @@ use items::*;
 pub use national::Problem;
 pub use supplements::*;
 
+/// What the national records need of the platform's configuration: the base of booking
+/// links (`serviceUrl`) and the province (`LABSHARE_REPORT_PROVINCE`).
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub public_url: String,
+    pub province: String,
+}
+
+impl Site {
+    pub fn of(config: &crate::config::Config) -> Site {
+        Site {
+            public_url: config.public_url.clone(),
+            province: config.report_province.clone(),
+        }
+    }
+}
+
 /// What a batch reports.
 pub const KINDS: [&str; 2] = ["instruments", "service_records"];
 
@@ -113,30 +130,94 @@ pub struct Item {
     pub upstream_reason: String,
 }
 
+/// A batch as the API returns it (`GET /reports/{id}`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    pub id: i64,
+    pub unit_id: i64,
+    /// `instruments` or `service_records`.
+    pub kind: String,
+    /// The quarter, `YYYYQn`.
+    pub period: String,
+    /// `draft|pending|approved|pushing|pushed|failed|withdrawn`.
+    pub status: String,
+    pub instance_id: Option<i64>,
+    /// Push attempts so far.
+    pub attempts: i64,
+    pub last_error: String,
+    /// RFC 3339.
+    pub pushed_at: Option<String>,
+    pub items: Vec<ItemView>,
+    pub problems: Vec<ProblemView>,
+}
+
+/// One record of a batch in national field names, and what the upstream said of it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ItemView {
+    pub record_id: i64,
+    /// The national record (`cname`, `ename`, `instrCategory`, …).
+    #[schema(value_type = Object)]
+    pub national: Map<String, Value>,
+    pub upstream: UpstreamView,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UpstreamView {
+    /// `pending|accepted|rejected`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// A problem of one record against the national rules, in Chinese.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProblemView {
+    pub record_id: i64,
+    /// The national field.
+    pub field: String,
+    pub message: String,
+}
+
 impl Batch {
+    pub fn view(&self) -> BatchView {
+        BatchView {
+            id: self.id,
+            unit_id: self.unit_id,
+            kind: self.kind.clone(),
+            period: self.period.clone(),
+            status: self.status.clone(),
+            instance_id: self.instance_id,
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            pushed_at: self.pushed_at.map(crate::clock::rfc3339),
+            items: self
+                .items
+                .iter()
+                .map(|i| ItemView {
+                    record_id: i.record_id,
+                    national: i.national.clone(),
+                    upstream: UpstreamView {
+                        status: i.upstream_status.clone(),
+                        reason: (!i.upstream_reason.is_empty()).then(|| i.upstream_reason.clone()),
+                    },
+                })
+                .collect(),
+            problems: self
+                .items
+                .iter()
+                .flat_map(|i| {
+                    i.problems.iter().map(move |p| ProblemView {
+                        record_id: i.record_id,
+                        field: p.field.clone(),
+                        message: p.message.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
     /// The contract's JSON of a batch.
     pub fn to_json(&self) -> Value {
-        let problems: Vec<Value> = self
-            .items
-            .iter()
-            .flat_map(|i| {
-                i.problems.iter().map(move |p| {
-                    json!({"record_id": i.record_id, "field": p.field, "message": p.message})
-                })
-            })
-            .collect();
-        json!({
-            "id": self.id, "unit_id": self.unit_id, "kind": self.kind, "period": self.period,
-            "status": self.status, "instance_id": self.instance_id, "attempts": self.attempts,
-            "last_error": self.last_error,
-            "pushed_at": self.pushed_at.map(crate::clock::rfc3339),
-            "items": self.items.iter().map(|i| json!({
-                "record_id": i.record_id, "national": i.national,
-                "upstream": {"status": i.upstream_status,
-                    "reason": if i.upstream_reason.is_empty() { Value::Null } else { json!(i.upstream_reason) }},
-            })).collect::<Vec<_>>(),
-            "problems": problems,
-        })
+        serde_json::to_value(self.view()).unwrap_or_default()
     }
 
     pub fn problem_details(&self) -> Vec<Value> {
@@ -154,7 +235,7 @@ pub async fn create(
     kind: &str,
     period: &str,
     user_id: i64,
-    public_url: &str,
+    site: &Site,
     now: i64,
 ) -> Result<i64> {
     if !KINDS.contains(&kind) {
@@ -191,7 +272,7 @@ pub async fn create(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    build_items(&mut tx, id, public_url).await?;
+    build_items(&mut tx, id, site).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -208,7 +289,7 @@ fn ensure_draft(status: &str) -> Result<()> {
 }
 
 /// Rebuild a draft batch after its records were corrected.
-pub async fn refresh(db: &Db, id: i64, public_url: &str, now: i64) -> Result<()> {
+pub async fn refresh(db: &Db, id: i64, site: &Site, now: i64) -> Result<()> {
     let mut tx = db.begin_write().await?;
     let status: String = sqlx::query_scalar("SELECT status FROM report_batches WHERE id = $1")
         .bind(id)
@@ -216,7 +297,7 @@ pub async fn refresh(db: &Db, id: i64, public_url: &str, now: i64) -> Result<()>
         .await?
         .ok_or(AppError::NotFound)?;
     ensure_draft(&status)?;
-    build_items(&mut tx, id, public_url).await?;
+    build_items(&mut tx, id, site).await?;
     sqlx::query("UPDATE report_batches SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -246,7 +327,7 @@ pub async fn submit(
     engine: &crate::workflow::Engine,
     user_id: i64,
     id: i64,
-    public_url: &str,
+    site: &Site,
 ) -> Result<crate::workflow::Started> {
     let mut tx = engine.db().begin_write().await?;
     let status: String = sqlx::query_scalar("SELECT status FROM report_batches WHERE id = $1")
@@ -255,7 +336,7 @@ pub async fn submit(
         .await?
         .ok_or(AppError::NotFound)?;
     ensure_draft(&status)?;
-    build_items(&mut tx, id, public_url).await?;
+    build_items(&mut tx, id, site).await?;
     let items = read_items(&mut tx, id).await?;
     if items.is_empty() {
         return Err(AppError::unprocessable(
@@ -462,4 +543,104 @@ pub async fn owed(db: &Db, unit_id: i64, today: NaiveDate) -> Result<Owed> {
         service_records,
         period,
     })
+}
+
+/// One unit's reporting completeness (上报完成情况), for the platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitCompleteness {
+    pub unit_id: i64,
+    pub unit_name: String,
+    /// Approved instruments at or above the national threshold.
+    pub reportable: i64,
+    /// Of those, accepted upstream.
+    pub reported: i64,
+    /// Reportable instruments not yet accepted upstream, and how many are past their due
+    /// date (30 working days after 入网).
+    pub instruments_owed: i64,
+    pub instruments_overdue: i64,
+    /// This quarter's service records not yet accepted upstream.
+    pub service_records_owed: i64,
+    /// Service records of this year's earlier quarters not yet accepted upstream (overdue:
+    /// their quarter has ended).
+    pub service_records_overdue: i64,
+    /// Batches not yet pushed (draft, under review, approved, pushing or failed).
+    pub open_batches: i64,
+    pub last_pushed_at: Option<i64>,
+    pub period: String,
+}
+
+impl UnitCompleteness {
+    pub fn is_complete(&self) -> bool {
+        self.instruments_owed == 0
+            && self.service_records_owed == 0
+            && self.service_records_overdue == 0
+    }
+
+    pub fn overdue(&self) -> i64 {
+        self.instruments_overdue + self.service_records_overdue
+    }
+}
+
+/// Reporting completeness of every certified managing unit as of `today`: what each owes
+/// and what is overdue; the units with the most overdue first.
+pub async fn completeness_by_unit(db: &Db, today: NaiveDate) -> Result<Vec<UnitCompleteness>> {
+    let units: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, name FROM units WHERE kind = 'managing' AND certification_status = 'certified' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let period = period_of(today);
+    let (quarter_start, _) = quarter(&period)?;
+    let year_start = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(quarter_start);
+    let mut out = Vec::with_capacity(units.len());
+    for (unit_id, unit_name) in units {
+        let o = owed(db, unit_id, today).await?;
+        let reportable: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instruments WHERE unit_id = $1 AND review_status = 'approved' AND value_fen >= $2",
+        )
+        .bind(unit_id)
+        .bind(national::reportable_min_fen())
+        .fetch_one(&db.pool)
+        .await?;
+        let overdue_records: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM service_records sr WHERE sr.managing_unit_id = $1 AND sr.completed_at >= $2 \
+             AND sr.completed_at < $3 AND NOT EXISTS (SELECT 1 FROM report_items ri JOIN report_batches rb \
+             ON rb.id = ri.batch_id WHERE rb.kind = 'service_records' AND ri.record_id = sr.id \
+             AND ri.upstream_status = 'accepted')",
+        )
+        .bind(unit_id)
+        .bind(midnight_ts(year_start))
+        .bind(midnight_ts(quarter_start))
+        .fetch_one(&db.pool)
+        .await?;
+        let (open, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status IN ('draft', 'pending', 'approved', 'pushing', 'failed') \
+             THEN 1 ELSE 0 END), 0), MAX(pushed_at) FROM report_batches WHERE unit_id = $1",
+        )
+        .bind(unit_id)
+        .fetch_one(&db.pool)
+        .await?;
+        let owed_n = o.instruments.len() as i64;
+        out.push(UnitCompleteness {
+            unit_id,
+            unit_name,
+            reportable,
+            reported: reportable - owed_n,
+            instruments_owed: owed_n,
+            instruments_overdue: o.instruments.iter().filter(|i| i.overdue).count() as i64,
+            service_records_owed: o.service_records,
+            service_records_overdue: overdue_records,
+            open_batches: open,
+            last_pushed_at: last,
+            period: o.period,
+        });
+    }
+    out.sort_by_key(|u| {
+        (
+            std::cmp::Reverse(u.overdue()),
+            std::cmp::Reverse(u.instruments_owed + u.service_records_owed),
+            u.unit_id,
+        )
+    });
+    Ok(out)
 }

@@ -135,6 +135,12 @@ async fn api_update(
     let mut merged = serde_json::to_value(InstrumentInput::from_record(&current, &extra))
         .map_err(anyhow::Error::from)?;
     for (k, v) in &patch {
+        // `annual_run_hours` is the contract's name of `annual_running_hours`.
+        let k = if k == "annual_run_hours" {
+            "annual_running_hours"
+        } else {
+            k.as_str()
+        };
         if k != "unit_id" {
             merged[k] = v.clone();
         }

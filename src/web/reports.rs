@@ -4,12 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -24,7 +19,7 @@ use super::{
 use crate::{
     auth::{CurrentUser, Permission},
     error::{AppError, Result},
-    reporting::{self, Batch, docking, push},
+    reporting::{self, Batch, push},
 };
 
 const PER_PAGE: i64 = 20;
@@ -60,18 +55,6 @@ pub fn routes() -> Vec<Route> {
             InstrumentManage,
             api_national_put,
         ),
-        Route::post("/api/v1/api-clients", SystemConfig, api_client_create),
-        Route::get("/api/v1/api-clients", SystemConfig, api_client_list),
-        Route::delete("/api/v1/api-clients/{id}", SystemConfig, api_client_delete),
-        // Docking reads: the client's own token and scope are checked by the handler.
-        Route::get("/api/v1/docking/instruments", Access::Public, |s, h, q| {
-            docking_read("instruments", s, h, q)
-        }),
-        Route::get(
-            "/api/v1/docking/service-records",
-            Access::Public,
-            |s, h, q| docking_read("service_records", s, h, q),
-        ),
         Route::get("/console/reports", readers, list_page).nav("信息上报", 95),
         Route::post("/console/reports", InstrumentManage, create_page),
         Route::get("/console/reports/{id}", readers, batch_page),
@@ -101,13 +84,6 @@ pub fn routes() -> Vec<Route> {
             "/console/instruments/{id}/national",
             InstrumentManage,
             national_save,
-        ),
-        Route::get("/console/docking", SystemConfig, docking_page).nav("数据对接", 285),
-        Route::post("/console/docking/clients", SystemConfig, client_create_page),
-        Route::post(
-            "/console/docking/clients/{id}/revoke",
-            SystemConfig,
-            client_revoke_page,
         ),
     ]
 }
@@ -158,8 +134,9 @@ async fn owned_instrument(
 
 // ---- API ---------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct NewBatch {
+/// `POST /reports`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NewBatch {
     #[serde(default)]
     unit_id: Option<i64>,
     #[serde(default)]
@@ -184,7 +161,7 @@ async fn api_create(
         body.kind.trim(),
         &body.period,
         user.id,
-        &state.config.public_url,
+        &reporting::Site::of(&state.config),
         state.now(),
     )
     .await?;
@@ -247,7 +224,13 @@ async fn api_refresh(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     owned(&state, &user, id).await?;
-    reporting::refresh(&state.db, id, &state.config.public_url, state.now()).await?;
+    reporting::refresh(
+        &state.db,
+        id,
+        &reporting::Site::of(&state.config),
+        state.now(),
+    )
+    .await?;
     Ok(Json(reporting::get(&state.db, id).await?.to_json()))
 }
 
@@ -257,7 +240,13 @@ async fn api_submit(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     owned(&state, &user, id).await?;
-    let s = reporting::submit(&state.engine, user.id, id, &state.config.public_url).await?;
+    let s = reporting::submit(
+        &state.engine,
+        user.id,
+        id,
+        &reporting::Site::of(&state.config),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"instance_id": s.instance_id, "state": s.state})),
@@ -345,124 +334,6 @@ async fn api_national_put(
     Ok(Json(Value::Object(saved)))
 }
 
-#[derive(Deserialize)]
-struct NewClient {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    scopes: Vec<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-}
-
-async fn api_client_create(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiJson(body): ApiJson<NewClient>,
-) -> ApiResult {
-    user.require(Permission::SystemConfig)?;
-    let (id, token) = docking::create(
-        &state.db,
-        &body.name,
-        &body.scopes,
-        body.expires_at.as_deref().unwrap_or(""),
-        user.id,
-        state.now(),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))).into_response())
-}
-
-async fn api_client_list(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    user.require(Permission::SystemConfig)?;
-    let page = q.page.unwrap_or(1).max(1);
-    let per = q.per_page.unwrap_or(20).clamp(1, 100);
-    let (items, total) = docking::list(&state.db, per, (page - 1) * per).await?;
-    let items: Vec<Value> = items.iter().map(|c| c.to_json()).collect();
-    Ok(Json(
-        json!({"items": items, "total": total, "page": page, "per_page": per}),
-    ))
-}
-
-async fn api_client_delete(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult {
-    user.require(Permission::SystemConfig)?;
-    docking::revoke(&state.db, id, state.now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize, Default)]
-struct DockingQuery {
-    updated_since: Option<String>,
-    page: Option<i64>,
-    per_page: Option<i64>,
-}
-
-/// A docking read: the client's token must be live and hold the scope; every call, refused
-/// or not, goes to the access log.
-async fn docking_read(
-    kind: &'static str,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ApiQuery(q): ApiQuery<DockingQuery>,
-) -> ApiResult<Json<Value>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
-    let scope = if kind == "instruments" {
-        "read:instruments"
-    } else {
-        "read:service_records"
-    };
-    let now = state.now();
-    let page = q.page.unwrap_or(1).max(1);
-    let per = q.per_page.unwrap_or(20).clamp(1, 100);
-    let result: Result<Value> = async {
-        docking::authorize(&state.db, token.as_deref(), scope, now).await?;
-        let since = match q.updated_since.as_deref().map(str::trim) {
-            None | Some("") => 0,
-            Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|_| AppError::field("updated_since", "updated_since 应为 RFC 3339 时间"))?
-                .timestamp(),
-        };
-        let (items, total) = docking::read(
-            &state.db,
-            kind,
-            since,
-            per,
-            (page - 1) * per,
-            &state.config.public_url,
-        )
-        .await?;
-        Ok(json!({"items": items, "total": total, "page": page, "per_page": per}))
-    }
-    .await;
-    let client = match token.as_deref() {
-        Some(t) => docking::client_of(&state.db, t).await?,
-        None => None,
-    };
-    let status = result.as_ref().map_or_else(|e| e.http_status(), |_| 200);
-    let path = format!(
-        "/api/v1/docking/{}",
-        if kind == "instruments" {
-            "instruments"
-        } else {
-            "service-records"
-        }
-    );
-    docking::log_call(&state.db, client, "GET", &path, status, now).await?;
-    Ok(Json(result?))
-}
-
 // ---- console: 信息上报 ---------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -505,6 +376,21 @@ async fn list_page(
             "attempts": b.attempts, "updated": crate::clock::display(b.updated_at)})
         })
         .collect();
+    let completeness: Vec<Value> = if all {
+        reporting::completeness_by_unit(&state.db, today)
+            .await?
+            .iter()
+            .map(|u| {
+                let mut v = json!(u);
+                v["overdue"] = json!(u.overdue());
+                v["complete"] = json!(u.is_complete());
+                v["last_pushed"] = json!(u.last_pushed_at.map(crate::clock::display));
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let period = reporting::period_of(today);
     let periods: Vec<String> = (0..4)
         .map(|k| {
@@ -519,7 +405,7 @@ async fn list_page(
         crate::ctx! {
             batches => rows, owed => owed, units => units, periods => periods, period => period,
             can_create => user.can(Permission::InstrumentManage) && !units.is_empty(),
-            sees_all => all,
+            sees_all => all, completeness => completeness,
             pager => super::page::pager(page, total, PER_PAGE), query => json!({}),
         },
     )
@@ -547,7 +433,7 @@ async fn create_page(
         kind,
         period,
         user.id,
-        &state.config.public_url,
+        &reporting::Site::of(&state.config),
         state.now(),
     )
     .await
@@ -610,7 +496,14 @@ async fn refresh_page(
 ) -> PageResult {
     owned(&state, &user, id).await?;
     let back = format!("/console/reports/{id}");
-    match reporting::refresh(&state.db, id, &state.config.public_url, state.now()).await {
+    match reporting::refresh(
+        &state.db,
+        id,
+        &reporting::Site::of(&state.config),
+        state.now(),
+    )
+    .await
+    {
         Ok(()) => Ok(redirect_with_flash(&back, "已按最新数据重新生成")),
         Err(e) => match refusal(&e) {
             Some(msg) => Ok(redirect_with_flash(&back, &msg)),
@@ -627,7 +520,14 @@ async fn submit_page(
 ) -> PageResult {
     owned(&state, &user, id).await?;
     let back = format!("/console/reports/{id}");
-    match reporting::submit(&state.engine, user.id, id, &state.config.public_url).await {
+    match reporting::submit(
+        &state.engine,
+        user.id,
+        id,
+        &reporting::Site::of(&state.config),
+    )
+    .await
+    {
         Ok(_) => Ok(redirect_with_flash(&back, "已提交平台审核")),
         Err(e) => match refusal(&e) {
             Some(msg) => Ok(redirect_with_flash(&back, &msg)),
@@ -726,134 +626,5 @@ async fn national_save(
     Ok(redirect_with_flash(
         &back,
         "国家上报补充信息已保存，请重新生成批次",
-    ))
-}
-
-// ---- console: 数据对接 ---------------------------------------------------------------------
-
-async fn docking_page(
-    State(state): State<AppState>,
-    SignedIn(user): SignedIn,
-    PageQuery(q): PageQuery<PageQ>,
-) -> PageResult {
-    user.require(Permission::SystemConfig)?;
-    Ok(
-        docking_view(&state, q.page.unwrap_or(1), None, json!({}), json!({}))
-            .await?
-            .into_response(),
-    )
-}
-
-async fn docking_view(
-    state: &AppState,
-    page: i64,
-    new_token: Option<(String, String)>,
-    errors: Value,
-    input: Value,
-) -> Result<Page> {
-    let page = page.clamp(1, 100_000);
-    let (clients, total) = docking::list(&state.db, PER_PAGE, 0).await?;
-    let (calls, calls_total) = docking::calls(&state.db, PER_PAGE, (page - 1) * PER_PAGE).await?;
-    let clients: Vec<Value> = clients
-        .iter()
-        .map(|c| {
-            json!({"id": c.id, "name": c.name, "scopes": c.scopes,
-            "expires": c.expires_at.map(crate::clock::display),
-            "revoked": c.revoked_at.map(crate::clock::display),
-            "last_used": c.last_used_at.map(crate::clock::display),
-            "created": crate::clock::display(c.created_at)})
-        })
-        .collect();
-    let calls: Vec<Value> = calls
-        .iter()
-        .map(|c| {
-            json!({"client": c.client_name, "method": c.method, "path": c.path,
-            "status": c.status, "at": crate::clock::display(c.at)})
-        })
-        .collect();
-    let (batches, _) = reporting::list(&state.db, None, PER_PAGE, 0).await?;
-    let batches: Vec<Value> = batches
-        .iter()
-        .filter(|b| ["approved", "pushing", "pushed", "failed"].contains(&b.status.as_str()))
-        .map(|b| {
-            json!({"id": b.id, "unit_name": b.unit_name, "kind": reporting::kind_label(&b.kind),
-            "period": b.period, "status_label": reporting::status_label(&b.status),
-            "attempts": b.attempts, "last_error": b.last_error})
-        })
-        .collect();
-    let scopes: Vec<Value> = docking::SCOPES
-        .iter()
-        .map(|(k, l)| json!({"key": k, "label": l}))
-        .collect();
-    Ok(Page::new(
-        "console/docking.html",
-        crate::ctx! {
-            clients => clients, client_total => total, calls => calls, scopes => scopes,
-            batches => batches, new_token => new_token, errors => errors, input => input,
-            upstream => state.config.upstream.as_ref().map(|u| u.url.clone()),
-            pager => super::page::pager(page, calls_total, PER_PAGE), query => json!({}),
-        },
-    ))
-}
-
-async fn client_create_page(
-    State(state): State<AppState>,
-    SignedIn(user): SignedIn,
-    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
-) -> PageResult {
-    user.require(Permission::SystemConfig)?;
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let scopes: Vec<String> = form
-        .iter()
-        .filter(|(k, _)| k == "scopes")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let name = get("name");
-    match docking::create(
-        &state.db,
-        &name,
-        &scopes,
-        &get("expires_at"),
-        user.id,
-        state.now(),
-    )
-    .await
-    {
-        // The token is shown on this response only; it is never stored in clear.
-        Ok((_, token)) => Ok(
-            docking_view(&state, 1, Some((name, token)), json!({}), json!({}))
-                .await?
-                .into_response(),
-        ),
-        Err(e) => match e.field_errors() {
-            Some(fields) => {
-                let input =
-                    json!({"name": name, "expires_at": get("expires_at"), "scopes": scopes});
-                Ok(docking_view(&state, 1, None, json!(fields), input)
-                    .await?
-                    .with_status(StatusCode::UNPROCESSABLE_ENTITY)
-                    .into_response())
-            }
-            None => Err(e.into()),
-        },
-    }
-}
-
-async fn client_revoke_page(
-    State(state): State<AppState>,
-    SignedIn(user): SignedIn,
-    PagePath(id): PagePath<i64>,
-    CsrfForm(_): CsrfForm<BTreeMap<String, String>>,
-) -> PageResult {
-    user.require(Permission::SystemConfig)?;
-    docking::revoke(&state.db, id, state.now()).await?;
-    Ok(redirect_with_flash(
-        "/console/docking",
-        "客户端已吊销，其令牌立即失效",
     ))
 }

@@ -221,6 +221,8 @@ pub fn all() -> Vec<Route> {
         super::settings::routes(),
         super::consultations::routes(),
         super::transfer::routes(),
+        super::docking::routes(),
+        super::openapi::routes(),
     ]
     .into_iter()
     .flatten()
@@ -497,6 +499,11 @@ mod tests {
             "数据对接",
             "/console/docking",
             Some(Permission::SystemConfig),
+        ),
+        (
+            "接口文档",
+            "/console/api-docs",
+            Some(Permission::ConsoleAccess),
         ),
         ("修改密码", "/console/password", None),
     ];

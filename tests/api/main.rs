@@ -29,6 +29,7 @@ mod properties;
 mod records;
 mod redemptions;
 mod reports;
+mod reports_more;
 mod resources;
 mod schema;
 mod search;

@@ -13,25 +13,25 @@ use serde_json::{Value, json};
 use crate::common::{TestApp, certified_unit, credit_code, spawn_app_with};
 
 /// Tuesday 1 December 2026, 08:00 in Xuchang: quarter 2026Q4.
-const NOW: &str = "2026-12-01T08:00:00+08:00";
-const PUBLIC: &str = "https://labshare.example";
+pub(crate) const NOW: &str = "2026-12-01T08:00:00+08:00";
+pub(crate) const PUBLIC: &str = "https://labshare.example";
 
 /// What the upstream platform received: path, headers and body of every request.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    idempotency_key: String,
-    authorization: String,
-    body: Value,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) idempotency_key: String,
+    pub(crate) authorization: String,
+    pub(crate) body: Value,
 }
 
 #[derive(Default)]
-struct Upstream {
-    received: Mutex<Vec<Received>>,
+pub(crate) struct Upstream {
+    pub(crate) received: Mutex<Vec<Received>>,
     /// How many requests to refuse with a 503 first.
-    refuse_first: usize,
+    pub(crate) refuse_first: usize,
     /// innerIds to reject, with the reason.
-    reject: Mutex<Vec<(String, String)>>,
+    pub(crate) reject: Mutex<Vec<(String, String)>>,
 }
 
 async fn upstream_handler(
@@ -85,7 +85,7 @@ async fn upstream_handler(
 }
 
 /// A real HTTP server on port 0 standing in for the provincial docking endpoint.
-async fn start_upstream(up: Upstream) -> (String, Arc<Upstream>) {
+pub(crate) async fn start_upstream(up: Upstream) -> (String, Arc<Upstream>) {
     let up = Arc::new(up);
     let app = axum::Router::new()
         .route("/national/{*rest}", axum::routing::post(upstream_handler))
@@ -98,14 +98,19 @@ async fn start_upstream(up: Upstream) -> (String, Arc<Upstream>) {
     (format!("http://{addr}/national"), up)
 }
 
-struct World {
-    app: TestApp,
-    owner: String,
-    admin: String,
-    unit: i64,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) owner: String,
+    pub(crate) admin: String,
+    pub(crate) unit: i64,
 }
 
-async fn world(upstream_url: Option<&str>) -> World {
+pub(crate) async fn world(upstream_url: Option<&str>) -> World {
+    world_with(upstream_url, &[]).await
+}
+
+/// The world with more configuration (`LABSHARE_…` pairs).
+pub(crate) async fn world_with(upstream_url: Option<&str>, extra: &[(&str, &str)]) -> World {
     let mut vars = vec![
         ("LABSHARE_NOW", NOW),
         ("LABSHARE_PUBLIC_URL", PUBLIC),
@@ -116,6 +121,7 @@ async fn world(upstream_url: Option<&str>) -> World {
     if let Some(u) = upstream_url {
         vars.push(("LABSHARE_UPSTREAM_URL", u));
     }
+    vars.extend_from_slice(extra);
     let app = spawn_app_with(&vars).await;
     app.create_user("owner", "unit_manager").await;
     app.create_user("padmin", "platform_admin").await;
@@ -131,7 +137,13 @@ async fn world(upstream_url: Option<&str>) -> World {
 }
 
 /// An approved instrument (Arrange), `value_fen` of original value.
-async fn instrument(w: &World, name: &str, code: &str, value_fen: i64, customs: bool) -> i64 {
+pub(crate) async fn instrument(
+    w: &World,
+    name: &str,
+    code: &str,
+    value_fen: i64,
+    customs: bool,
+) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO instruments (unit_id, name, category_code, value_fen, review_status, joined_on, \
          customs_supervised, customs_declaration_no, created_at, updated_at) \
@@ -149,7 +161,7 @@ async fn instrument(w: &World, name: &str, code: &str, value_fen: i64, customs: 
     .unwrap()
 }
 
-async fn national(w: &World, id: i64, body: Value) {
+pub(crate) async fn national(w: &World, id: i64, body: Value) {
     let (status, b) = w
         .app
         .api(
@@ -162,7 +174,7 @@ async fn national(w: &World, id: i64, body: Value) {
     assert_eq!(status, 200, "{b}");
 }
 
-async fn new_batch(w: &World, kind: &str) -> Value {
+pub(crate) async fn new_batch(w: &World, kind: &str) -> Value {
     let (status, b) = w
         .app
         .api(
@@ -176,7 +188,7 @@ async fn new_batch(w: &World, kind: &str) -> Value {
     b
 }
 
-fn problems_of(batch: &Value, record: i64) -> Vec<(String, String)> {
+pub(crate) fn problems_of(batch: &Value, record: i64) -> Vec<(String, String)> {
     batch["problems"]
         .as_array()
         .unwrap()
@@ -191,7 +203,7 @@ fn problems_of(batch: &Value, record: i64) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn approve_tasks(w: &World) -> usize {
+pub(crate) async fn approve_tasks(w: &World) -> usize {
     let (_, tasks) = w
         .app
         .api("GET", "/api/v1/tasks", Some(&w.admin), None)
@@ -213,7 +225,7 @@ async fn approve_tasks(w: &World) -> usize {
 }
 
 /// Poll the batch until it has `status` (the pusher runs in the background).
-async fn wait_for(w: &World, id: i64, status: &str) -> Value {
+pub(crate) async fn wait_for(w: &World, id: i64, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, b) = w

@@ -358,6 +358,14 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/workflows/{key}/versions", "LAFFFFF"),
     ("POST /console/workflows/{key}/versions/rollback", "LAFFFFF"),
     ("POST /console/workflows/{key}/versions/migrate", "LAFFFFF"),
+    // Issue 12, second part: the OpenAPI document and its console page; docking calls of
+    // `write:reports` clients take a client token only, so every user's token gets 401.
+    ("GET /api/v1/openapi.json", "AAAAAAA"),
+    ("GET /console/api-docs", "LAAAAAA"),
+    ("GET /api/v1/docking/reports/{id}", "LLLLLLL"),
+    ("GET /api/v1/docking/statistics", "LLLLLLL"),
+    ("POST /api/v1/docking/reports", "LLLLLLL"),
+    ("POST /api/v1/docking/reports/{id}/submit", "LLLLLLL"),
 ];
 
 /// The records the matrix's paths point at.

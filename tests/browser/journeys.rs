@@ -133,7 +133,7 @@ async fn a_visitor_registers_logs_in_reaches_the_console_and_logs_out() {
     b.close().await;
 }
 
-async fn login(b: &Browser, app: &crate::common::TestApp, user: &str) {
+pub(crate) async fn login(b: &Browser, app: &crate::common::TestApp, user: &str) {
     b.client.goto(&app.url("/login")).await.unwrap();
     fill(b, "#f-username", user).await;
     fill(b, "#f-password", crate::common::PASSWORD).await;
@@ -151,7 +151,7 @@ async fn login(b: &Browser, app: &crate::common::TestApp, user: &str) {
         .unwrap();
 }
 
-async fn logout(b: &Browser) {
+pub(crate) async fn logout(b: &Browser) {
     b.client
         .find(Locator::Css("form[action='/logout'] button"))
         .await

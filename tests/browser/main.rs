@@ -9,6 +9,7 @@ mod designer;
 mod consult;
 mod journeys;
 mod money;
+mod reports;
 
 use std::{
     net::TcpListener,

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api;
 pub mod bookings;
+pub mod changes;
 pub mod console;
 pub mod content_admin;
 pub mod email_actions;
@@ -11,6 +12,7 @@ pub mod evaluations;
 pub mod experts;
 pub mod extract;
 pub mod instruments;
+pub mod memberships;
 pub mod metrics;
 pub mod money_api;
 pub mod notifications;

@@ -198,6 +198,8 @@ pub fn all() -> Vec<Route> {
         super::money_api::routes(),
         super::search::routes(),
         super::reports::routes(),
+        super::changes::routes(),
+        super::memberships::routes(),
     ]
     .into_iter()
     .flatten()

@@ -382,6 +382,8 @@ async fn subject_detail(
             let r = crate::money::redemptions::get(&state.db, id).await?;
             json!({"redemption": r})
         }
+        // A change request or retirement: the field-by-field before/after.
+        "record_change" => json!({"change": crate::changes::get(&state.db, id).await?}),
         _ => Value::Null,
     })
 }

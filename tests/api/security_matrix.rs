@@ -377,6 +377,8 @@ impl Fixture {
             // Report batches and docking clients: ids that name nothing (the reporting tests
             // cover who may act on real ones); the matrix checks who is turned away first.
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
+            // Issue 13: change requests and invitations (tests/api/self_service.rs covers real ones).
+            ("changes" | "invitations", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

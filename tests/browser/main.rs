@@ -7,6 +7,7 @@ mod common;
 
 mod journeys;
 mod money;
+mod self_service;
 
 use std::{
     net::TcpListener,

@@ -23,6 +23,13 @@ use crate::{
     resources::Kind,
 };
 
+/// Who may read a record's requests: its unit's members and the reviewers (checked per record).
+const READERS: super::routes::Access = super::routes::Access::AnyOf(&[
+    Permission::InstrumentManage,
+    Permission::InstrumentReview,
+    Permission::ResourceReview,
+]);
+
 pub fn routes() -> Vec<Route> {
     let manage = Permission::InstrumentManage;
     let mut r = vec![
@@ -30,7 +37,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/v1/instruments/{id}/retire", manage, |s, u, p, j| {
             api_retire(Target::Instrument, s, u, p, j)
         }),
-        Route::get("/api/v1/instruments/{id}/changes", manage, |s, u, p| {
+        Route::get("/api/v1/instruments/{id}/changes", READERS, |s, u, p| {
             api_list(Target::Instrument, s, u, p)
         }),
         Route::get(
@@ -55,7 +62,7 @@ pub fn routes() -> Vec<Route> {
         ));
         r.push(Route::get(
             format!("{api}/changes"),
-            manage,
+            READERS,
             move |s, u, p| api_list(target, s, u, p),
         ));
     }

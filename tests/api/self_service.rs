@@ -938,3 +938,62 @@ async fn the_voucher_balance_shows_used_and_expired_apart() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_membership_accepted_after_a_flow_started_does_not_change_who_reviews_it() {
+    let app = app().await;
+    let (admin, token, unit) = self_run_unit(&app, "rec_lab", 361).await;
+    // A second reviewer the deadline job could re-route the task to.
+    app.create_user("rec_second", "platform_admin").await;
+    let (status, b) = app
+        .api(
+            "POST",
+            "/api/v1/instruments",
+            Some(&token),
+            Some(instrument_body(unit, "气相色谱质谱联用仪")),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    let (status, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/instruments/{id}/submit"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    // Arrange: the review started a minute ago (times are whole seconds).
+    sqlx::query(
+        "UPDATE workflow_instances SET created_at = created_at - 60 WHERE subject_type = 'instrument' AND subject_id = $1",
+    )
+    .bind(id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    // The reviewer is invited into the unit and accepts while the review runs.
+    let (status, inv) = app
+        .api(
+            "POST",
+            &format!("/api/v1/units/{unit}/invitations"),
+            Some(&token),
+            Some(json!({"username": "rec_lab_bureau", "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{inv}");
+    let (status, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/invitations/{}/accept", inv["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Recusal looks at the unit as it was when the review started: re-routing (the deadline
+    // job moves tasks away from those no longer eligible) leaves the task theirs.
+    app.state.engine.process_deadlines().await.unwrap();
+    let out = decide(&app, &admin, "instrument", id, "approve").await;
+    assert_eq!(out["status"], "completed", "{out}");
+}

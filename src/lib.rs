@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod calendar;
 pub mod catalog;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;

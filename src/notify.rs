@@ -380,6 +380,12 @@ pub async fn deliver_workflow_events(app: &crate::app::App, limit: i64) -> Resul
                 format!("待办已升级：{}（{subject}）", def.title),
                 format!("/console/workflow-instances/{instance_id}"),
             ),
+            // A retirement approved (下线报废): those with a booking still to come are told.
+            "record_retired" => (
+                "decided",
+                format!("{subject}：该仪器已下线，您的预约无法继续，请与仪器所属单位联系"),
+                "/console/my-bookings".to_string(),
+            ),
             other => (
                 "decided",
                 format!("{}：{other}", def.title),

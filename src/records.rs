@@ -403,9 +403,13 @@ pub fn ensure_editable(review_status: &str) -> Result<()> {
             "not_editable",
             "该记录正在审核中，审核结束前不能修改",
         )),
+        "retired" => Err(AppError::conflict(
+            "record_retired",
+            "该记录已下线，不能修改",
+        )),
         _ => Err(AppError::conflict(
             "not_editable",
-            "该记录已审核通过并公开，不能直接修改；如需变更请联系平台管理员退回后再修改",
+            "该记录已审核通过并公开，请提交变更申请，审核通过后生效",
         )),
     }
 }
@@ -420,6 +424,44 @@ pub async fn update(
 ) -> Result<()> {
     let current = get(db, kind, id).await?;
     ensure_editable(&current.review_status)?;
+    let mut tx = db.begin_write().await?;
+    let n = write_fields(&mut tx, kind, id, raw, now, "('draft', 'rejected')").await?;
+    tx.commit().await?;
+    if n == 0 {
+        return Err(AppError::conflict(
+            "not_editable",
+            "该记录已提交审核，不能修改",
+        ));
+    }
+    Ok(())
+}
+
+/// Write an approved change request's values over an approved record, inside the deciding
+/// transaction; 0 when the record is no longer approved.
+pub async fn apply_approved(
+    conn: &mut sqlx::AnyConnection,
+    kind: Kind,
+    id: i64,
+    raw: &BTreeMap<String, String>,
+    now: i64,
+) -> Result<u64> {
+    write_fields(conn, kind, id, raw, now, "('approved')").await
+}
+
+/// Check `raw` as a whole record of this kind (what a change request will become).
+pub fn check(kind: Kind, raw: &BTreeMap<String, String>) -> Result<()> {
+    validate(kind, raw).map(|_| ())
+}
+
+/// The one UPDATE of a record's fields, for records in `statuses` (a constant SQL list).
+async fn write_fields(
+    conn: &mut sqlx::AnyConnection,
+    kind: Kind,
+    id: i64,
+    raw: &BTreeMap<String, String>,
+    now: i64,
+    statuses: &'static str,
+) -> Result<u64> {
     let vals = validate(kind, raw)?;
     let sets: Vec<String> = vals
         .iter()
@@ -428,21 +470,15 @@ pub async fn update(
         .collect();
     let n = vals.len();
     let sql = format!(
-        "UPDATE {} SET {}, updated_at = ${} WHERE id = ${} AND review_status IN ('draft', 'rejected')",
+        "UPDATE {} SET {}, updated_at = ${} WHERE id = ${} AND review_status IN {statuses}",
         table(kind),
         sets.join(", "),
         n + 1,
         n + 2
     );
     let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals);
-    let done = q.bind(now).bind(id).write(db).await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::conflict(
-            "not_editable",
-            "该记录已提交审核，不能修改",
-        ));
-    }
-    Ok(())
+    let done = q.bind(now).bind(id).execute(&mut *conn).await?;
+    Ok(done.rows_affected())
 }
 
 /// A record as the console and API see it: its fields as entered, plus status.

@@ -26,6 +26,8 @@ pub fn workflow_catalog() -> Catalog {
         .hooks(crate::evaluations::WORKFLOW_HOOKS)
         .subjects(crate::reporting::WORKFLOW_SUBJECTS)
         .hooks(crate::reporting::WORKFLOW_HOOKS)
+        .subjects(crate::changes::WORKFLOW_SUBJECTS)
+        .hooks(crate::changes::WORKFLOW_HOOKS)
 }
 
 /// Everything `serve` needs: the services context, the page templates, and the indexer

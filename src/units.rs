@@ -1,5 +1,8 @@
 //! Units (单位): managing units (管理单位, supply side) and user units (用户单位, demand side),
-//! their members and the "acts for this unit" rule.
+//! their members and the "acts for this unit" rule. Membership beyond the creator is by
+//! invitation and consent ([`invitations`]).
+
+pub mod invitations;
 
 use crate::{
     domain::{CreditCode, Mobile},
@@ -156,6 +159,15 @@ pub async fn create(db: &Db, mut new: NewUnit, creator: i64, now: i64) -> Result
         }
     })?;
     add_member(&mut tx, id, creator, "manager", now).await?;
+    sqlx::query(
+        "INSERT INTO membership_log (unit_id, user_id, action, role, actor_id, at) \
+         VALUES ($1, $2, 'created', 'manager', $2, $3)",
+    )
+    .bind(id)
+    .bind(creator)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     crate::search::enqueue(&mut tx, "unit", id).await?;
     tx.commit().await?;
     Ok(id)
@@ -408,6 +420,64 @@ pub async fn update_contact(db: &Db, id: i64, upd: ContactUpdate, now: i64) -> R
         return Err(AppError::NotFound);
     }
     // A certified service organisation's address and intro are searchable.
+    crate::search::enqueue(&mut tx, "unit", id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Revoke a unit's certification (撤销认证, `unit.review`): the unit is no longer certified
+/// (status `rejected`, it may apply again), so what it gave its managers ends with their next
+/// request; certified managing units also leave the portal and search. Recorded in the
+/// hash-chained decision log with the reason.
+pub async fn revoke_certification(
+    db: &Db,
+    actor: &crate::auth::CurrentUser,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    actor.require(crate::auth::Permission::UnitReview)?;
+    get(db, id).await?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AppError::field(
+            "reason",
+            "请填写撤销认证的原因（不超过 500 字）",
+        ));
+    }
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE units SET certification_status = 'rejected', updated_at = $1 \
+         WHERE id = $2 AND certification_status = 'certified'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(AppError::conflict(
+            "not_certified",
+            "该单位当前不是已认证状态",
+        ));
+    }
+    let data = serde_json::json!({"unit_id": id}).to_string();
+    crate::workflow::audit::append(
+        &mut tx,
+        crate::workflow::audit::Entry {
+            instance_id: 0,
+            at: now,
+            actor_id: Some(actor.id),
+            workflow_key: "unit_certification",
+            version: 0,
+            state: "certified",
+            action: "revoke",
+            to_state: "rejected",
+            comment: reason,
+            data: &data,
+        },
+    )
+    .await?;
     crate::search::enqueue(&mut tx, "unit", id).await?;
     tx.commit().await?;
     Ok(())

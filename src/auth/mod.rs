@@ -3,8 +3,9 @@
 
 pub mod permissions;
 pub mod roles;
+pub mod scope;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use argon2::{
     Argon2,
@@ -243,6 +244,9 @@ pub struct Membership {
     pub name: String,
     pub kind: String,
     pub role: String,
+    /// The unit's certification status (`draft|pending|certified|rejected`).
+    #[serde(skip)]
+    pub certification_status: String,
 }
 
 /// The signed-in user as every request sees them.
@@ -254,13 +258,53 @@ pub struct CurrentUser {
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub role_names: Vec<String>,
+    /// Effective permissions: the global roles' plus those any certified unit of theirs gives
+    /// (see [`scope`]). "May do this somewhere": route tables, the sidebar and `require` use it.
     pub permissions: BTreeSet<String>,
+    /// What the global roles alone give (platform staff; any unit the user manages).
+    #[serde(skip)]
+    pub global_permissions: BTreeSet<String>,
+    /// Per unit, what that certified unit gives its manager, scoped to that unit only.
+    #[serde(skip)]
+    pub unit_permissions: BTreeMap<i64, BTreeSet<String>>,
     pub units: Vec<Membership>,
 }
 
 impl CurrentUser {
+    /// Whether the user may do `p` somewhere (globally, or for one of their certified units).
     pub fn can(&self, p: Permission) -> bool {
         self.permissions.contains(p.key())
+    }
+
+    /// Whether the user may do `p` for this unit: they manage it, and either a global role or
+    /// the unit itself (certified) gives `p`.
+    pub fn can_for(&self, p: Permission, unit_id: i64) -> bool {
+        self.acts_for(unit_id, true)
+            && (self.global_permissions.contains(p.key())
+                || self
+                    .unit_permissions
+                    .get(&unit_id)
+                    .is_some_and(|ps| ps.contains(p.key())))
+    }
+
+    /// Refuse unless the user may do `p` for this unit ([`CurrentUser::can_for`]):
+    /// `not_unit_member` when they do not manage it, plain 403 when it gives them no `p`.
+    pub fn require_for(&self, p: Permission, unit_id: i64) -> Result<()> {
+        self.require_unit(unit_id)?;
+        if self.can_for(p, unit_id) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden())
+        }
+    }
+
+    /// The units the user may do `p` for, as (id, name).
+    pub fn units_for(&self, p: Permission) -> Vec<(i64, String)> {
+        self.units
+            .iter()
+            .filter(|m| self.can_for(p, m.id))
+            .map(|m| (m.id, m.name.clone()))
+            .collect()
     }
 
     /// Refuse unless the user holds the permission.
@@ -329,7 +373,7 @@ pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
     .bind(user_id)
     .fetch_all(&db.pool)
     .await?;
-    let permissions: Vec<String> = sqlx::query_scalar(
+    let global: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT rp.permission FROM role_permissions rp \
          JOIN user_roles ur ON ur.role_id = rp.role_id WHERE ur.user_id = $1",
     )
@@ -337,12 +381,18 @@ pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
     .fetch_all(&db.pool)
     .await?;
     let units: Vec<Membership> = sqlx::query_as(
-        "SELECT u.id, u.name, u.kind, m.role FROM unit_members m JOIN units u ON u.id = m.unit_id \
-         WHERE m.user_id = $1 ORDER BY u.id",
+        "SELECT u.id, u.name, u.kind, m.role, u.certification_status FROM unit_members m \
+         JOIN units u ON u.id = m.unit_id WHERE m.user_id = $1 ORDER BY u.id",
     )
     .bind(user_id)
     .fetch_all(&db.pool)
     .await?;
+    let global_permissions: BTreeSet<String> = global.into_iter().collect();
+    let unit_permissions = scope::unit_grants(&units);
+    let mut permissions = global_permissions.clone();
+    for ps in unit_permissions.values() {
+        permissions.extend(ps.iter().cloned());
+    }
     Ok(Some(CurrentUser {
         id: row.id,
         username: row.username,
@@ -350,7 +400,9 @@ pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<CurrentUser>> {
         email: row.email,
         roles: roles.iter().map(|r| r.key.clone()).collect(),
         role_names: roles.into_iter().map(|r| r.name).collect(),
-        permissions: permissions.into_iter().collect(),
+        permissions,
+        global_permissions,
+        unit_permissions,
         units,
     }))
 }

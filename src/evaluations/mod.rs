@@ -274,7 +274,7 @@ pub async fn declare(
     let db = engine.db();
     user.require(Permission::EvaluationDeclare)?;
     let unit = crate::units::get(db, unit_id).await?;
-    user.require_unit(unit.id)?;
+    user.require_for(Permission::EvaluationDeclare, unit.id)?;
     let mut fields = BTreeMap::new();
     if !(2000..=this_year).contains(&year) {
         fields.insert(
@@ -422,7 +422,7 @@ pub async fn candidates(db: &Db, evaluation_id: i64) -> Result<Vec<Candidate>> {
     }
     let rows: Vec<CandidateRow> = sqlx::query_as(
         "SELECT x.user_id, x.name, x.title, x.unit_name, x.fields, \
-         (SELECT CAST(COUNT(*) AS BIGINT) FROM unit_members m WHERE m.user_id = x.user_id AND m.unit_id = e.unit_id) AS member, \
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM unit_members m WHERE m.user_id = x.user_id AND m.unit_id = e.unit_id AND m.created_at <= e.created_at) AS member, \
          CASE WHEN x.unit_name = u.name THEN 1 ELSE 0 END AS same_unit, \
          (SELECT CAST(COUNT(*) AS BIGINT) FROM evaluation_experts ee WHERE ee.evaluation_id = e.id AND ee.user_id = x.user_id) AS assigned \
          FROM experts x JOIN evaluations e ON e.id = $1 JOIN units u ON u.id = e.unit_id \

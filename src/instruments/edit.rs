@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Instrument, get};
-use crate::store::WriteQuery;
 use crate::{
     catalog,
     error::{AppError, Result},
@@ -618,6 +617,7 @@ pub fn review_label(status: &str) -> &'static str {
         "pending" => "审核中",
         "approved" => "已入网",
         "rejected" => "已退回",
+        "retired" => "已下线",
         _ => "未知",
     }
 }
@@ -632,9 +632,13 @@ pub fn ensure_editable(review_status: &str) -> Result<()> {
             "not_editable",
             "该仪器正在审核中，审核结束前不能修改",
         )),
+        "retired" => Err(AppError::conflict(
+            "instrument_retired",
+            "该仪器已下线，不能修改",
+        )),
         _ => Err(AppError::conflict(
             "not_editable",
-            "该仪器已审核入网，不能直接修改；如需变更请联系平台管理员退回后再修改",
+            "该仪器已审核入网，请提交变更申请，审核通过后生效",
         )),
     }
 }
@@ -697,8 +701,38 @@ where
 /// Overwrite an editable record; the unit never changes. Refused unless draft or rejected
 /// (checked again inside the UPDATE so a concurrent submit cannot be overwritten).
 pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    let n = write_fields(&mut tx, id, v, now, "('draft', 'rejected')").await?;
+    tx.commit().await?;
+    if n == 0 {
+        let current = get(db, id).await?;
+        ensure_editable(&current.review_status)?;
+    }
+    Ok(())
+}
+
+/// Write an approved change request's values over an approved record (变更审核通过), inside
+/// the deciding transaction; 0 when the record is no longer approved.
+pub async fn apply_approved(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    v: &ValidInstrument,
+    now: i64,
+) -> Result<u64> {
+    write_fields(conn, id, v, now, "('approved')").await
+}
+
+/// The one UPDATE of an instrument's reviewed fields, for records in `statuses` (a constant
+/// SQL list); returns the rows changed.
+async fn write_fields(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    v: &ValidInstrument,
+    now: i64,
+    statuses: &'static str,
+) -> Result<u64> {
     let i = &v.input;
-    let done = sqlx::query(
+    let sql = format!(
         "UPDATE instruments SET name = $1, model = $2, manufacturer = $3, country = $4, \
          category_code = $5, department = $6, value_fen = $7, open_to_public = $8, city = $9, \
          customs_supervised = $10, customs_declaration_no = $11, customs_release_date = $12, \
@@ -707,47 +741,44 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
          typical_achievements = $20, location = $21, fee_standard = $22, purchase_date = $23, \
          slot_minutes = $24, min_lead_hours = $25, max_days_ahead = $26, \
          max_duration_hours = $27, annual_running_hours = $28, annual_service_hours = $29, \
-         updated_at = $30, national_json = $32 WHERE id = $31 AND review_status IN ('draft', 'rejected')",
-    )
-    .bind(&i.name)
-    .bind(&i.model)
-    .bind(&i.manufacturer)
-    .bind(&i.country)
-    .bind(&i.category_code)
-    .bind(&i.department)
-    .bind(v.value_fen)
-    .bind(i.open_to_public as i64)
-    .bind(&i.city)
-    .bind(i.customs_supervised as i64)
-    .bind(&i.customs_declaration_no)
-    .bind(v.customs_release_date.clone())
-    .bind(&i.usage_status)
-    .bind(&i.sharing_mode)
-    .bind(&i.source)
-    .bind(&i.funding)
-    .bind(&i.instrument_type)
-    .bind(&i.description)
-    .bind(&i.service_content)
-    .bind(&i.typical_achievements)
-    .bind(&i.location)
-    .bind(&i.fee_standard)
-    .bind(v.purchase_date.clone())
-    .bind(v.booking[0])
-    .bind(v.booking[1])
-    .bind(v.booking[2])
-    .bind(v.booking[3])
-    .bind(v.booking[4])
-    .bind(v.booking[5])
-    .bind(now)
-    .bind(id)
-    .bind(i.national_json())
-    .write(db)
-    .await?;
-    if done.rows_affected() == 0 {
-        let current = get(db, id).await?;
-        ensure_editable(&current.review_status)?;
-    }
-    Ok(())
+         updated_at = $30, national_json = $32 WHERE id = $31 AND review_status IN {statuses}"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&i.name)
+        .bind(&i.model)
+        .bind(&i.manufacturer)
+        .bind(&i.country)
+        .bind(&i.category_code)
+        .bind(&i.department)
+        .bind(v.value_fen)
+        .bind(i.open_to_public as i64)
+        .bind(&i.city)
+        .bind(i.customs_supervised as i64)
+        .bind(&i.customs_declaration_no)
+        .bind(v.customs_release_date.clone())
+        .bind(&i.usage_status)
+        .bind(&i.sharing_mode)
+        .bind(&i.source)
+        .bind(&i.funding)
+        .bind(&i.instrument_type)
+        .bind(&i.description)
+        .bind(&i.service_content)
+        .bind(&i.typical_achievements)
+        .bind(&i.location)
+        .bind(&i.fee_standard)
+        .bind(v.purchase_date.clone())
+        .bind(v.booking[0])
+        .bind(v.booking[1])
+        .bind(v.booking[2])
+        .bind(v.booking[3])
+        .bind(v.booking[4])
+        .bind(v.booking[5])
+        .bind(now)
+        .bind(id)
+        .bind(i.national_json())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// What a submission returns: the workflow instance (none until the engine is wired) and

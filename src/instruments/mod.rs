@@ -231,6 +231,7 @@ pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
 }
 
 mod edit;
+pub mod operation;
 
 pub use edit::*;
 

@@ -105,7 +105,7 @@ pub async fn create(
     let db = engine.db();
     user.require(Permission::RedemptionApply)?;
     crate::units::get(db, unit_id).await?;
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::RedemptionApply, unit_id)?;
     if booking_ids.is_empty() {
         return Err(AppError::field("booking_ids", "请选择要兑付的已完成预约"));
     }
@@ -280,7 +280,7 @@ pub async fn attach(
 ) -> Result<RedemptionFile> {
     user.require(Permission::RedemptionApply)?;
     let r = get(db, id).await?;
-    user.require_unit(r.managing_unit_id)?;
+    user.require_for(Permission::RedemptionApply, r.managing_unit_id)?;
     if !FILE_KINDS.iter().any(|(k, _)| *k == kind) {
         return Err(AppError::field(
             "kind",

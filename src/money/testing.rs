@@ -158,7 +158,7 @@ pub async fn may_attach_report(db: &Db, user: &CurrentUser, id: i64) -> Result<(
     .fetch_optional(&db.pool)
     .await?
     .ok_or(AppError::NotFound)?;
-    user.require_unit(r.get("owner"))?;
+    user.require_for(crate::auth::Permission::BookingHandle, r.get("owner"))?;
     if r.get::<String, _>("kind") != "testing" {
         return Err(AppError::unprocessable(
             "not_testing_order",

@@ -15,7 +15,10 @@ use crate::{
 pub struct Balance {
     pub year: i64,
     pub quota: Yuan,
+    /// Reserved or redeemed (what the unit spent or holds for confirmed bookings).
     pub used: Yuan,
+    /// What the yearly close took back (未使用额度作废); not spent.
+    pub expired: Yuan,
     pub available: Yuan,
 }
 
@@ -230,7 +233,8 @@ pub async fn expire(
     Ok(available.max(0))
 }
 
-/// The account's quota, used and available amounts.
+/// The account's quota, used, expired and available amounts: `quota = used + expired +
+/// available`, where `expired` is what the yearly close took back.
 pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
     let quota: Option<i64> = sqlx::query_scalar(
         "SELECT quota_fen FROM voucher_accounts WHERE unit_id = $1 AND year = $2",
@@ -241,11 +245,20 @@ pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
     .await?;
     let mut conn = db.pool.acquire().await?;
     let available = available_fen(&mut conn, unit_id, year).await?;
+    let expired: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger \
+         WHERE unit_id = $1 AND year = $2 AND kind = 'expire'",
+    )
+    .bind(unit_id)
+    .bind(year)
+    .fetch_one(&mut *conn)
+    .await?;
     let quota = quota.unwrap_or(0);
     Ok(Balance {
         year,
         quota: Yuan::from_fen(quota),
-        used: Yuan::from_fen((quota - available).max(0)),
+        used: Yuan::from_fen((quota - available - expired).max(0)),
+        expired: Yuan::from_fen(expired),
         available: Yuan::from_fen(available),
     })
 }
@@ -326,7 +339,7 @@ pub async fn apply(
 ) -> Result<(i64, crate::workflow::Started)> {
     user.require(crate::auth::Permission::VoucherApply)?;
     let unit = crate::units::get(engine.db(), unit_id).await?;
-    user.require_unit(unit.id)?;
+    user.require_for(crate::auth::Permission::VoucherApply, unit.id)?;
     if unit.kind != "user" {
         return Err(AppError::unprocessable(
             "unit_not_eligible",

@@ -103,7 +103,11 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn me(ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
+async fn me(
+    state: axum::extract::State<AppState>,
+    ApiUser(user): ApiUser,
+) -> ApiResult<Json<Value>> {
+    let invitations = units::invitations::pending_for_user(&state.db, user.id).await?;
     Ok(Json(json!({
         "id": user.id,
         "username": user.username,
@@ -111,6 +115,8 @@ async fn me(ApiUser(user): ApiUser) -> ApiResult<Json<Value>> {
         "roles": user.roles,
         "permissions": user.permissions,
         "units": user.units.iter().map(|u| json!({"id": u.id, "name": u.name, "kind": u.kind, "role": u.role})).collect::<Vec<_>>(),
+        "unit_permissions": user.unit_permissions,
+        "invitations": invitations,
     })))
 }
 
@@ -165,7 +171,7 @@ async fn update_unit(
 ) -> ApiResult<Json<Value>> {
     user.require(Permission::UnitManage)?;
     units::get(&state.db, id).await?;
-    user.require_unit(id)?;
+    user.require_for(Permission::UnitManage, id)?;
     units::update_contact(&state.db, id, upd, state.now()).await?;
     let unit = units::get(&state.db, id).await?;
     Ok(Json(

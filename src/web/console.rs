@@ -89,7 +89,12 @@ fn unit_form_options() -> minijinja::Value {
 async fn my_units(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     user.require(Permission::UnitManage)?;
     let units = units::for_user(&state.db, user.id).await?;
-    Ok(Page::new("console/units.html", crate::ctx! { units => units }).into_response())
+    let invitations = units::invitations::pending_for_user(&state.db, user.id).await?;
+    Ok(Page::new(
+        "console/units.html",
+        crate::ctx! { units => units, invitations => invitations },
+    )
+    .into_response())
 }
 
 async fn new_unit_page(SignedIn(user): SignedIn) -> PageResult {
@@ -123,6 +128,33 @@ async fn create_unit(
     }
 }
 
+/// A unit page's open invitations (for its managers) and membership history (its members).
+async fn membership_view(
+    db: &Db,
+    user: &crate::auth::CurrentUser,
+    id: i64,
+) -> Result<(Vec<units::invitations::Invitation>, Vec<serde_json::Value>)> {
+    let invitations = if user.acts_for(id, true) {
+        units::invitations::pending_for_unit(db, id).await?
+    } else {
+        Vec::new()
+    };
+    let history = if user.acts_for(id, false) || user.can(Permission::UnitReview) {
+        units::invitations::history(db, id)
+            .await?
+            .into_iter()
+            .map(|l| {
+                serde_json::json!({"action": units::invitations::action_label(&l.action),
+                    "role": units::invitations::role_label(&l.role), "user": l.user_name,
+                    "actor": l.actor_name, "at": crate::clock::display(l.at)})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((invitations, history))
+}
+
 /// Load a unit the user may see in the console: members, or unit reviewers.
 async fn visible_unit(db: &Db, user: &crate::auth::CurrentUser, id: i64) -> Result<units::Unit> {
     let unit = units::get(db, id).await?;
@@ -141,9 +173,11 @@ async fn unit_page(
 ) -> PageResult {
     let unit = visible_unit(&state.db, &user, id).await?;
     let members = units::members(&state.db, id).await?;
+    let (invitations, history) = membership_view(&state.db, &user, id).await?;
     Ok(Page::new(
         "console/unit.html",
         crate::ctx! { unit => unit, members => members, can_manage => user.acts_for(id, true),
+        is_member => user.acts_for(id, false), invitations => invitations, history => history,
         errors => crate::ctx!{}, form => crate::ctx!{} },
     )
     .into_response())
@@ -157,7 +191,7 @@ async fn update_unit(
 ) -> PageResult {
     user.require(Permission::UnitManage)?;
     let unit = visible_unit(&state.db, &user, id).await?;
-    user.require_unit(id)?;
+    user.require_for(Permission::UnitManage, id)?;
     match units::update_contact(&state.db, id, form.clone(), state.now()).await {
         Ok(()) => Ok(redirect_with_flash(
             &format!("/console/units/{id}"),
@@ -165,9 +199,11 @@ async fn update_unit(
         )),
         Err(AppError::Validation { fields, .. }) => {
             let members = units::members(&state.db, id).await?;
+            let (invitations, history) = membership_view(&state.db, &user, id).await?;
             Ok(Page::new(
                 "console/unit.html",
                 crate::ctx! { unit => unit, members => members, can_manage => true, errors => fields,
+                           is_member => true, invitations => invitations, history => history,
                            form => crate::ctx!{ contact_name => form.contact_name, contact_mobile => form.contact_mobile } },
             )
             .with_status(StatusCode::UNPROCESSABLE_ENTITY)
@@ -185,6 +221,7 @@ struct MemberForm {
     role: String,
 }
 
+/// 邀请成员: an invitation the invitee accepts or declines; nobody is added directly.
 async fn add_member(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
@@ -192,30 +229,22 @@ async fn add_member(
     CsrfForm(form): CsrfForm<MemberForm>,
 ) -> PageResult {
     user.require(Permission::UnitManage)?;
-    units::get(&state.db, id).await?;
-    user.require_unit(id)?;
+    let back = format!("/console/units/{id}");
     let role = if form.role == "manager" {
         "manager"
     } else {
         "member"
     };
-    let target = auth::user_id_by_username(&state.db, form.username.trim()).await?;
-    let Some(target) = target else {
-        return Ok(redirect_with_flash(
-            &format!("/console/units/{id}"),
-            &format!("未找到用户“{}”，请让对方先注册账号", form.username.trim()),
-        ));
-    };
-    let mut conn = state.db.pool.acquire().await?;
-    match units::add_member(&mut conn, id, target, role, state.now()).await {
-        Ok(()) => Ok(redirect_with_flash(
-            &format!("/console/units/{id}"),
-            "已添加单位成员",
+    match units::invitations::invite(&state.app, &user, id, &form.username, role).await {
+        Ok(inv) => Ok(redirect_with_flash(
+            &back,
+            &format!("已向“{}”发出邀请，对方接受后成为本单位成员", inv.username),
         )),
-        Err(AppError::Validation { message, .. }) => Ok(redirect_with_flash(
-            &format!("/console/units/{id}"),
-            &message,
+        Err(AppError::Validation { fields, message }) => Ok(redirect_with_flash(
+            &back,
+            fields.values().next().unwrap_or(&message),
         )),
+        Err(e @ AppError::Conflict { .. }) => Ok(redirect_with_flash(&back, &e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

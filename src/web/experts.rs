@@ -219,7 +219,7 @@ async fn create_rule(
                 .into_response(),
         );
     };
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::UnitManage, unit_id)?;
     let now = state.now();
     let attachment = match form.file("attachment") {
         None => None,

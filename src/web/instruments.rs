@@ -16,6 +16,7 @@ use super::{
 use crate::{
     auth::{CurrentUser, Permission},
     catalog,
+    changes::Target,
     error::{AppError, Result},
     instruments::{self, InstrumentInput},
 };
@@ -46,7 +47,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The record as the API returns it: value in yuan, booking rules included.
-async fn record_json(state: &AppState, id: i64) -> Result<Value> {
+pub(super) async fn record_json(state: &AppState, id: i64) -> Result<Value> {
     let i = instruments::get(&state.db, id).await?;
     let extra = instruments::extras(&state.db, id).await?;
     let mut v = serde_json::to_value(&i).map_err(anyhow::Error::from)?;
@@ -54,6 +55,10 @@ async fn record_json(state: &AppState, id: i64) -> Result<Value> {
     v["value_wan"] = json!(crate::domain::Yuan::from_fen(i.value_fen).wan());
     v["customs_declaration_no"] = json!(extra.customs_declaration_no);
     v["customs_release_date"] = json!(extra.customs_release_date);
+    let op = instruments::operation::get(&state.db, id).await?;
+    v["bookable"] = json!(op.bookable);
+    v["retired_at"] = json!(op.retired_at.map(crate::clock::rfc3339));
+    v["retired_reason"] = json!(op.retired_reason);
     v["booking_rules"] = json!({
         "slot_minutes": extra.booking[0], "min_lead_hours": extra.booking[1],
         "max_days_ahead": extra.booking[2], "max_duration_hours": extra.booking[3],
@@ -65,7 +70,7 @@ async fn record_json(state: &AppState, id: i64) -> Result<Value> {
 async fn owned(state: &AppState, user: &CurrentUser, id: i64) -> Result<instruments::Instrument> {
     user.require(Permission::InstrumentManage)?;
     let i = instruments::get(&state.db, id).await?;
-    user.require_unit(i.unit_id)?;
+    user.require_for(Permission::InstrumentManage, i.unit_id)?;
     Ok(i)
 }
 
@@ -78,7 +83,7 @@ async fn api_create(
     let input: InstrumentInput = serde_json::from_value(body.clone())
         .map_err(|e| AppError::unprocessable("invalid_body", format!("请求字段不正确：{e}")))?;
     if let Some(unit) = input.unit_id {
-        user.require_unit(unit)?;
+        user.require_for(Permission::InstrumentManage, unit)?;
     }
     let valid = input
         .with_booking_defaults(&state.db.published.settings())
@@ -119,18 +124,24 @@ async fn api_get(
     Ok(Json(record_json(&state, id).await?))
 }
 
-/// Partial update: the given fields over the stored record, validated as a whole.
+/// Partial update: the given fields over the stored record, validated as a whole. On an
+/// approved instrument it is a change request (202 `{change_id, instance_id}`): the public
+/// record keeps its values until the change is approved (flow `record_change`).
 async fn api_update(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ApiPath(id): ApiPath<i64>,
     ApiJson(patch): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult {
     let current = owned(&state, &user, id).await?;
-    instruments::ensure_editable(&current.review_status)?;
     let Value::Object(patch) = patch else {
         return Err(AppError::BadRequest("请求体应为 JSON 对象".into()).into());
     };
+    if current.review_status == "approved" {
+        return super::changes::request_response(&state, &user, Target::Instrument, id, &patch)
+            .await;
+    }
+    instruments::ensure_editable(&current.review_status)?;
     let extra = instruments::extras(&state.db, id).await?;
     let mut merged = serde_json::to_value(InstrumentInput::from_record(&current, &extra))
         .map_err(anyhow::Error::from)?;
@@ -153,7 +164,7 @@ async fn api_update(
     if !national.is_empty() {
         crate::reporting::save_supplements(&state.db, id, &national, state.now()).await?;
     }
-    Ok(Json(record_json(&state, id).await?))
+    Ok(Json(record_json(&state, id).await?).into_response())
 }
 
 async fn api_submit(
@@ -183,7 +194,7 @@ struct ListQuery {
 fn managed_units(user: &CurrentUser) -> Vec<i64> {
     user.units
         .iter()
-        .filter(|m| m.role == "manager" && m.kind == "managing")
+        .filter(|m| m.kind == "managing" && user.can_for(Permission::InstrumentManage, m.id))
         .map(|m| m.id)
         .collect()
 }
@@ -219,10 +230,9 @@ async fn list_page(
 
 fn form_options(user: &CurrentUser) -> minijinja::Value {
     let units: Vec<(i64, String)> = user
-        .units
-        .iter()
-        .filter(|m| m.role == "manager" && m.kind == "managing")
-        .map(|m| (m.id, m.name.clone()))
+        .units_for(Permission::InstrumentManage)
+        .into_iter()
+        .filter(|(id, _)| managed_units(user).contains(id))
         .collect();
     crate::ctx! { units => units, classes => catalog::classes(), sources => catalog::SOURCES,
     types => catalog::TYPES, usage_statuses => catalog::USAGE_STATUSES,
@@ -237,11 +247,34 @@ fn form_page(
     form: &InstrumentInput,
     errors: minijinja::Value,
 ) -> Page {
+    form_page_with(
+        user,
+        photos,
+        id,
+        review_status,
+        form,
+        errors,
+        crate::ctx! {},
+    )
+}
+
+/// The form with what an approved instrument's page adds (`ops`: its operational fields,
+/// change requests and operation log).
+fn form_page_with(
+    user: &CurrentUser,
+    photos: &[crate::uploads::Upload],
+    id: Option<i64>,
+    review_status: &str,
+    form: &InstrumentInput,
+    errors: minijinja::Value,
+    ops: minijinja::Value,
+) -> Page {
     Page::new(
         "console/instrument_form.html",
         crate::ctx! { id => id, form => form, errors => errors, options => form_options(user), photos => photos,
         review_status => review_status, review_label => instruments::review_label(review_status),
-        editable => matches!(review_status, "draft" | "rejected") },
+        editable => matches!(review_status, "draft" | "rejected"),
+        changeable => review_status == "approved", ops => ops },
     )
 }
 
@@ -289,7 +322,7 @@ async fn create_page(
 ) -> PageResult {
     user.require(Permission::InstrumentManage)?;
     if let Some(unit) = form.unit_id {
-        user.require_unit(unit)?;
+        user.require_for(Permission::InstrumentManage, unit)?;
     }
     let form = form.with_booking_defaults(&state.db.published.settings());
     match form.clone().validate() {
@@ -313,13 +346,15 @@ async fn edit_page(
     let extra = instruments::extras(&state.db, id).await?;
     let form = InstrumentInput::from_record(&i, &extra);
     let photos = crate::uploads::instrument_photos(&state.db, id).await?;
-    Ok(form_page(
+    let ops = super::changes::instrument_ops(&state, id).await?;
+    Ok(form_page_with(
         &user,
         &photos,
         Some(id),
         &i.review_status,
         &form,
         crate::ctx! {},
+        ops,
     )
     .into_response())
 }
@@ -331,6 +366,10 @@ async fn update_page(
     CsrfForm(mut form): CsrfForm<InstrumentInput>,
 ) -> PageResult {
     let i = owned(&state, &user, id).await?;
+    form.unit_id = Some(i.unit_id);
+    if i.review_status == "approved" {
+        return super::changes::request_page(&state, &user, id, &form).await;
+    }
     if let Err(e) = instruments::ensure_editable(&i.review_status) {
         return Ok(redirect_with_flash(
             &format!("/console/instruments/{id}"),
@@ -467,7 +506,7 @@ async fn import(
         .get("unit_id")
         .and_then(|v| v.trim().parse::<i64>().ok())
         .ok_or_else(|| AppError::field("unit_id", "请选择所属单位"))?;
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::InstrumentManage, unit_id)?;
     let Some(file) = form.file("file") else {
         let report = [crate::spreadsheets::RowError {
             row: 0,

@@ -80,7 +80,7 @@ pub fn routes() -> Vec<Route> {
     r
 }
 
-fn record_json(r: &Record) -> Value {
+pub(super) fn record_json(r: &Record) -> Value {
     let mut v = json!({
         "id": r.id, "unit_id": r.unit_id, "unit_name": r.unit_name, "title": r.title,
         "review_status": r.review_status, "updated_at": crate::clock::rfc3339(r.updated_at),
@@ -94,7 +94,7 @@ fn record_json(r: &Record) -> Value {
 async fn owned(state: &AppState, user: &CurrentUser, kind: Kind, id: i64) -> Result<Record> {
     user.require(Permission::InstrumentManage)?;
     let r = records::get(&state.db, kind, id).await?;
-    user.require_unit(r.unit_id)?;
+    user.require_for(Permission::InstrumentManage, r.unit_id)?;
     Ok(r)
 }
 
@@ -111,7 +111,7 @@ async fn api_create(
         _ => None,
     }
     .ok_or_else(|| AppError::field("unit_id", "请选择所属单位"))?;
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::InstrumentManage, unit_id)?;
     let id = records::create(
         &state.db,
         kind,
@@ -165,13 +165,20 @@ async fn api_update(
     ApiUser(user): ApiUser,
     ApiPath(id): ApiPath<i64>,
     ApiJson(patch): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult {
     let current = owned(&state, &user, kind, id).await?;
+    if current.review_status == "approved" {
+        let Value::Object(patch) = patch else {
+            return Err(AppError::BadRequest("请求体应为 JSON 对象".into()).into());
+        };
+        let target = crate::changes::Target::Record(kind);
+        return super::changes::request_response(&state, &user, target, id, &patch).await;
+    }
     records::ensure_editable(&current.review_status)?;
     let mut raw = current.values.clone();
     raw.extend(records::raw_from_json(&patch));
     records::update(&state.db, kind, id, &raw, state.now()).await?;
-    Ok(Json(record_json(&records::get(&state.db, kind, id).await?)))
+    Ok(Json(record_json(&records::get(&state.db, kind, id).await?)).into_response())
 }
 
 async fn api_submit(
@@ -194,7 +201,7 @@ async fn api_submit(
 fn managed_units(user: &CurrentUser) -> Vec<(i64, String)> {
     user.units
         .iter()
-        .filter(|m| m.role == "manager" && m.kind == "managing")
+        .filter(|m| m.kind == "managing" && user.can_for(Permission::InstrumentManage, m.id))
         .map(|m| (m.id, m.name.clone()))
         .collect()
 }
@@ -287,7 +294,7 @@ async fn create_page(
             AppError::field("unit_id", "请选择所属单位"),
         );
     };
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::InstrumentManage, unit_id)?;
     match records::create(&state.db, kind, unit_id, &form, state.now()).await {
         Ok(id) => Ok(redirect_with_flash(
             &format!("/console/{}/{id}", records::slug(kind)),
@@ -358,6 +365,34 @@ async fn update_page(
 ) -> PageResult {
     let r = owned(&state, &user, kind, id).await?;
     let back = format!("/console/{}/{id}", records::slug(kind));
+    if r.review_status == "approved" {
+        let patch = form
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let target = crate::changes::Target::Record(kind);
+        return match crate::changes::request_change(
+            &state.engine,
+            &user,
+            target,
+            id,
+            &patch,
+            state.now(),
+        )
+        .await
+        {
+            Ok(Some(c)) => Ok(redirect_with_flash(
+                &back,
+                &format!(
+                    "变更申请 #{} 已提交，平台审核通过后门户显示新内容",
+                    c.change_id
+                ),
+            )),
+            Ok(None) => Ok(redirect_with_flash(&back, "没有修改任何内容")),
+            Err(e @ AppError::Conflict { .. }) => Ok(redirect_with_flash(&back, &e.to_string())),
+            Err(e) => invalid(kind, &user, Some(&r), &form, e),
+        };
+    }
     match records::update(&state.db, kind, id, &form, state.now()).await {
         Ok(()) => Ok(redirect_with_flash(&back, "已保存")),
         Err(e @ AppError::Conflict { .. }) => Ok(redirect_with_flash(&back, &e.to_string())),

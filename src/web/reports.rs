@@ -93,7 +93,7 @@ pub fn routes() -> Vec<Route> {
 fn managed_units(user: &CurrentUser) -> Vec<(i64, String)> {
     user.units
         .iter()
-        .filter(|m| m.role == "manager" && m.kind == "managing")
+        .filter(|m| m.kind == "managing" && user.can_for(Permission::InstrumentManage, m.id))
         .map(|m| (m.id, m.name.clone()))
         .collect()
 }
@@ -117,7 +117,7 @@ async fn readable(state: &AppState, user: &CurrentUser, id: i64) -> Result<Batch
 async fn owned(state: &AppState, user: &CurrentUser, id: i64) -> Result<Batch> {
     user.require(Permission::InstrumentManage)?;
     let b = reporting::get(&state.db, id).await?;
-    user.require_unit(b.unit_id)?;
+    user.require_for(Permission::InstrumentManage, b.unit_id)?;
     Ok(b)
 }
 
@@ -128,7 +128,7 @@ async fn owned_instrument(
 ) -> Result<Map<String, Value>> {
     user.require(Permission::InstrumentManage)?;
     let (unit, national) = reporting::instrument_supplements(&state.db, id).await?;
-    user.require_unit(unit)?;
+    user.require_for(Permission::InstrumentManage, unit)?;
     Ok(national)
 }
 
@@ -154,7 +154,7 @@ async fn api_create(
     let unit_id = body
         .unit_id
         .ok_or_else(|| AppError::field("unit_id", "请选择上报单位"))?;
-    user.require_unit(unit_id)?;
+    user.require_for(Permission::InstrumentManage, unit_id)?;
     let id = reporting::create(
         &state.db,
         unit_id,
@@ -422,7 +422,10 @@ async fn create_page(
         .get("unit_id")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    if user.require_unit(unit_id).is_err() {
+    if user
+        .require_for(Permission::InstrumentManage, unit_id)
+        .is_err()
+    {
         return Ok(redirect_with_flash("/console/reports", "请选择本单位"));
     }
     let kind = form.get("kind").map(String::as_str).unwrap_or("");

@@ -223,6 +223,8 @@ pub fn all() -> Vec<Route> {
         super::transfer::routes(),
         super::docking::routes(),
         super::openapi::routes(),
+        super::changes::routes(),
+        super::memberships::routes(),
     ]
     .into_iter()
     .flatten()

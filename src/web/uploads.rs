@@ -100,7 +100,7 @@ async fn add_photo(
 ) -> PageResult {
     user.require(Permission::InstrumentManage)?;
     let item = instruments::get(&state.db, id).await?;
-    user.require_unit(item.unit_id)?;
+    user.require_for(Permission::InstrumentManage, item.unit_id)?;
     let back = format!("/console/instruments/{id}");
     if let Err(e) = instruments::ensure_editable(&item.review_status) {
         return Ok(redirect_with_flash(&back, &e.to_string()));

@@ -111,7 +111,7 @@ pub(super) async fn eligible_only(
 ) -> Result<Vec<i64>> {
     use def::Assignees as A;
     if !matches!(who, A::Applicant(_) | A::UnitRole(_)) {
-        ids = recuse(conn, ids, inst.unit_id).await?;
+        ids = recuse(conn, ids, inst.unit_id, inst.created_at).await?;
     }
     if !matches!(who, A::Applicant(_)) {
         ids.retain(|id| *id != inst.applicant_id);
@@ -270,21 +270,26 @@ async fn candidates(
     Ok(ids)
 }
 
-/// Drop members of the subject's unit (回避).
+/// Drop members of the subject's unit (回避) as the unit stood when the flow started
+/// (`as_of`): a membership accepted later does not change who reviews (it cannot be used to
+/// steer recusal).
 pub(super) async fn recuse(
     conn: &mut sqlx::AnyConnection,
     ids: Vec<i64>,
     unit_id: Option<i64>,
+    as_of: i64,
 ) -> Result<Vec<i64>> {
     let Some(unit) = unit_id else { return Ok(ids) };
-    let members: BTreeSet<i64> =
-        sqlx::query_as::<_, (i64,)>("SELECT user_id FROM unit_members WHERE unit_id = $1")
-            .bind(unit)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|r| r.0)
-            .collect();
+    let members: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(
+        "SELECT user_id FROM unit_members WHERE unit_id = $1 AND created_at <= $2",
+    )
+    .bind(unit)
+    .bind(as_of)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| r.0)
+    .collect();
     Ok(ids.into_iter().filter(|i| !members.contains(i)).collect())
 }
 

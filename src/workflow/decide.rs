@@ -333,7 +333,10 @@ async fn add_assignee(
             "该用户是本事项的申请人，不能审核自己的申请",
         ));
     }
-    if recuse(tx, vec![uid], inst.unit_id).await?.is_empty() {
+    if recuse(tx, vec![uid], inst.unit_id, inst.created_at)
+        .await?
+        .is_empty()
+    {
         return Err(AppError::field(
             "user",
             "该用户是本单位成员，按回避规则不能审核",

@@ -34,6 +34,7 @@ mod resources;
 mod schema;
 mod search;
 mod security_matrix;
+mod self_service;
 mod settlements;
 mod testing_orders;
 mod uploads;

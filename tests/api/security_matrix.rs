@@ -38,6 +38,35 @@ const ACTORS: [&str; 7] = [
 /// means "validated and refused for the body", not "changed". GET routes run first, then
 /// the others in table order, then the two that end the session.
 const EXPECTED: &[(&str, &str)] = &[
+    // Issue 13 (units run themselves): operational fields, retirement and change requests of
+    // the fixture's approved instrument and records (unit A's manager only; reviewers read
+    // requests), invitations, leaving, handing over (unit A's manager), revoking a
+    // certification (unit reviewers). Invitation and change ids name nothing here.
+    ("PATCH /api/v1/instruments/{id}/operation", "LFFAFFF"),
+    ("POST /api/v1/instruments/{id}/retire", "LFFAFFF"),
+    ("GET /api/v1/instruments/{id}/changes", "LFAAFFF"),
+    ("GET /api/v1/changes/{id}", "LNNNNNN"),
+    ("POST /console/instruments/{id}/operation", "LFFAFFF"),
+    ("POST /console/instruments/{id}/retire", "LFFAFFF"),
+    ("POST /api/v1/platforms/{id}/retire", "LFFAFFF"),
+    ("GET /api/v1/platforms/{id}/changes", "LFAAFFF"),
+    ("POST /api/v1/services/{id}/retire", "LFFAFFF"),
+    ("GET /api/v1/services/{id}/changes", "LFAAFFF"),
+    ("POST /api/v1/achievements/{id}/retire", "LFFAFFF"),
+    ("GET /api/v1/achievements/{id}/changes", "LFAAFFF"),
+    ("POST /api/v1/units/{id}/invitations", "LFFAFFF"),
+    ("GET /api/v1/units/{id}/invitations", "LFFAFFF"),
+    ("GET /api/v1/units/{id}/members", "LFAAFFF"),
+    ("POST /api/v1/invitations/{id}/accept", "LNNNNNN"),
+    ("POST /api/v1/invitations/{id}/decline", "LNNNNNN"),
+    ("POST /api/v1/units/{id}/leave", "LFFAFFF"),
+    ("POST /api/v1/units/{id}/handover", "LFFAFFF"),
+    ("POST /console/invitations/{id}/accept", "LNNNNNN"),
+    ("POST /console/invitations/{id}/decline", "LNNNNNN"),
+    ("POST /console/units/{id}/leave", "LFFAFFF"),
+    ("POST /console/units/{id}/handover", "LFFAFFF"),
+    ("POST /api/v1/units/{id}/revoke-certification", "LFAFFFF"),
+    ("POST /console/units/{id}/revoke-certification", "LFAFFFF"),
     // Public pages and API: everyone, signed in or not.
     ("GET /healthz", "AAAAAAA"),
     ("GET /readyz", "AAAAAAA"),
@@ -440,6 +469,8 @@ impl Fixture {
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
             // Delegations: an id that names nothing (tests/api/flow_designer.rs covers real ones).
             ("delegations", "{id}") => "999999".into(),
+            // Issue 13: change requests and invitations (tests/api/self_service.rs covers real ones).
+            ("changes" | "invitations", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

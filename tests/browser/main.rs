@@ -10,6 +10,7 @@ mod consult;
 mod journeys;
 mod money;
 mod reports;
+mod self_service;
 
 use std::{
     net::TcpListener,

@@ -172,6 +172,7 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
     }
     let mut conn = db.pool.acquire().await?;
     let rules = instrument_rules(&mut conn, new.instrument_id).await?;
+    crate::instruments::operation::refuse_booking(&mut conn, new.instrument_id).await?;
     if rules.review_status != "approved" {
         return Err(AppError::field(
             "instrument_id",
@@ -310,7 +311,7 @@ async fn transition(
 pub async fn quote(db: &Db, user: &CurrentUser, id: i64, price: Yuan, now: i64) -> Result<()> {
     let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
-    user.require_unit(b.managing_unit_id)?;
+    user.require_for(crate::auth::Permission::BookingHandle, b.managing_unit_id)?;
     if price == Yuan::ZERO {
         return Err(AppError::field("price", "议定价格必须大于 0"));
     }
@@ -416,7 +417,7 @@ pub async fn confirm(
 pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<(i64, String)> {
     let mut tx = db.begin_write().await?;
     let b = load(&mut tx, id).await?;
-    user.require_unit(b.managing_unit_id)?;
+    user.require_for(crate::auth::Permission::BookingHandle, b.managing_unit_id)?;
     if now < b.start_at {
         return Err(AppError::unprocessable(
             "too_early",

@@ -307,6 +307,8 @@ pub(super) async fn subject_detail(
             let r = crate::money::redemptions::get(&state.db, id).await?;
             json!({"redemption": r})
         }
+        // A change request or retirement: the field-by-field before/after.
+        "record_change" => json!({"change": crate::changes::get(&state.db, id).await?}),
         _ => Value::Null,
     })
 }

@@ -2,6 +2,7 @@
 //! national classes, platforms, services, achievements, articles and one account per role.
 //! Loading is idempotent: records that already exist (by name) are left alone.
 
+mod booking_plus;
 mod content;
 mod money;
 mod resources;
@@ -156,6 +157,7 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
     report.articles += insert_articles(db, now).await?;
     report.others += insert_experts_and_rules(db, &unit_ids, now).await?;
     report.others += money::load(db, now).await?;
+    report.others += booking_plus::load(db, now).await?;
     Ok(report)
 }
 

@@ -198,6 +198,8 @@ pub fn all() -> Vec<Route> {
         super::money_api::routes(),
         super::search::routes(),
         super::reports::routes(),
+        super::booking_plus_api::routes(),
+        super::booking_pages::routes(),
     ]
     .into_iter()
     .flatten()

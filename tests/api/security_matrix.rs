@@ -377,6 +377,9 @@ impl Fixture {
             // Report batches and docking clients: ids that name nothing (the reporting tests
             // cover who may act on real ones); the matrix checks who is turned away first.
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),
+            // Issue 17: a waitlist entry that names nothing (tests/api/booking_plus.rs covers
+            // who may act on real ones).
+            ("waitlist", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

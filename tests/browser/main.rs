@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod booking_plus;
 mod journeys;
 mod money;
 

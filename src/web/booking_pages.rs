@@ -44,7 +44,7 @@ pub fn routes() -> Vec<Route> {
             BookingCreate,
             waitlist_act,
         ),
-        Route::get("/console/bookings/{id}/cancel", s, cancel_confirm),
+        Route::get("/console/bookings/{id}/cancellation", s, cancel_confirm),
         Route::get("/instruments/{id}/check-in", p, check_in_page),
         Route::get("/instruments/{id}/checkin-qr.svg", p, qr_svg),
         Route::get(
@@ -503,6 +503,7 @@ async fn qualifications_act(
 ) -> PageResult {
     let back = format!("/console/instruments/{id}/qualifications");
     let now = state.now();
+    qualifications::ensure_manages(&state.db, &user, id).await?;
     let result: Result<String> = match form.action.as_str() {
         "settings" => {
             async {
@@ -544,7 +545,7 @@ async fn qualifications_act(
             }
             .await
         }
-        _ => return Err(AppError::NotFound.into()),
+        _ => Err(AppError::field("action", "未知操作")),
     };
     match result {
         Ok(msg) => Ok(redirect_with_flash(&back, &msg)),

@@ -222,8 +222,11 @@ async fn operation(
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<OperationBody>,
 ) -> ApiResult<Json<Value>> {
-    if let Some(required) = b.requires_qualification {
-        qualifications::set_required(&state.db, &user, id, required, state.now()).await?;
+    match b.requires_qualification {
+        Some(required) => {
+            qualifications::set_required(&state.db, &user, id, required, state.now()).await?
+        }
+        None => qualifications::ensure_manages(&state.db, &user, id).await?,
     }
     let mut conn = state.db.pool.acquire().await.map_err(AppError::from)?;
     let required = qualifications::required(&mut conn, id).await?;

@@ -118,7 +118,7 @@ async fn find_a_free_sem_book_it_wait_cancel_and_take_the_offer() {
         .goto(&app.url("/console/my-bookings"))
         .await
         .unwrap();
-    submit(&b, "//a[contains(@href, '/cancel')]").await;
+    submit(&b, "//a[contains(@href, '/cancellation')]").await;
     set(&b, "#c-reason", "实验计划调整").await;
     b.screenshot("booking-cancel").await;
     submit_confirmed(&b, "//form[contains(@action, '/cancel')]//button").await;

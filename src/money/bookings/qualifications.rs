@@ -241,3 +241,10 @@ pub async fn settings(db: &Db, instrument_id: i64) -> Result<Settings> {
         .await?
         .ok_or(AppError::NotFound)
 }
+
+/// Refuse unless the user manages the instrument's unit.
+pub async fn ensure_manages(db: &Db, user: &CurrentUser, instrument_id: i64) -> Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    let unit = managing_unit(&mut conn, instrument_id).await?;
+    user.require_unit(unit)
+}

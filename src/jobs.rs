@@ -46,6 +46,11 @@ pub const JOBS: &[(&str, &str, &str)] = &[
         "工作日历提醒：12 月下一年节假日安排尚未发布时，每周提醒系统管理员录入（工作日历）",
     ),
     (
+        "booking-no-shows",
+        "0 */5 * * * *",
+        "预约签到巡检：开始后未签到的预约记为爽约并释放时段，按规则暂停预约权限；候补保留期满顺延给下一位",
+    ),
+    (
         "index-check",
         "0 30 * * * *",
         "检索索引巡检：索引为空或过期时重建，报告待处理的索引变更",
@@ -79,6 +84,11 @@ pub fn period(job: &str, at: DateTime<Utc>) -> Result<String> {
         ),
         "index-check" => local.format("%Y-%m-%dT%H").to_string(),
         "calendar-reminder" => local.format("%G-W%V").to_string(),
+        "booking-no-shows" => format!(
+            "{}:{:02}",
+            local.format("%Y-%m-%dT%H"),
+            local.minute() / 5 * 5
+        ),
         "report-reminders" => crate::reporting::period_of(local.date_naive()),
         _ => return Err(unknown(job)),
     })
@@ -145,6 +155,7 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
         "yearly-close" => yearly_close(state, &period).await,
         "task-reminders" => task_reminders(state).await,
         "index-check" => index_check(state).await,
+        "booking-no-shows" => booking_no_shows(state).await,
         "report-reminders" => {
             crate::reporting::remind_owed(state, as_of.with_timezone(&Shanghai).date_naive()).await
         }
@@ -181,6 +192,21 @@ pub async fn run(state: &App, job: &str, as_of: DateTime<Utc>) -> Result<Outcome
         .write(&state.db)
         .await?;
     result.map(Outcome::Done)
+}
+
+/// No-shows, then the waitlists: lapsed offers move on, released slots are offered.
+async fn booking_no_shows(state: &App) -> Result<String> {
+    use crate::money::bookings::{checkin, waitlist};
+    let (_, policy) = crate::money::current(&state.db).await?;
+    let rules = &policy.booking;
+    let url = &state.config.public_url;
+    let now = state.now();
+    let n = checkin::mark_no_shows(&state.db, rules, &state.mailer, url, now).await?;
+    let (expired, offered) = waitlist::process(&state.db, rules, &state.mailer, url, now).await?;
+    Ok(format!(
+        "记为爽约 {} 个预约，暂停 {} 个单位的预约权限；候补过期 {expired} 条，新发出候补通知 {offered} 条",
+        n.marked, n.suspended
+    ))
 }
 
 /// Rebuild the search index when it is empty or built with another configuration; report

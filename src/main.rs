@@ -63,7 +63,7 @@ enum Command {
 #[derive(Subcommand)]
 enum JobsCommand {
     /// Run a job now (yearly-close, task-reminders, mail-outbox, daily-digest, index-check,
-    /// report-reminders); a period already done is skipped.
+    /// report-reminders, booking-no-shows); a period already done is skipped.
     Run {
         name: String,
         /// The date to run it as of (YYYY-MM-DD, Asia/Shanghai); default: now.
@@ -96,6 +96,14 @@ enum BenchCommand {
         /// `wrk`, `builtin` or `auto`.
         #[arg(long, default_value = "auto")]
         tool: String,
+    },
+    /// N instruments' week availability: the two-query search against a naive
+    /// per-instrument baseline, in a fresh SQLite database.
+    Availability {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
     },
     /// Start N serve nodes on the configured database and run a mixed load against them.
     Load {
@@ -250,6 +258,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tool,
             };
             println!("{}", labshare::httpbench::run(config, options).await?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Availability { n, runs },
+        } => {
+            let dir = config
+                .data_dir
+                .join(format!("bench-availability-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result = labshare::money::bookings::availability_bench::run(&dir, n, runs).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", result?);
             Ok(())
         }
         Command::Bench {

@@ -3,6 +3,7 @@
 //! Loading is idempotent: records that already exist (by name) are left alone.
 
 mod consult;
+mod booking_plus;
 mod content;
 mod english;
 mod money;
@@ -160,6 +161,7 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
     report.others += insert_experts_and_rules(db, &unit_ids, now).await?;
     report.others += money::load(db, now).await?;
     report.others += consult::load(db, now).await?;
+    report.others += booking_plus::load(db, now).await?;
     Ok(report)
 }
 

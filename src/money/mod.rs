@@ -104,6 +104,10 @@ pub struct Policy {
     pub voucher: VoucherRules,
     pub subsidy: SubsidyRules,
     pub evaluation: EvaluationRules,
+    /// Booking rules (no-shows, waitlist offers); versions stored before they existed get
+    /// the defaults.
+    #[serde(default)]
+    pub booking: bookings::BookingRules,
 }
 
 impl Policy {
@@ -162,6 +166,7 @@ impl Policy {
         if e.indicators.iter().map(|i| i.max).sum::<u32>() != 100 {
             errors.push("evaluation.indicators 各项满分之和必须为 100".into());
         }
+        errors.extend(p.booking.problems());
         if errors.is_empty() {
             Ok(p)
         } else {

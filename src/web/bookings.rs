@@ -52,6 +52,13 @@ pub fn routes() -> Vec<Route> {
 #[derive(Deserialize, Default)]
 struct WeekQuery {
     week: Option<NaiveDate>,
+    /// Prefill from the availability search.
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    start_time: String,
+    #[serde(default)]
+    end_time: String,
 }
 
 /// A Monday–Friday (plus adjusted working weekend days) × opening-hours grid of 30-minute cells: free, busy, closed or past.
@@ -168,9 +175,15 @@ async fn book_page(
         Some(u) => my_units_for_booking(&state, u).await?,
         None => vec![],
     };
+    let settings = bookings::qualifications::settings(&state.db, id).await?;
+    let date = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| bookable_date(*d))
+        .unwrap_or(monday);
     Ok(Page::new(
         "portal/book.html",
-        crate::ctx! { item => item, grid => grid, units => units, form => crate::ctx!{ date => monday.to_string() },
+        crate::ctx! { item => item, grid => grid, units => units, settings => settings,
+                      form => crate::ctx!{ date => date.to_string(), start_time => q.start_time, end_time => q.end_time },
                       errors => crate::ctx!{} },
     )
     .into_response())
@@ -190,6 +203,15 @@ struct BookForm {
     purpose: String,
     #[serde(default)]
     sample_info: String,
+    /// A multi-day booking's last day (instruments that allow them).
+    #[serde(default)]
+    end_date: Option<String>,
+    /// 每周重复：how many weeks (1 = once).
+    #[serde(default)]
+    repeat_weeks: String,
+    /// "1": a training request (培训申请) for an instrument that requires a qualification.
+    #[serde(default)]
+    training: String,
 }
 
 fn local_rfc3339(date: &str, time: &str) -> String {
@@ -205,26 +227,62 @@ async fn book(
     user.require(Permission::BookingCreate)?;
     let item = instruments::get(&state.db, id).await?;
     let unit_id = form.unit_id.parse::<i64>().unwrap_or(0);
-    let result = bookings::create(
-        &state.db,
-        &user,
-        bookings::NewBooking {
-            instrument_id: id,
-            unit_id,
-            start: local_rfc3339(&form.date, &form.start_time),
-            end: local_rfc3339(&form.date, &form.end_time),
-            purpose: form.purpose.clone(),
-            sample_info: form.sample_info.clone(),
+    let new = bookings::NewBooking {
+        instrument_id: id,
+        unit_id,
+        start: local_rfc3339(&form.date, &form.start_time),
+        end: local_rfc3339(&form.date, &form.end_time),
+        purpose: form.purpose.clone(),
+        sample_info: form.sample_info.clone(),
+        repeat: None,
+    };
+    let new = match form
+        .end_date
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        Some(end_date) => bookings::NewBooking {
+            end: local_rfc3339(end_date, &form.end_time),
+            ..new
         },
-        state.now(),
-    )
-    .await;
+        None => new,
+    };
+    let weeks = form.repeat_weeks.trim().parse::<i64>().unwrap_or(1);
+    let result = if weeks > 1 || form.training == "1" {
+        let how = bookings::Placement {
+            training: form.training == "1",
+            ..Default::default()
+        };
+        if how.training {
+            bookings::create_as(&state.db, &user, new, state.now(), how)
+                .await
+                .map(|_| "培训申请已提交，请等待仪器管理单位确认".to_string())
+        } else {
+            bookings::repeats::create_weekly(
+                &state.db,
+                &user,
+                new,
+                bookings::repeats::Repeat { weekly: weeks },
+                state.now(),
+            )
+            .await
+            .map(|out| {
+                let mut msg = format!("已提交 {} 个每周重复预约", out.created.len());
+                for s in &out.skipped {
+                    msg.push_str(&format!("；{} 未预约：{}", &s.start[..10], s.reason));
+                }
+                msg
+            })
+        }
+    } else {
+        bookings::create(&state.db, &user, new, state.now())
+            .await
+            .map(|_| "预约申请已提交，请等待仪器管理单位报价（议价）后确认".to_string())
+    };
     let errors = match result {
-        Ok(_) => {
-            return Ok(redirect_with_flash(
-                "/console/my-bookings",
-                "预约申请已提交，请等待仪器管理单位报价（议价）后确认",
-            ));
+        Ok(msg) => {
+            return Ok(redirect_with_flash("/console/my-bookings", &msg));
         }
         Err(AppError::Validation { fields, .. }) => fields,
         Err(
@@ -241,9 +299,10 @@ async fn book(
     let monday = monday_of(date);
     let grid = week_grid(&state, id, monday).await?;
     let units = my_units_for_booking(&state, &user).await?;
+    let settings = bookings::qualifications::settings(&state.db, id).await?;
     Ok(Page::new(
         "portal/book.html",
-        crate::ctx! { item => item, grid => grid, units => units, form => form, errors => errors },
+        crate::ctx! { item => item, grid => grid, units => units, form => form, errors => errors, settings => settings },
     )
     .with_status(StatusCode::UNPROCESSABLE_ENTITY)
     .into_response())
@@ -268,6 +327,9 @@ fn booking_rows(rows: Vec<bookings::BookingListRow>) -> Vec<serde_json::Value> {
                 "service_name": r.service_name,
                 "sample_count": r.sample_count,
                 "has_report": r.report_upload_id.is_some(),
+                "training": r.kind == "training",
+                "checked_in": r.checked_in_at.map(crate::clock::display),
+                "checked_out": r.checked_out_at.map(crate::clock::display),
             })
         })
         .collect()
@@ -417,15 +479,41 @@ async fn act(
                 Err(msg) => Err(AppError::field("voucher_amount", msg)),
             }
         }
+        "check-in" => {
+            user.require(Permission::BookingCreate)?;
+            bookings::checkin::check_in(&state.db, &user, id, now)
+                .await
+                .map(|_| "已签到，祝实验顺利".to_string())
+        }
+        "check-out" => {
+            user.require(Permission::BookingCreate)?;
+            bookings::checkin::check_out(&state.db, &user, id, now)
+                .await
+                .map(|_| "已签退，实际使用机时已记录".to_string())
+        }
+        "confirm-training" => {
+            user.require(Permission::BookingHandle)?;
+            bookings::qualifications::confirm_training(&state.db, &user, id, now)
+                .await
+                .map(|_| "培训预约已确认".to_string())
+        }
         "complete" => {
             user.require(Permission::BookingHandle)?;
             bookings::complete(&state.db, &user, id, now)
                 .await
                 .map(|(_, order)| format!("服务已完成，服务记录单号 {order}"))
         }
-        "cancel" => bookings::cancel(&state.db, &user, id, &form.reason, now)
-            .await
-            .map(|_| "预约已取消".to_string()),
+        "cancel" => bookings::waitlist::cancel_and_offer(
+            &state.db,
+            &state.mailer,
+            &state.config.public_url,
+            &user,
+            id,
+            &form.reason,
+            now,
+        )
+        .await
+        .map(|_| "预约已取消".to_string()),
         "rate" => bookings::rate(&state.db, &user, id, &form.rating, &form.reason)
             .await
             .map(|_| "感谢您的评价".to_string()),

@@ -178,11 +178,44 @@ async fn api_operation(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let patch: OperationPatch = serde_json::from_value(body)
+    let Value::Object(mut body) = body else {
+        return Err(AppError::BadRequest("请求体应为 JSON 对象".into()).into());
+    };
+    // 培训资质 (issue 17) shares the route with the operational fields (issue 13).
+    let qualification = match body.remove("requires_qualification") {
+        None => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            return Err(AppError::field(
+                "requires_qualification",
+                "是否需要培训资质应为 true 或 false",
+            )
+            .into());
+        }
+    };
+    let patch: OperationPatch = serde_json::from_value(Value::Object(body))
         .map_err(|e| AppError::unprocessable("invalid_body", format!("请求字段不正确：{e}")))?;
-    let (op, notified) = instruments::operation::update(&state.app, &user, id, &patch).await?;
+    let ops_given = patch.usage_status.is_some() || patch.bookable.is_some();
+    if let Some(required) = qualification {
+        crate::money::bookings::qualifications::set_required(
+            &state.db,
+            &user,
+            id,
+            required,
+            state.now(),
+        )
+        .await?;
+    }
+    let (op, notified) = if ops_given || qualification.is_none() {
+        instruments::operation::update(&state.app, &user, id, &patch).await?
+    } else {
+        (instruments::operation::get(&state.db, id).await?, 0)
+    };
     let mut v = serde_json::to_value(&op).map_err(anyhow::Error::from)?;
     v["notified"] = json!(notified);
+    v["requires_qualification"] = json!(
+        crate::money::bookings::qualifications::is_required(&state.db, id).await?
+    );
     Ok(Json(v))
 }
 

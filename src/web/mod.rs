@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod api;
+pub mod booking_pages;
+pub mod booking_plus_api;
 pub mod bookings;
 pub mod cache;
 pub mod changes;

@@ -225,6 +225,8 @@ pub fn all() -> Vec<Route> {
         super::openapi::routes(),
         super::changes::routes(),
         super::memberships::routes(),
+        super::booking_plus_api::routes(),
+        super::booking_pages::routes(),
     ]
     .into_iter()
     .flatten()

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod backup;
+mod booking_plus;
 mod calendar;
 mod cli;
 mod consult_transfer;

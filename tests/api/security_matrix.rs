@@ -395,6 +395,29 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/docking/statistics", "LLLLLLL"),
     ("POST /api/v1/docking/reports", "LLLLLLL"),
     ("POST /api/v1/docking/reports/{id}/submit", "LLLLLLL"),
+    // Issue 17 (booking plus): availability, waitlists, qualifications, training, check-in.
+    ("GET /api/v1/availability", "AAAAAAA"),
+    ("GET /availability", "AAAAAAA"),
+    ("GET /availability/grid", "AAAAAAA"),
+    ("GET /instruments/{id}/checkin-qr.svg", "AAAAAAA"),
+    ("GET /instruments/{id}/check-in", "LAAAAAA"),
+    ("GET /api/v1/waitlist/{id}", "LNNNNNN"),
+    ("GET /console/waitlist", "LFFAAFA"),
+    ("GET /console/waitlist/{id}", "LFFNNFN"),
+    ("GET /console/bookings/{id}/cancellation", "LFFAFFA"),
+    ("GET /api/v1/instruments/{id}/qualifications", "LFFAFFF"),
+    ("GET /console/instruments/{id}/qualifications", "LFFAFFF"),
+    ("POST /api/v1/instruments/{id}/waitlist", "LAAAAAA"),
+    ("POST /instruments/{id}/waitlist", "LFFFFFF"),
+    ("POST /api/v1/waitlist/{id}/accept", "LFFNNFN"),
+    ("POST /api/v1/waitlist/{id}/decline", "LFFNNFN"),
+    ("POST /console/waitlist/{id}/{action}", "LFFNNFN"),
+    ("POST /api/v1/instruments/{id}/qualifications", "LAAAAAA"),
+    ("POST /console/instruments/{id}/qualifications", "LFFAFFF"),
+    ("POST /api/v1/instruments/{id}/training", "LAAAAAA"),
+    ("POST /api/v1/bookings/{id}/confirm-training", "LFFAFFF"),
+    ("POST /api/v1/bookings/{id}/check-in", "LFFFFFA"),
+    ("POST /api/v1/bookings/{id}/check-out", "LFFFFFA"),
 ];
 
 /// The records the matrix's paths point at.
@@ -471,6 +494,9 @@ impl Fixture {
             ("delegations", "{id}") => "999999".into(),
             // Issue 13: change requests and invitations (tests/api/self_service.rs covers real ones).
             ("changes" | "invitations", "{id}") => "999999".into(),
+            // Issue 17: a waitlist entry that names nothing (tests/api/booking_plus.rs covers
+            // who may act on real ones).
+            ("waitlist", "{id}") => "999999".into(),
             _ => panic!("no fixture for {param} after /{collection}/: add one to Fixture"),
         }
     }

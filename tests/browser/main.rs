@@ -7,6 +7,7 @@ mod common;
 
 mod designer;
 mod consult;
+mod booking_plus;
 mod journeys;
 mod money;
 mod reports;

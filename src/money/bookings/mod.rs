@@ -17,8 +17,16 @@ use crate::{
 };
 
 /// Opening hours in Asia/Shanghai (contract default for new instruments).
+pub mod availability;
+pub mod availability_bench;
+pub mod checkin;
+pub mod qualifications;
 mod queries;
+pub mod repeats;
 mod self_dealing;
+pub mod waitlist;
+
+pub use checkin::BookingRules;
 
 pub use queries::*;
 pub use self_dealing::*;
@@ -40,6 +48,9 @@ pub struct NewBooking {
     pub purpose: String,
     #[serde(default)]
     pub sample_info: String,
+    /// `{weekly: N}`: the same slot in N consecutive weeks (see [`repeats`]).
+    #[serde(default)]
+    pub repeat: Option<repeats::Repeat>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,12 +94,14 @@ struct InstrumentRules {
     max_duration_hours: i64,
     #[sqlx(try_from = "crate::store::Flag")]
     customs_supervised: bool,
+    #[sqlx(try_from = "crate::store::Flag")]
+    multi_day: bool,
 }
 
 async fn instrument_rules(conn: &mut sqlx::AnyConnection, id: i64) -> Result<InstrumentRules> {
     sqlx::query_as(
         "SELECT unit_id, review_status, open_to_public, slot_minutes, min_lead_hours, max_days_ahead, \
-         max_duration_hours, customs_supervised FROM instruments WHERE id = $1",
+         max_duration_hours, customs_supervised, multi_day FROM instruments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -139,15 +152,27 @@ fn check_slot(
             format!("单次预约不能超过 {} 小时", rules.max_duration_hours),
         );
     }
-    if ls.date_naive() != le.date_naive()
-        || ls.hour() < open_hour
+    let out_of_hours = ls.hour() < open_hour
+        || ls.hour() >= close_hour
+        || le.hour() < open_hour
         || (le.hour() > close_hour || (le.hour() == close_hour && le.minute() > 0))
-    {
+        || (le.hour() == open_hour && le.minute() == 0 && ls.date_naive() != le.date_naive());
+    if (ls.date_naive() != le.date_naive() && !rules.multi_day) || out_of_hours {
         e.insert(
             "start".into(),
-            format!("开放时间为工作日 {open_hour:02}:00–{close_hour:02}:00（北京时间），不可跨日"),
+            if rules.multi_day {
+                format!(
+                    "开始和结束时间须在工作日 {open_hour:02}:00–{close_hour:02}:00（北京时间）之内"
+                )
+            } else {
+                format!(
+                    "开放时间为工作日 {open_hour:02}:00–{close_hour:02}:00（北京时间），不可跨日"
+                )
+            },
         );
-    } else if !published.calendar().is_working_day(ls.date_naive()) {
+    } else if !published.calendar().is_working_day(ls.date_naive())
+        || !published.calendar().is_working_day(le.date_naive())
+    {
         e.insert(
             "start".into(),
             "所选日期为周末或法定节假日，不开放预约".into(),
@@ -158,6 +183,27 @@ fn check_slot(
 
 /// Request a booking.
 pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -> Result<i64> {
+    create_as(db, user, new, now_ts, Placement::default()).await
+}
+
+/// How a booking is placed: its kind, its repeat series, the waitlist offer it takes up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement {
+    /// A training booking (培训预约): allowed without the qualification, confirmed by the unit.
+    pub training: bool,
+    pub series_id: Option<i64>,
+    /// The waitlist entry whose held offer this booking takes (its hold does not block it).
+    pub waitlist_id: Option<i64>,
+}
+
+/// Request a booking placed as `how` says.
+pub async fn create_as(
+    db: &Db,
+    user: &CurrentUser,
+    new: NewBooking,
+    now_ts: i64,
+    how: Placement,
+) -> Result<i64> {
     let mut errors = FieldErrors::new();
     if !user.acts_for(new.unit_id, false) {
         return Err(AppError::Forbidden {
@@ -193,9 +239,19 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
             "预约单位尚未通过认证，认证通过后才能预约",
         ));
     }
+    checkin::ensure_not_suspended(&mut conn, new.unit_id, now_ts).await?;
     let (Some(start), Some(end)) = (start, end) else {
         return Err(AppError::fields(errors).unwrap_or(AppError::BadRequest("时间".into())));
     };
+    if !how.training {
+        qualifications::ensure_qualified(
+            &mut conn,
+            new.instrument_id,
+            user.id,
+            start.with_timezone(&Shanghai).date_naive(),
+        )
+        .await?;
+    }
     let now = DateTime::from_timestamp(now_ts, 0).unwrap_or_default();
     errors.extend(check_slot(&rules, start, end, now, &db.published));
     if let Some(e) = AppError::fields(errors) {
@@ -204,10 +260,13 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
     let (s, e) = (start.timestamp(), end.timestamp());
     drop(conn);
     let mut tx = db.begin_write().await?;
+    // A slot held for a waiter (an open waitlist offer) is not free for anyone else.
     let inserted: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-        "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, sample_info, created_at, updated_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 WHERE NOT EXISTS (SELECT 1 FROM bookings \
-         WHERE instrument_id = $1 AND live = 1 AND start_at < $5 AND end_at > $4) RETURNING id",
+        "INSERT INTO bookings (instrument_id, unit_id, user_id, start_at, end_at, purpose, sample_info, created_at, updated_at, kind, series_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM bookings \
+         WHERE instrument_id = $1 AND live = 1 AND start_at < $5 AND end_at > $4) \
+         AND NOT EXISTS (SELECT 1 FROM booking_waitlist WHERE instrument_id = $1 AND status = 'offered' \
+         AND offer_expires_at > $8 AND start_at < $5 AND end_at > $4 AND id <> $11) RETURNING id",
     )
     .bind(new.instrument_id)
     .bind(new.unit_id)
@@ -217,10 +276,28 @@ pub async fn create(db: &Db, user: &CurrentUser, new: NewBooking, now_ts: i64) -
     .bind(&purpose)
     .bind(new.sample_info.trim())
     .bind(now_ts)
+    .bind(if how.training { "training" } else { "slot" })
+    .bind(how.series_id)
+    .bind(how.waitlist_id.unwrap_or(0))
     .fetch_optional(&mut *tx)
     .await;
     match inserted {
         Ok(Some(id)) => {
+            if let Some(w) = how.waitlist_id {
+                let n = sqlx::query(
+                    "UPDATE booking_waitlist SET status = 'accepted', booking_id = $1, updated_at = $2 \
+                     WHERE id = $3 AND status = 'offered' AND offer_expires_at > $2",
+                )
+                .bind(id)
+                .bind(now_ts)
+                .bind(w)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(waitlist::offer_gone());
+                }
+            }
             tx.commit().await?;
             Ok(id)
         }
@@ -235,7 +312,7 @@ fn slot_taken() -> AppError {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row_ {
+pub(crate) struct Row_ {
     unit_id: i64,
     instrument_id: i64,
     managing_unit_id: i64,
@@ -248,19 +325,21 @@ struct Row_ {
     user_id: i64,
     kind: String,
     report_upload_id: Option<i64>,
+    checked_in_at: Option<i64>,
+    checked_out_at: Option<i64>,
 }
 
 /// Lock the booking row for the transaction before reading it: a no-op write takes the row
 /// lock on PostgreSQL and the write lock on SQLite (so no stale snapshot can be upgraded).
-async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
+pub(crate) async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
     sqlx::query("UPDATE bookings SET updated_at = updated_at WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     sqlx::query_as(
         "SELECT b.unit_id, b.instrument_id, i.unit_id AS managing_unit_id, b.status, b.start_at, b.end_at, \
-         b.price_fen, b.voucher_fen, b.voucher_year, b.user_id, b.kind, b.report_upload_id \
-         FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
+         b.price_fen, b.voucher_fen, b.voucher_year, b.user_id, b.kind, b.report_upload_id, \
+         b.checked_in_at, b.checked_out_at FROM bookings b JOIN instruments i ON i.id = b.instrument_id WHERE b.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -268,7 +347,7 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
     .ok_or(AppError::NotFound)
 }
 
-fn wrong_state(status: &str, wanted: &str) -> AppError {
+pub(crate) fn wrong_state(status: &str, wanted: &str) -> AppError {
     AppError::conflict(
         "invalid_state",
         format!("预约当前状态为“{}”，不能{wanted}", status_label(status)),
@@ -282,12 +361,13 @@ pub fn status_label(s: &str) -> &'static str {
         "confirmed" => "已确认",
         "completed" => "已完成",
         "cancelled" => "已取消",
+        "no_show" => "爽约",
         _ => "未知",
     }
 }
 
 /// Compare-and-swap the status; false when someone else changed it first.
-async fn transition(
+pub(crate) async fn transition(
     conn: &mut sqlx::AnyConnection,
     id: i64,
     from: &str,
@@ -438,6 +518,10 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
         .unwrap_or_default()
         .with_timezone(&Shanghai);
     let order_no = format!("FW{}{:06}", local.format("%Y%m%d"), id);
+    let (started, ended) = match (b.checked_in_at, b.checked_out_at) {
+        (Some(i), Some(o)) if o > i => (i, o),
+        _ => (b.start_at, b.end_at),
+    };
     let (applicant_name, applicant_phone): (String, Option<String>) =
         sqlx::query_as("SELECT display_name, phone FROM users WHERE id = $1")
             .bind(b.user_id)
@@ -457,14 +541,15 @@ pub async fn complete(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result<
     .bind(applicant_phone.unwrap_or_default())
     .bind(b.price_fen.unwrap_or(0))
     .bind(b.voucher_fen)
-    // A testing order occupies no booked time: its machine hours are not known here.
+    // A testing order occupies no booked time: its machine hours are not known here. A
+    // checked-in and checked-out booking gives the measured hours (实际机时).
     .bind(if testing {
         0
     } else {
-        (b.end_at - b.start_at) * 100 / 3600
+        (ended - started) * 100 / 3600
     })
-    .bind(b.start_at)
-    .bind(if testing { now } else { b.end_at })
+    .bind(started)
+    .bind(if testing { now } else { ended })
     .bind(now)
     .bind(local.year() as i64)
     .fetch_one(&mut *tx)
@@ -517,5 +602,15 @@ pub async fn cancel(db: &Db, user: &CurrentUser, id: i64, reason: &str, now: i64
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Mark the booking as part of a repeat series (the series is its first booking's id).
+pub(crate) async fn set_series(db: &Db, id: i64, series: i64) -> Result<()> {
+    sqlx::query("UPDATE bookings SET series_id = $1 WHERE id = $2")
+        .bind(series)
+        .bind(id)
+        .write(db)
+        .await?;
     Ok(())
 }

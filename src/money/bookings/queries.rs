@@ -105,12 +105,15 @@ pub struct BookingListRow {
     pub sample_count: i64,
     pub report_upload_id: Option<i64>,
     pub service_name: Option<String>,
+    pub checked_in_at: Option<i64>,
+    pub checked_out_at: Option<i64>,
 }
 
 pub(super) const LIST_SELECT: &str = "SELECT b.id, b.instrument_id, i.name AS instrument_name, u.name AS unit_name, o.name AS owner_name, \
     b.start_at, b.end_at, b.purpose, b.status, b.price_fen, b.voucher_fen, i.customs_supervised, b.cancel_reason, \
     (SELECT sr.rating FROM service_records sr WHERE sr.booking_id = b.id) AS rating, \
-    b.kind, b.sample_count, b.report_upload_id, (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service_name \
+    b.kind, b.sample_count, b.report_upload_id, (SELECT s.name FROM services s WHERE s.id = b.service_id) AS service_name, \
+    b.checked_in_at, b.checked_out_at \
     FROM bookings b JOIN instruments i ON i.id = b.instrument_id JOIN units u ON u.id = b.unit_id JOIN units o ON o.id = i.unit_id";
 
 /// The newest 200 bookings made by the units the user belongs to (我的预约).

@@ -137,6 +137,11 @@ pub(super) async fn create_booking(
     ApiJson(new): ApiJson<bookings::NewBooking>,
 ) -> ApiResult {
     user.require(Permission::BookingCreate)?;
+    if let Some(repeat) = new.repeat {
+        let out =
+            bookings::repeats::create_weekly(&state.db, &user, new, repeat, state.now()).await?;
+        return Ok((StatusCode::CREATED, Json(json!(out))).into_response());
+    }
     let id = bookings::create(&state.db, &user, new, state.now()).await?;
     Ok((
         StatusCode::CREATED,
@@ -251,7 +256,16 @@ pub(super) async fn cancel(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CancelBody>,
 ) -> ApiResult<Json<Value>> {
-    bookings::cancel(&state.db, &user, id, &body.reason, state.now()).await?;
+    bookings::waitlist::cancel_and_offer(
+        &state.db,
+        &state.mailer,
+        &state.config.public_url,
+        &user,
+        id,
+        &body.reason,
+        state.now(),
+    )
+    .await?;
     Ok(Json(json!({"status": "cancelled"})))
 }
 

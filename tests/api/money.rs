@@ -172,7 +172,7 @@ async fn vouchers_may_pay_exactly_40_percent_and_not_a_fen_more() {
         .await;
     assert_eq!(
         bal,
-        json!({"year": 2026, "quota": "50000.00", "used": "4000.00", "available": "46000.00"})
+        json!({"year": 2026, "quota": "50000.00", "used": "4000.00", "expired": "0.00", "available": "46000.00"})
     );
 }
 

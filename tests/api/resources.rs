@@ -284,13 +284,14 @@ async fn other_units_and_other_roles_cannot_touch_an_instrument() {
             Some(json!({"name": "新名"})),
         )
         .await;
-    assert_eq!(status, 409);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("已审核入网")
-    );
+    // An approved instrument takes the edit as a change request (issue 13); the public record
+    // keeps its name until the change is approved.
+    assert_eq!(status, 202, "{body}");
+    assert!(body["change_id"].is_number());
+    let (_, got) = app
+        .api("GET", &format!("/api/v1/instruments/{id}"), None, None)
+        .await;
+    assert_ne!(got["name"], "新名");
 }
 
 #[tokio::test]

@@ -317,7 +317,7 @@ pub fn merged(current: &Settings, patch: &Map<String, Value>) -> Result<Settings
                 Some(Value::String(_)) if !v.is_string() => {
                     e.insert(k.clone(), "应为文本".into());
                 }
-                Some(Value::Number(_)) if !v.as_u64().is_some_and(|n| n <= u32::MAX as u64) => {
+                Some(Value::Number(_)) if v.as_u64().is_none_or(|n| n > u32::MAX as u64) => {
                     e.insert(k.clone(), "应为非负整数".into());
                 }
                 Some(_) => {

@@ -129,7 +129,7 @@ impl Engine {
                 let next: (i64, i64) = sqlx::query_as("SELECT id, assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting' ORDER BY seq, id LIMIT 1")
                     .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
                 let due = match spec.deadline {
-                    Some(dl) => Some(dl.after_in(&mut *tx, now).await?),
+                    Some(dl) => Some(dl.after_in(&mut tx, now).await?),
                     None => None,
                 };
                 sqlx::query("UPDATE workflow_tasks SET status = 'open', due_at = $1 WHERE id = $2")
@@ -287,7 +287,7 @@ impl Engine {
                     .await
                     .or_else(nobody_is_empty)?;
                     let due = match spec.deadline {
-                        Some(dl) => Some(dl.after_in(&mut *tx, now).await?),
+                        Some(dl) => Some(dl.after_in(&mut tx, now).await?),
                         None => None,
                     };
                     let holding: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(

@@ -104,6 +104,9 @@ pub struct Policy {
     pub voucher: VoucherRules,
     pub subsidy: SubsidyRules,
     pub evaluation: EvaluationRules,
+    /// National indicators as formulas, the self-check and its warnings (issue 16).
+    #[serde(default)]
+    pub indicators: crate::statistics::IndicatorRules,
 }
 
 impl Policy {
@@ -162,6 +165,12 @@ impl Policy {
         if e.indicators.iter().map(|i| i.max).sum::<u32>() != 100 {
             errors.push("evaluation.indicators 各项满分之和必须为 100".into());
         }
+        let sheet: Vec<(String, u32)> = e
+            .indicators
+            .iter()
+            .map(|i| (i.key.clone(), i.max))
+            .collect();
+        errors.extend(p.indicators.check(&sheet));
         if errors.is_empty() {
             Ok(p)
         } else {

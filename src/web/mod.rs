@@ -4,8 +4,10 @@
 pub mod account;
 pub mod api;
 pub mod bookings;
+pub mod charts;
 pub mod console;
 pub mod content_admin;
+pub mod dashboard;
 pub mod email_actions;
 pub mod evaluations;
 pub mod experts;
@@ -14,6 +16,7 @@ pub mod instruments;
 pub mod metrics;
 pub mod money_api;
 pub mod notifications;
+pub mod open_data;
 pub mod page;
 pub mod portal;
 pub mod records;

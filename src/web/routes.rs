@@ -198,6 +198,7 @@ pub fn all() -> Vec<Route> {
         super::money_api::routes(),
         super::search::routes(),
         super::reports::routes(),
+        super::open_data::routes(),
     ]
     .into_iter()
     .flatten()

@@ -30,6 +30,8 @@ mod schema;
 mod search;
 mod security_matrix;
 mod settlements;
+mod statistics;
+mod statistics_bench;
 mod testing_orders;
 mod uploads;
 mod workflow;

@@ -7,6 +7,7 @@ mod common;
 
 mod journeys;
 mod money;
+mod statistics;
 
 use std::{
     net::TcpListener,

@@ -108,6 +108,9 @@ pub struct Policy {
     /// the defaults.
     #[serde(default)]
     pub booking: bookings::BookingRules,
+    /// National indicators as formulas, the self-check and its warnings (issue 16).
+    #[serde(default)]
+    pub indicators: crate::statistics::IndicatorRules,
 }
 
 impl Policy {
@@ -167,6 +170,12 @@ impl Policy {
             errors.push("evaluation.indicators 各项满分之和必须为 100".into());
         }
         errors.extend(p.booking.problems());
+        let sheet: Vec<(String, u32)> = e
+            .indicators
+            .iter()
+            .map(|i| (i.key.clone(), i.max))
+            .collect();
+        errors.extend(p.indicators.check(&sheet));
         if errors.is_empty() {
             Ok(p)
         } else {

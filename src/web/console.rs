@@ -14,7 +14,6 @@ use super::{
 use crate::{
     auth::{self, Permission, builtin_role},
     error::{AppError, FieldErrors, Result},
-    money::bookings,
     store::Db,
     units::{self, ENTERPRISE_TYPES, KINDS, NATURES, NewUnit},
 };
@@ -23,7 +22,11 @@ use crate::{
 pub fn routes() -> Vec<Route> {
     use Permission::*;
     vec![
-        Route::get("/console", ConsoleAccess, dashboard).nav_for("工作台", 10, Access::SignedIn),
+        Route::get("/console", ConsoleAccess, super::dashboard::dashboard).nav_for(
+            "工作台",
+            10,
+            Access::SignedIn,
+        ),
         Route::get("/console/units", UnitManage, my_units).nav("我的单位", 20),
         Route::post("/console/units", UnitManage, create_unit),
         Route::get("/console/units/new", UnitManage, new_unit_page),
@@ -40,44 +43,6 @@ pub fn routes() -> Vec<Route> {
         Route::post("/console/roles/{id}", RoleManage, update_role),
         Route::post("/console/roles/{id}/delete", RoleManage, delete_role),
     ]
-}
-
-/// 工作台: what waits for the user, each with the page where it is done.
-async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
-    user.require(Permission::ConsoleAccess)?;
-    let mut todo = Vec::new();
-    let mut push = |n: i64, label: &str, href: &str| {
-        if n > 0 {
-            todo.push(serde_json::json!({"n": n, "label": label, "href": href}));
-        }
-    };
-    let tasks = state.engine.tasks_for(user.id, false).await?.len() as i64;
-    push(tasks, "待办任务", "/console/tasks");
-    push(
-        crate::notify::unread_count(&state.db, user.id).await?,
-        "未读消息",
-        "/console/notifications",
-    );
-    if user.can(Permission::BookingHandle) {
-        push(
-            bookings::count_incoming(&state.db, user.id, "requested").await?,
-            "预约待报价",
-            "/console/bookings",
-        );
-        push(
-            bookings::count_incoming(&state.db, user.id, "confirmed").await?,
-            "服务待登记完成",
-            "/console/bookings",
-        );
-    }
-    if user.can(Permission::BookingCreate) {
-        push(
-            bookings::count_outgoing(&state.db, user.id, "quoted").await?,
-            "报价待确认",
-            "/console/my-bookings",
-        );
-    }
-    Ok(Page::new("console/dashboard.html", crate::ctx! { todo => todo }).into_response())
 }
 
 // ---- units -------------------------------------------------------------------------------

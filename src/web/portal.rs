@@ -84,7 +84,7 @@ async fn home(State(state): State<AppState>) -> PageResult {
     Ok(Page::new(
         "portal/home.html",
         crate::ctx! {
-            figures => crate::ctx!{ instruments => count, value_wan => crate::domain::Yuan::from_fen(value_fen).wan(),
+            figures => crate::ctx!{ instruments => count, value_fen => value_fen,
                                  units => units, services => services },
             featured => featured, notices => notices, news => news, policies => policies,
             classes => classes,

@@ -227,6 +227,7 @@ pub fn all() -> Vec<Route> {
         super::memberships::routes(),
         super::booking_plus_api::routes(),
         super::booking_pages::routes(),
+        super::open_data::routes(),
     ]
     .into_iter()
     .flatten()

@@ -74,7 +74,7 @@ async fn a_script_never_survives_and_only_published_articles_reach_the_portal() 
     let (_, html) = app.get_page(&browser, "/console/content?kind=notice").await;
     assert!(html.contains("创新券申报通知") && html.contains("已发布") && html.contains("置顶"));
     assert!(
-        html.contains("2026-11-20"),
+        html.contains("2026年11月20日"),
         "the chosen publish date is kept"
     );
 

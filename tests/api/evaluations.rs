@@ -433,7 +433,7 @@ async fn an_evaluation_goes_from_declaration_through_three_experts_to_a_publishe
         .await;
     assert_eq!(status, 200);
     assert!(
-        html.contains("50000.00") && html.contains("良好：1"),
+        html.contains("50,000.00") && html.contains("良好：1"),
         "{html}"
     );
     let cells: Vec<(String, String)> =

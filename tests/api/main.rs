@@ -37,6 +37,8 @@ mod search;
 mod security_matrix;
 mod self_service;
 mod settlements;
+mod statistics;
+mod statistics_bench;
 mod testing_orders;
 mod uploads;
 mod workflow;

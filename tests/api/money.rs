@@ -737,7 +737,7 @@ async fn the_whole_booking_journey_works_through_the_pages() {
     let (_, html) = w.app.get_page(&buyer, "/console/my-bookings").await;
     assert!(html.contains("已确认"), "{html}");
     let (_, html) = w.app.get_page(&buyer, "/console/vouchers?year=2026").await;
-    assert!(html.contains("49000.00"), "available after 1,000 reserved");
+    assert!(html.contains("49,000.00"), "available after 1,000 reserved");
 
     let (status, html) = w.app.get_page(&buyer, &book_page).await;
     assert_eq!(status, 200);
@@ -1043,12 +1043,12 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
         .await;
     assert_eq!(status, 200);
     assert!(
-        html.contains("50000.00") && html.contains("4938.26") && html.contains("已兑付"),
+        html.contains("50000.00") && html.contains("4,938.26") && html.contains("已兑付"),
         "{html}"
     );
     let (status, html) = w.app.get_page(&console, "/console/subsidies").await;
     assert_eq!(status, 200);
-    assert!(html.contains("1481.48") && html.contains("已下达"));
+    assert!(html.contains("1,481.48") && html.contains("已下达"));
     // The computation line by line: income, income × coefficient, amount.
     let (status, html) = w
         .app
@@ -1057,8 +1057,8 @@ async fn the_whole_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     assert_eq!(status, 200);
     assert!(
         html.contains("场发射扫描电子显微镜")
-            && html.contains("4938.26")
-            && html.contains("1481.48")
+            && html.contains("4,938.26")
+            && html.contains("1,481.48")
             && html.contains("优秀"),
         "{html}"
     );

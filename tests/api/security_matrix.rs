@@ -180,6 +180,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /console/statistics", "LAAFFFF"),
     ("GET /console/statistics/export.xlsx", "LAAFFFF"),
     ("GET /api/v1/statistics", "LAAFFFF"),
+    // Issue 16: charts' data, national indicators (a unit manager only for their own unit,
+    // which the matrix does not name: the statistics tests check it), open data (public).
+    ("GET /console/statistics/charts/{file}", "LAAFFFF"),
+    ("GET /api/v1/statistics/indicators", "LAAFFFF"),
+    ("GET /open-data", "AAAAAAA"),
+    ("GET /open-data/{file}", "AAAAAAA"),
     ("GET /console/service-records", "LAAAAAA"),
     ("GET /api/v1/me", "LAAAAAA"),
     ("GET /api/v1/roles", "LAFFFFF"),
@@ -487,6 +493,9 @@ impl Fixture {
             ("calendar", "{year}") => "2031".into(),
             ("consultations" | "qa", "{id}") => id(self.consultation),
             ("achievement-interests" | "transfer", "{id}") => id(self.interest),
+            // Issue 16.
+            ("charts", "{file}") => "monthly_hours.xlsx".into(),
+            ("open-data", "{file}") => "grades.csv".into(),
             // Report batches and docking clients: ids that name nothing (the reporting tests
             // cover who may act on real ones); the matrix checks who is turned away first.
             ("reports" | "api-clients" | "clients", "{id}") => "999999".into(),

@@ -389,11 +389,11 @@ async fn units_confirm_or_object_and_recomputing_the_same_inputs_gives_the_same_
     assert!(
         html.contains("本单位的补贴结算")
             && html.contains("核对明细并确认")
-            && html.contains("9000.02"),
+            && html.contains("9,000.02"),
         "{html}"
     );
     assert!(
-        !html.contains("30000.00"),
+        !html.contains("30,000.00"),
         "another unit's figures are not shown"
     );
     let page = format!("/console/subsidies/{id}/confirm");
@@ -401,11 +401,11 @@ async fn units_confirm_or_object_and_recomputing_the_same_inputs_gives_the_same_
     assert_eq!(status, 200);
     assert!(
         html.contains("气相色谱质谱联用仪")
-            && html.contains("10000.05")
-            && html.contains("3000.02")
+            && html.contains("10,000.05")
+            && html.contains("3,000.02")
             && html.contains("X射线衍射仪")
-            && html.contains("6000.00")
-            && html.contains("9000.02"),
+            && html.contains("6,000.00")
+            && html.contains("9,000.02"),
         "{html}"
     );
     assert!(html.contains("确认本单位明细") && html.contains("提出异议"));
@@ -419,7 +419,7 @@ async fn units_confirm_or_object_and_recomputing_the_same_inputs_gives_the_same_
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(
-        html.contains("请再次确认") && html.contains("9000.02") && html.contains("确认无误，提交"),
+        html.contains("请再次确认") && html.contains("9,000.02") && html.contains("确认无误，提交"),
         "{html}"
     );
     assert_eq!(

@@ -221,7 +221,7 @@ async fn a_testing_order_is_quoted_paid_with_vouchers_and_completed_with_its_rep
         .get_page(&buyer, "/console/service-records?year=2026")
         .await;
     assert!(
-        html.contains("2000.00") && html.contains("800.00") && html.contains("未评价"),
+        html.contains("2,000.00") && html.contains("800.00") && html.contains("未评价"),
         "{html}"
     );
     let owner = app.browser_login("owner").await;

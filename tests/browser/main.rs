@@ -12,6 +12,7 @@ mod journeys;
 mod money;
 mod reports;
 mod self_service;
+mod statistics;
 
 use std::{
     net::TcpListener,

@@ -326,7 +326,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     submit(&b, "//a[contains(., '核对明细并确认')]").await;
     let body = text(&b).await;
     assert!(
-        body.contains("1200.00") && body.contains("4000.00"),
+        body.contains("1,200.00") && body.contains("4,000.00"),
         "{body}"
     );
     submit(&b, "//button[contains(., '确认本单位明细')]").await;
@@ -337,7 +337,7 @@ async fn the_money_journey_book_quote_confirm_complete_redeem_evaluate_settle() 
     b.client.goto(&app.url("/console/subsidies")).await.unwrap();
     let body = text(&b).await;
     assert!(
-        body.contains("1200.00") && body.contains("已下达"),
+        body.contains("1,200.00") && body.contains("已下达"),
         "{body}"
     );
     b.screenshot("money-settled").await;

@@ -1,6 +1,6 @@
-//! Yearly statistics (统计分析) for the platform admin and the provincial data docking: how
-//! much was shared, paid with vouchers, redeemed, graded and subsidised in a year. Every
-//! figure is an aggregate of the platform's own records, computed when asked.
+//! The year's figures (`GET /api/v1/statistics`) for the provincial data docking: how much was
+//! shared, paid with vouchers, redeemed, graded and subsidised in a year. Service figures come
+//! from the pre-aggregated tables; the rest are small aggregates computed when asked.
 
 use std::collections::BTreeMap;
 
@@ -85,27 +85,31 @@ pub async fn for_year(db: &Db, year: i64) -> Result<Statistics> {
         &[],
     )
     .await?;
-    let bookings = counts(
+    let bookings: BTreeMap<String, i64> = counts(
         db,
-        "SELECT status, CAST(COUNT(*) AS BIGINT) FROM bookings WHERE start_at >= $1 AND start_at < $2 GROUP BY status",
-        &[from, to],
+        "SELECT status, CAST(SUM(n) AS BIGINT) FROM stat_booking_months WHERE year = $1 GROUP BY status",
+        &[year],
     )
-    .await?;
+    .await?
+    .into_iter()
+    .filter(|(_, n)| *n != 0)
+    .collect();
     let sr = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n, \
-         CAST(COALESCE(SUM(CASE WHEN user_unit_id <> managing_unit_id THEN 1 ELSE 0 END), 0) AS BIGINT) AS ext, \
-         CAST(COALESCE(SUM(service_hours_x100), 0) AS BIGINT) AS hours, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS income \
-         FROM service_records WHERE year = $1 AND review_status = 'approved'",
+        "SELECT CAST(COALESCE(SUM(services), 0) AS BIGINT) AS n, CAST(COALESCE(SUM(external_services), 0) AS BIGINT) AS ext, \
+         CAST(COALESCE(SUM(hours_x100), 0) AS BIGINT) AS hours, CAST(COALESCE(SUM(income_fen), 0) AS BIGINT) AS income, \
+         CAST(COALESCE(SUM(rating_1), 0) AS BIGINT) AS r1, CAST(COALESCE(SUM(rating_2), 0) AS BIGINT) AS r2, \
+         CAST(COALESCE(SUM(rating_3), 0) AS BIGINT) AS r3, CAST(COALESCE(SUM(rating_4), 0) AS BIGINT) AS r4, \
+         CAST(COALESCE(SUM(rating_5), 0) AS BIGINT) AS r5 FROM stat_service_months WHERE year = $1",
     )
     .bind(year)
     .fetch_one(&db.pool)
     .await?;
-    let ratings = counts(
-        db,
-        "SELECT rating, CAST(COUNT(*) AS BIGINT) FROM service_records WHERE year = $1 AND rating IS NOT NULL GROUP BY rating",
-        &[year],
-    )
-    .await?;
+    let ratings: BTreeMap<String, i64> = crate::money::bookings::RATINGS
+        .iter()
+        .zip(["r1", "r2", "r3", "r4", "r5"])
+        .map(|(l, c)| (l.to_string(), sr.get::<i64, _>(c)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
     let vouchers = counts(
         db,
         "SELECT kind, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger WHERE year = $1 GROUP BY kind",
@@ -155,11 +159,9 @@ pub async fn for_year(db: &Db, year: i64) -> Result<Statistics> {
     .fetch_optional(&db.pool)
     .await?;
     let top = sqlx::query(
-        "SELECT i.id, i.name, u.name AS unit_name, CAST(COUNT(*) AS BIGINT) AS n, \
-         CAST(SUM(sr.service_hours_x100) AS BIGINT) AS hours, CAST(SUM(sr.amount_fen) AS BIGINT) AS income \
-         FROM service_records sr JOIN instruments i ON i.id = sr.instrument_id JOIN units u ON u.id = i.unit_id \
-         WHERE sr.year = $1 AND sr.review_status = 'approved' GROUP BY i.id, i.name, u.name \
-         ORDER BY hours DESC, n DESC, i.id LIMIT 10",
+        "SELECT i.id, i.name, u.name AS unit_name, s.services AS n, s.hours_x100 AS hours, s.income_fen AS income \
+         FROM stat_instrument_years s JOIN instruments i ON i.id = s.instrument_id JOIN units u ON u.id = i.unit_id \
+         WHERE s.year = $1 AND s.services > 0 ORDER BY s.hours_x100 DESC, s.services DESC, i.id LIMIT 10",
     )
     .bind(year)
     .fetch_all(&db.pool)

@@ -2,8 +2,8 @@
 //! national classes, platforms, services, achievements, articles and one account per role.
 //! Loading is idempotent: records that already exist (by name) are left alone.
 
-mod consult;
 mod booking_plus;
+mod consult;
 mod content;
 mod english;
 mod money;

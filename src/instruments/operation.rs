@@ -40,14 +40,14 @@ pub async fn get(db: &Db, id: i64) -> Result<Operation> {
 }
 
 async fn get_in(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Operation> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "SELECT id, usage_status, bookable, review_status, retired_at, retired_reason \
          FROM instruments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(AppError::NotFound)?)
+    .ok_or(AppError::NotFound)
 }
 
 /// One logged change.

@@ -213,9 +213,8 @@ async fn api_operation(
     };
     let mut v = serde_json::to_value(&op).map_err(anyhow::Error::from)?;
     v["notified"] = json!(notified);
-    v["requires_qualification"] = json!(
-        crate::money::bookings::qualifications::is_required(&state.db, id).await?
-    );
+    v["requires_qualification"] =
+        json!(crate::money::bookings::qualifications::is_required(&state.db, id).await?);
     Ok(Json(v))
 }
 

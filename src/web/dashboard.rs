@@ -85,7 +85,19 @@ pub async fn dashboard(State(state): State<AppState>, SignedIn(user): SignedIn) 
             .map(|t| json!({"title": title(&t.workflow_key), "t": t}))
             .collect();
         let months = statistics::dashboard::month_on_month(&state.db, state.clock.today()).await?;
-        Some(json!({"pending": pending, "overdue": overdue, "months": months}))
+        // 信息上报: the units that owe the national platform something, most overdue first.
+        let reporting: Vec<_> =
+            crate::reporting::completeness_by_unit(&state.db, state.clock.today())
+                .await?
+                .into_iter()
+                .filter(|u| {
+                    u.instruments_owed + u.service_records_owed + u.service_records_overdue > 0
+                })
+                .take(10)
+                .collect();
+        Some(
+            json!({"pending": pending, "overdue": overdue, "months": months, "reporting": reporting}),
+        )
     } else {
         None
     };

@@ -212,10 +212,13 @@ const SUMMARIES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/openapi.json", "本接口文档（OpenAPI 3.1）"),
 ];
 
-/// A body's schema: the component's name and schema, and its dependencies.
-type SchemaOf = fn() -> (String, RefOr<Schema>, Vec<(String, RefOr<Schema>)>);
+/// A component's name and schema, and its dependencies.
+type NamedSchema = (String, RefOr<Schema>, Vec<(String, RefOr<Schema>)>);
 
-fn schema_of<T: ToSchema>() -> (String, RefOr<Schema>, Vec<(String, RefOr<Schema>)>) {
+/// A body's schema.
+type SchemaOf = fn() -> NamedSchema;
+
+fn schema_of<T: ToSchema>() -> NamedSchema {
     let mut deps = Vec::new();
     T::schemas(&mut deps);
     (T::name().into_owned(), T::schema(), deps)

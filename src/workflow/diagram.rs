@@ -113,7 +113,7 @@ pub fn svg_with_path(d: &Definition, current: Option<&str>, path: &[String]) -> 
     }
     for n in &l.nodes {
         let hl = current == Some(n.name.as_str());
-        let visited = path.iter().any(|p| *p == n.name);
+        let visited = path.contains(&n.name);
         let fill = if hl {
             "#ffe08a"
         } else if visited {

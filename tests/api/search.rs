@@ -191,11 +191,11 @@ async fn judge(app: &TestApp, set: &[(&str, Expect)]) -> (f64, f64, Vec<String>)
     let mut rr = 0f64;
     let mut misses = Vec::new();
     for (query, expect) in set {
-        let body = search(&app, &format!("q={}&per_page=10", enc(query))).await;
+        let body = search(app, &format!("q={}&per_page=10", enc(query))).await;
         let items = body["items"].as_array().unwrap();
         let mut rank = None;
         for (i, item) in items.iter().enumerate() {
-            if relevant(&app, item, expect).await {
+            if relevant(app, item, expect).await {
                 rank = Some(i + 1);
                 break;
             }

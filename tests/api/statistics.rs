@@ -16,6 +16,7 @@ const MARCH: i64 = 1_772_330_400;
 /// 2025-05-10 10:00 in Xuchang.
 const LAST_YEAR: i64 = 1_746_842_400;
 
+#[allow(clippy::too_many_arguments)]
 async fn instrument(
     app: &TestApp,
     unit: i64,

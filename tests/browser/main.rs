@@ -5,9 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod designer;
-mod consult;
 mod booking_plus;
+mod consult;
+mod designer;
 mod journeys;
 mod money;
 mod reports;

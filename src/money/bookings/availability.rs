@@ -285,8 +285,7 @@ pub async fn search_naive(db: &Db, s: &Search, now: i64) -> Result<Vec<Available
                 && t >= now + c.min_lead_hours * 3600
                 && t + step <= now + c.max_days_ahead * 86_400
                 && calendar::is_working_day(local.date_naive())
-                && h >= OPEN_HOUR
-                && h < CLOSE_HOUR
+                && (OPEN_HOUR..CLOSE_HOUR).contains(&h)
                 && !busy.iter().any(|(a, b)| *a < t + step && *b > t);
             run = match (ok, run) {
                 (true, Some((a, b))) if b == t => Some((a, t + step)),

@@ -252,7 +252,8 @@ mod tests {
         );
         assert!(svg.contains("<title id=\"chart-monthly_hours-t\">月度服务机时</title>"));
         assert!(
-            svg.contains(">1月</text>") && svg.contains("2026 年"),
+            // plotters writes a label on its own line inside <text>.
+            svg.contains("1月\n</text>") && svg.contains("2026 年\n</text>"),
             "{svg}"
         );
         assert!(svg.contains("<rect"), "bars are drawn");

@@ -34,7 +34,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/qa", p, public_list),
         Route::get("/qa/{id}", p, public_detail),
-        Route::get("/console/consultations", s, list_page).nav("专家咨询", 120),
+        Route::get("/console/consultations", s, list_page).nav("专家咨询", 122),
         Route::get("/console/consultations/new", s, new_page),
         Route::post("/console/consultations", s, create_form),
         Route::get("/console/consultations/{id}", s, detail_page),

@@ -426,6 +426,11 @@ mod tests {
             Some(Permission::BookingCreate),
         ),
         (
+            "我的候补",
+            "/console/waitlist",
+            Some(Permission::BookingCreate),
+        ),
+        (
             "创新券",
             "/console/vouchers",
             Some(Permission::VoucherApply),
@@ -435,6 +440,8 @@ mod tests {
             "/console/redemptions",
             Some(Permission::RedemptionApply),
         ),
+        ("专家咨询", "/console/consultations", None),
+        ("成果转化对接", "/console/transfer", None),
         (
             "绩效评价申报",
             "/console/evaluations",
@@ -499,6 +506,16 @@ mod tests {
             "定时任务与邮件",
             "/console/jobs",
             Some(Permission::JobManage),
+        ),
+        (
+            "平台配置",
+            "/console/settings",
+            Some(Permission::SystemConfig),
+        ),
+        (
+            "工作日历",
+            "/console/calendar",
+            Some(Permission::SystemConfig),
         ),
         (
             "数据对接",

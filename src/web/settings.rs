@@ -37,9 +37,9 @@ pub fn routes() -> Vec<Route> {
         Route::put("/api/v1/settings", sys, api_put_settings),
         Route::get("/api/v1/calendar/{year}", Access::Public, api_get_calendar),
         Route::put("/api/v1/calendar/{year}", sys, api_put_calendar),
-        Route::get("/console/settings", sys, settings_page).nav("平台配置", 300),
+        Route::get("/console/settings", sys, settings_page).nav("平台配置", 281),
         Route::post("/console/settings", sys, settings_save),
-        Route::get("/console/calendar", sys, calendar_page).nav("工作日历", 301),
+        Route::get("/console/calendar", sys, calendar_page).nav("工作日历", 282),
         Route::post("/console/calendar", sys, calendar_post),
     ]
 }

@@ -248,7 +248,8 @@ fn form_page(
         "console/record_form.html",
         crate::ctx! { kind => meta(kind), fields => records::fields(kind), values => values,
         errors => errors, record => record, units => managed_units(user),
-        editable => matches!(status, "draft" | "rejected") },
+        editable => matches!(status, "draft" | "rejected"),
+        changeable => status == "approved" },
     )
 }
 

@@ -651,6 +651,43 @@ async fn a_change_of_an_approved_platform_goes_through_review_too() {
         .api("GET", &format!("/api/v1/platforms/{id}"), None, None)
         .await;
     assert_eq!(got["description"], "新材料研发、中试与检测");
+
+    // The console form of the approved platform is open for a change request, not disabled.
+    let client = app.browser_login("plat_lab").await;
+    let page = format!("/console/platforms/{id}");
+    let (status, html) = app.get_page(&client, &page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("提交变更申请"), "{html}");
+    assert!(!html.contains("fieldset disabled"), "{html}");
+    let res = app
+        .post_form(
+            &client,
+            &page,
+            &page,
+            &[("description", "新材料研发、中试、检测与培训")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, got) = app
+        .api("GET", &format!("/api/v1/platforms/{id}"), None, None)
+        .await;
+    assert_eq!(
+        got["description"], "新材料研发、中试与检测",
+        "public until approved"
+    );
+    let (status, list) = app
+        .api(
+            "GET",
+            &format!("/api/v1/platforms/{id}/changes"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list.to_string().contains("新材料研发、中试、检测与培训"),
+        "{list}"
+    );
 }
 
 /// A certified user unit of a registered enterprise user, and a booking of `instrument`

@@ -231,9 +231,11 @@ pub async fn figures(db: &Db) -> Result<(i64, i64, i64, i64)> {
 }
 
 mod edit;
+mod input;
 pub mod operation;
 
 pub use edit::*;
+pub use input::*;
 
 // ---- as a workflow subject ---------------------------------------------------------------
 

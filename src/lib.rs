@@ -36,6 +36,7 @@ pub mod server;
 pub mod settings;
 pub mod spreadsheets;
 pub mod statistics;
+pub mod statsbench;
 pub mod store;
 pub mod templating;
 pub mod transfer;

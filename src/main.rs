@@ -105,6 +105,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 15)]
         runs: usize,
     },
+    /// Statistics at scale: RECORDS service records (and a tenth as many instruments) in a
+    /// fresh SQLite database; the statistics page and indicators API timed over HTTP.
+    Statistics {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: i64,
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+    },
     /// Start N serve nodes on the configured database and run a mixed load against them.
     Load {
         #[arg(long, default_value_t = 3)]
@@ -268,6 +276,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .join(format!("bench-availability-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let result = labshare::money::bookings::availability_bench::run(&dir, n, runs).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", result?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Statistics { records, runs },
+        } => {
+            let dir = config
+                .data_dir
+                .join(format!("bench-statistics-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result = labshare::statsbench::run(&config, &dir, records, runs).await;
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", result?);
             Ok(())

@@ -290,22 +290,22 @@ pub async fn instruments_by(db: &Db, scope: &Scope, by: &str) -> Result<Chart> {
             "by_unit",
             "各单位仪器数量与原值",
             "管理单位",
-            "i.unit_id",
+            "s.unit_id",
             "u.name",
         ),
         "city" => (
             "by_city",
             "各城市仪器数量与原值",
             "城市",
-            "i.city",
-            "i.city",
+            "s.city",
+            "s.city",
         ),
         _ => (
             "by_class",
             "各类仪器数量与原值",
             "仪器分类",
-            "substr(i.category_code, 1, 2)",
-            "substr(i.category_code, 1, 2)",
+            "substr(s.category, 1, 2)",
+            "substr(s.category, 1, 2)",
         ),
     };
     let mut c = Chart::new(
@@ -320,12 +320,12 @@ pub async fn instruments_by(db: &Db, scope: &Scope, by: &str) -> Result<Chart> {
         header,
         "台/套 · 万元",
     );
-    let (conds, binds) = instrument_conds(scope, "i", 1);
+    let (conds, binds) = super::measures::stat_conds(scope, "s.", 1);
     let rows = fetch_all(
         db,
         format!(
-            "SELECT {group} AS g, MIN({label}) AS label, CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(i.value_fen), 0) AS BIGINT) AS v \
-             FROM instruments i JOIN units u ON u.id = i.unit_id WHERE i.review_status = 'approved'{conds} \
+            "SELECT {group} AS g, MIN({label}) AS label, CAST(SUM(s.n) AS BIGINT) AS n, CAST(COALESCE(SUM(s.value_fen), 0) AS BIGINT) AS v \
+             FROM stat_instrument_counts s JOIN units u ON u.id = s.unit_id WHERE s.n <> 0{conds} \
              GROUP BY {group} ORDER BY n DESC, MIN({label}) LIMIT 15"
         ),
         binds,
@@ -412,16 +412,10 @@ pub async fn sharing_by_unit(db: &Db, scope: &Scope) -> Result<Chart> {
         "%",
     );
     let (from, to) = scope.months();
+    // The platform level only (no unit): the class and city filters.
+    let (conds, more) = super::measures::stat_conds(scope, "s.", 4);
     let mut binds = vec![Bind::I(scope.year), Bind::I(from), Bind::I(to)];
-    let mut conds = String::new();
-    if let Some(cat) = &scope.category {
-        binds.push(Bind::S(crate::catalog::major_code(cat)));
-        conds.push_str(&format!(" AND s.category = ${}", binds.len()));
-    }
-    if let Some(city) = &scope.city {
-        binds.push(Bind::S(city.clone()));
-        conds.push_str(&format!(" AND s.city = ${}", binds.len()));
-    }
+    binds.extend(more);
     let rows = fetch_all(
         db,
         format!(
@@ -499,7 +493,7 @@ pub async fn top_instruments(db: &Db, scope: &Scope) -> Result<Chart> {
         format!(
             "SELECT s.instrument_id, i.name, s.hours_x100, s.income_fen, s.services FROM stat_instrument_years s \
              JOIN instruments i ON i.id = s.instrument_id WHERE s.year = $1 AND s.hours_x100 > 0{conds} \
-             ORDER BY s.hours_x100 DESC, s.instrument_id LIMIT 10"
+             ORDER BY s.hours_x100 DESC, s.services DESC, s.instrument_id DESC LIMIT 10"
         ),
         binds,
     )
@@ -531,21 +525,28 @@ pub async fn top_instruments(db: &Db, scope: &Scope) -> Result<Chart> {
 }
 
 /// Every chart of a level: the platform (no unit), a unit, or one instrument.
+/// The charts' queries are independent reads: they run at once, on as many pooled
+/// connections, and come back in this order.
 pub async fn charts(db: &Db, scope: &Scope) -> Result<Vec<Chart>> {
-    let mut out = monthly_charts(db, scope).await?;
-    out.push(bookings_chart(db, scope).await?);
-    if scope.instrument_id.is_some() {
-        return Ok(out);
+    type One<'a> = futures::future::BoxFuture<'a, Result<Chart>>;
+    let mut rest: Vec<One<'_>> = vec![Box::pin(bookings_chart(db, scope))];
+    if scope.instrument_id.is_none() {
+        rest.push(Box::pin(instruments_by(db, scope, "class")));
+        if scope.unit_id.is_none() {
+            rest.push(Box::pin(instruments_by(db, scope, "unit")));
+            rest.push(Box::pin(instruments_by(db, scope, "city")));
+            rest.push(Box::pin(voucher_flow(db, scope)));
+            rest.push(Box::pin(sharing_by_unit(db, scope)));
+            rest.push(Box::pin(grades_chart(db, scope)));
+        }
+        rest.push(Box::pin(top_instruments(db, scope)));
     }
-    out.push(instruments_by(db, scope, "class").await?);
-    if scope.unit_id.is_none() {
-        out.push(instruments_by(db, scope, "unit").await?);
-        out.push(instruments_by(db, scope, "city").await?);
-        out.push(voucher_flow(db, scope).await?);
-        out.push(sharing_by_unit(db, scope).await?);
-        out.push(grades_chart(db, scope).await?);
-    }
-    out.push(top_instruments(db, scope).await?);
+    let (mut out, rest) = futures::future::try_join(
+        monthly_charts(db, scope),
+        futures::future::try_join_all(rest),
+    )
+    .await?;
+    out.extend(rest);
     Ok(out)
 }
 
@@ -562,7 +563,7 @@ pub async fn instrument_name(db: &Db, id: i64) -> Result<Option<String>> {
 /// The filters' choices: cities with approved instruments, and certified managing units.
 pub async fn filter_options(db: &Db) -> Result<(Vec<String>, Vec<(i64, String)>)> {
     let cities = sqlx::query_scalar(
-        "SELECT DISTINCT city FROM instruments WHERE review_status = 'approved' ORDER BY city",
+        "SELECT DISTINCT city FROM stat_instrument_counts WHERE n > 0 ORDER BY city",
     )
     .fetch_all(&db.pool)
     .await?;

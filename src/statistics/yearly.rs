@@ -75,7 +75,7 @@ async fn counts(db: &Db, sql: &str, binds: &[i64]) -> Result<BTreeMap<String, i6
 pub async fn for_year(db: &Db, year: i64) -> Result<Statistics> {
     let (from, to) = (year_start(year), year_start(year + 1));
     let inst = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(value_fen), 0) AS BIGINT) AS v FROM instruments WHERE review_status = 'approved'",
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n, CAST(COALESCE(SUM(value_fen), 0) AS BIGINT) AS v FROM stat_instrument_counts",
     )
     .fetch_one(&db.pool)
     .await?;
@@ -161,7 +161,7 @@ pub async fn for_year(db: &Db, year: i64) -> Result<Statistics> {
     let top = sqlx::query(
         "SELECT i.id, i.name, u.name AS unit_name, s.services AS n, s.hours_x100 AS hours, s.income_fen AS income \
          FROM stat_instrument_years s JOIN instruments i ON i.id = s.instrument_id JOIN units u ON u.id = i.unit_id \
-         WHERE s.year = $1 AND s.services > 0 ORDER BY s.hours_x100 DESC, s.services DESC, i.id LIMIT 10",
+         WHERE s.year = $1 AND s.services > 0 ORDER BY s.hours_x100 DESC, s.services DESC, s.instrument_id DESC LIMIT 10",
     )
     .bind(year)
     .fetch_all(&db.pool)

@@ -204,6 +204,11 @@ async fn grid(State(state): State<AppState>, PageQuery(q): PageQuery<GridQuery>)
     let pages = total.div_ceil(GRID_PAGE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
+    let settings = state.db.published.settings();
+    let (open, close) = (
+        i64::from(settings.booking_open_hour),
+        i64::from(settings.booking_close_hour),
+    );
     let rows: Vec<minijinja::Value> = all
         .into_iter()
         .skip((page - 1) * GRID_PAGE)
@@ -213,9 +218,9 @@ async fn grid(State(state): State<AppState>, PageQuery(q): PageQuery<GridQuery>)
                 .iter()
                 .map(|d| {
                     let day0 = at(*d);
-                    let slots: Vec<bool> = (0..20)
+                    let slots: Vec<bool> = (0..(close - open) * 2)
                         .map(|k| {
-                            let t = day0 + 8 * 3600 + k * 1800;
+                            let t = day0 + open * 3600 + k * 1800;
                             a.free.iter().any(|f| f.start <= t && f.end >= t + 1800)
                         })
                         .collect();
@@ -239,7 +244,8 @@ async fn grid(State(state): State<AppState>, PageQuery(q): PageQuery<GridQuery>)
         "portal/availability_grid.html",
         crate::ctx! { q => q, classes => catalog::classes(), cities => cities, rows => rows, days => labels,
                       monday => monday.to_string(), prev => (monday - Duration::days(7)).to_string(),
-                      next => (monday + Duration::days(7)).to_string(), page => page, pages => pages, total => total },
+                      next => (monday + Duration::days(7)).to_string(), page => page, pages => pages, total => total,
+                      hours => format!("{open:02}:00–{close:02}:00") },
     )
     .into_response())
 }

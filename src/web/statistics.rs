@@ -205,29 +205,34 @@ async fn page(
         crumbs.push(json!({"label": name, "q": null}));
         level = "instrument";
     }
-    let charts: Vec<Value> = series::charts(&state.db, &scope)
-        .await?
-        .iter()
-        .map(|c| chart_view(c, &scope))
-        .collect();
-    let ind = if scope.instrument_id.is_none() {
-        let m = statistics::measures::aggregated(&state.db, &policy.indicators, &scope).await?;
-        Some(statistics::indicators::from_measures(
-            &policy,
-            scope.year,
-            scope.unit_id,
-            &m,
-        ))
-    } else {
-        None
-    };
-    let (cities, units) = series::filter_options(&state.db).await?;
-    // The year's platform-wide figures (as `GET /api/v1/statistics`) on the platform level.
-    let s = if level == "platform" {
-        Some(statistics::for_year(&state.db, scope.year).await?)
-    } else {
-        None
-    };
+    // The charts, the indicators, the filters' choices and the year's figures are
+    // independent reads: they run at once.
+    let db = &state.db;
+    let (charts, ind, (cities, units), s) = futures::try_join!(
+        series::charts(db, &scope),
+        async {
+            if scope.instrument_id.is_some() {
+                return Ok(None);
+            }
+            let m = statistics::measures::aggregated(db, &policy.indicators, &scope).await?;
+            Ok::<_, AppError>(Some(statistics::indicators::from_measures(
+                &policy,
+                scope.year,
+                scope.unit_id,
+                &m,
+            )))
+        },
+        series::filter_options(db),
+        async {
+            // The year's platform-wide figures (as `GET /api/v1/statistics`) on the platform level.
+            if level == "platform" {
+                Ok(Some(statistics::for_year(db, scope.year).await?))
+            } else {
+                Ok::<_, AppError>(None)
+            }
+        },
+    )?;
+    let charts: Vec<Value> = charts.iter().map(|c| chart_view(c, &scope)).collect();
     let today = state.clock.today().year() as i64;
     Ok(Page::new(
         "console/statistics.html",

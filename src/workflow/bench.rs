@@ -44,6 +44,20 @@ pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchR
             "other resource reviewers also receive tasks during the benchmark"
         );
     }
+    // The applicant is someone else: nobody reviews their own submission.
+    let applicant = crate::auth::create_user(
+        engine.db(),
+        crate::auth::NewUser {
+            username: format!("{username}_applicant"),
+            password: "Bench-Passw0rd".into(),
+            display_name: "压测申请人".into(),
+            email: None,
+            phone: None,
+        },
+        &[],
+        engine.now(),
+    )
+    .await?;
     let user = crate::auth::load_user(engine.db(), uid)
         .await?
         .ok_or(crate::error::AppError::NotFound)?;
@@ -56,7 +70,7 @@ pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchR
                 "service_record_report",
                 "service_record",
                 base + *i as i64,
-                uid,
+                applicant,
                 json!({}),
             )
         });

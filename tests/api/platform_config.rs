@@ -551,4 +551,38 @@ async fn booking_hours_follow_the_settings() {
         html.contains("09:00") && !html.contains(">08:00<"),
         "the grid starts at 09:00"
     );
+    // The availability search follows the same published hours: free from the end of the
+    // booking to 17:00, nothing before 09:00 or after 17:00.
+    let (s, b) = app
+        .api(
+            "GET",
+            "/api/v1/availability?category=010100&from=2026-12-03T07:00:00%2B08:00&to=2026-12-03T19:00:00%2B08:00&min_minutes=30",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let item = b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instrument_id"] == instrument)
+        .cloned()
+        .unwrap_or_else(|| panic!("{b}"));
+    let free: Vec<(String, String)> = item["free"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["start"].as_str().unwrap()[11..16].to_string(),
+                f["end"].as_str().unwrap()[11..16].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        free,
+        vec![("10:00".to_string(), "17:00".to_string())],
+        "{b}"
+    );
 }

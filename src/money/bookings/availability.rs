@@ -10,10 +10,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone};
 use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
-use super::{CLOSE_HOUR, OPEN_HOUR};
 use crate::{
-    calendar,
+    calendar::Calendar,
     error::{AppError, Result},
+    published::Published,
     store::Db,
 };
 
@@ -100,8 +100,28 @@ pub fn parse_window(from: &str, to: &str, min_minutes: Option<i64>) -> Result<(i
     Ok((from, to, min))
 }
 
+/// The opening hours and working days in force: the published 平台配置 and 工作日历, the
+/// same ones a booking is checked against.
+#[derive(Debug, Clone)]
+pub struct Hours {
+    pub open_hour: u32,
+    pub close_hour: u32,
+    pub calendar: std::sync::Arc<Calendar>,
+}
+
+impl Hours {
+    pub fn published(p: &Published) -> Self {
+        let settings = p.settings();
+        Hours {
+            open_hour: settings.booking_open_hour,
+            close_hour: settings.booking_close_hour,
+            calendar: p.calendar(),
+        }
+    }
+}
+
 /// Opening windows `[open, close)` of the working days touching `[from, to)`, by day.
-pub fn opening_windows(from: i64, to: i64) -> Vec<(i64, i64)> {
+pub fn opening_windows(hours: &Hours, from: i64, to: i64) -> Vec<(i64, i64)> {
     let day = |t: i64| {
         DateTime::from_timestamp(t, 0)
             .unwrap_or_default()
@@ -118,8 +138,8 @@ pub fn opening_windows(from: i64, to: i64) -> Vec<(i64, i64)> {
     let (mut d, last) = (day(from), day(to));
     let mut out = Vec::new();
     while d <= last {
-        if calendar::is_working_day(d) {
-            out.push((at(d, OPEN_HOUR), at(d, CLOSE_HOUR)));
+        if hours.calendar.is_working_day(d) {
+            out.push((at(d, hours.open_hour), at(d, hours.close_hour)));
         }
         d += Duration::days(1);
     }
@@ -242,7 +262,7 @@ pub async fn week(db: &Db, s: &Search, now: i64) -> Result<Vec<Available>> {
     for (id, a, b) in rows {
         busy.entry(id).or_default().push((a, b));
     }
-    let windows = opening_windows(s.from, s.to);
+    let windows = opening_windows(&Hours::published(&db.published), s.from, s.to);
     Ok(cands
         .into_iter()
         .map(|c| {
@@ -268,6 +288,7 @@ pub async fn week(db: &Db, s: &Search, now: i64) -> Result<Vec<Available>> {
 /// slot checked against the calendar and the bookings one by one.
 pub async fn search_naive(db: &Db, s: &Search, now: i64) -> Result<Vec<Available>> {
     let cands = candidates(db, s).await?;
+    let hours = Hours::published(&db.published);
     let mut out = Vec::new();
     for c in cands {
         let busy = super::busy(db, c.id, s.from, s.to).await?;
@@ -284,8 +305,8 @@ pub async fn search_naive(db: &Db, s: &Search, now: i64) -> Result<Vec<Available
                 && t + step <= s.to
                 && t >= now + c.min_lead_hours * 3600
                 && t + step <= now + c.max_days_ahead * 86_400
-                && calendar::is_working_day(local.date_naive())
-                && (OPEN_HOUR..CLOSE_HOUR).contains(&h)
+                && hours.calendar.is_working_day(local.date_naive())
+                && (hours.open_hour..hours.close_hour).contains(&h)
                 && !busy.iter().any(|(a, b)| *a < t + step && *b > t);
             run = match (ok, run) {
                 (true, Some((a, b))) if b == t => Some((a, t + step)),
@@ -334,6 +355,14 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp()
     }
 
+    fn hours() -> Hours {
+        Hours {
+            open_hour: 8,
+            close_hour: 18,
+            calendar: std::sync::Arc::new(Calendar::builtin()),
+        }
+    }
+
     fn cand() -> Candidate {
         Candidate {
             id: 1,
@@ -354,7 +383,7 @@ mod tests {
             min_minutes: 120,
             ..Default::default()
         };
-        let w = opening_windows(s.from, s.to);
+        let w = opening_windows(&hours(), s.from, s.to);
         let busy = [
             (
                 ts("2026-12-08T09:00:00+08:00"),
@@ -386,7 +415,7 @@ mod tests {
                 min_minutes: 30,
                 ..Default::default()
             };
-            let w = opening_windows(s.from, s.to);
+            let w = opening_windows(&hours(), s.from, s.to);
             assert!(free_intervals(&cand(), &w, &[], &s, 0).is_empty(), "{day}");
         }
     }

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::{NewBooking, Placement, create_as};
 use crate::{
     auth::CurrentUser,
-    calendar,
     error::{AppError, Result},
     store::Db,
 };
@@ -90,13 +89,14 @@ pub async fn create_weekly(
     }
     let mut out = Outcome::default();
     let mut series = None;
+    let calendar = db.published.calendar();
     for week in 0..repeat.weekly {
         let (Some((start, day)), Some((end, _))) =
             (shifted(&new.start, week), shifted(&new.end, week))
         else {
             continue;
         };
-        if !calendar::is_working_day(day) {
+        if !calendar.is_working_day(day) {
             out.skipped.push(Skipped {
                 start,
                 reason: "法定节假日或周末，不开放预约".into(),

@@ -56,7 +56,8 @@ fn digest(
 }
 
 /// Append inside the caller's transaction. The head row is updated first, which serialises
-/// concurrent appends on both backends.
+/// concurrent appends on both backends; the entry's insert sets the head's hash (a trigger).
+/// Callers append last, just before they commit, so the head is held as briefly as possible.
 pub async fn append(conn: &mut sqlx::AnyConnection, e: Entry<'_>) -> Result<()> {
     let row = sqlx::query(
         "UPDATE workflow_audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
@@ -87,10 +88,7 @@ pub async fn append(conn: &mut sqlx::AnyConnection, e: Entry<'_>) -> Result<()> 
     .bind(e.state).bind(e.action).bind(e.to_state).bind(e.comment).bind(e.data).bind(&prev).bind(&hash)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE workflow_audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
+    // The head's hash follows by trigger (migration 0023).
     Ok(())
 }
 

@@ -190,9 +190,7 @@ impl Engine {
         let Some(spec) = d.state(&inst.state).and_then(|s| s.task.as_ref()) else {
             return Ok(None);
         };
-        let rule_user = delegation::principal_of(conn, task_id)
-            .await?
-            .unwrap_or(task.assignee_id);
+        let rule_user = task.on_behalf_of.unwrap_or(task.assignee_id);
         let ok = satisfies_rule(conn, &spec.assignees, &inst, rule_user).await?
             && !eligible_only(
                 conn,

@@ -52,8 +52,7 @@ impl Engine {
         let action = permitted_action(&spec, actor, &decision.action)?;
         if let Some(u) = actor {
             // A deputy decides under the assignee rule of whom the task is for (委托代理).
-            let principal = delegation::principal_of(&mut tx, task_id).await?;
-            check_decider(&mut tx, &spec, &step.inst, u.id, principal).await?;
+            check_decider(&mut tx, &spec, &step.inst, u.id, step.task.on_behalf_of).await?;
         }
         let form = if decision.data.is_null() {
             json!({})
@@ -99,23 +98,8 @@ impl Engine {
                 ));
             }
         };
-        let to_state = target.clone().unwrap_or_else(|| step.inst.state.clone());
-        audit::append(
-            &mut tx,
-            audit::Entry {
-                instance_id: step.inst.id,
-                at: now,
-                actor_id,
-                workflow_key: &step.def.key,
-                version: step.def.version,
-                state: &step.inst.state,
-                action: &action,
-                to_state: &to_state,
-                comment: &decision.comment,
-                data: &form.to_string(),
-            },
-        )
-        .await?;
+        let from_state = step.inst.state.clone();
+        let to_state = target.clone().unwrap_or_else(|| from_state.clone());
         if let Some(to) = target {
             let d = step.def.clone();
             move_to(
@@ -131,6 +115,24 @@ impl Engine {
             )
             .await?;
         }
+        // The audit head is the one row every decision writes: appended last, it is held
+        // (on PostgreSQL) only for the append and the commit.
+        audit::append(
+            &mut tx,
+            audit::Entry {
+                instance_id: step.inst.id,
+                at: now,
+                actor_id,
+                workflow_key: &step.def.key,
+                version: step.def.version,
+                state: &from_state,
+                action: &action,
+                to_state: &to_state,
+                comment: &decision.comment,
+                data: &form.to_string(),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Outcome {
             instance_id: step.inst.id,
@@ -149,7 +151,7 @@ impl Engine {
     ) -> Result<OpenStep> {
         // Lock order, everywhere: the instance row, then its tasks, then the audit head. Two
         // reviewers deciding sibling tasks at once then queue instead of deadlocking.
-        lock_instance_of_task(tx, task_id).await?;
+        let locked = lock_instance_of_task(tx, task_id).await?;
         let task = load_task(tx, task_id).await?;
         if let Some(u) = actor
             && u.id != task.assignee_id
@@ -161,7 +163,7 @@ impl Engine {
         if task.status != "open" {
             return Err(task_closed());
         }
-        let inst = load_instance(tx, task.instance_id).await?;
+        let inst = locked.ok_or(AppError::NotFound)?;
         if inst.status != "running" || inst.round != task.round {
             return Err(task_closed());
         }
@@ -441,9 +443,15 @@ async fn approve_target(
         .on
         .get("approve")
         .ok_or_else(|| anyhow::anyhow!("approve without target"))?;
-    let (approved, open) = counts(tx, inst).await?;
-    let waiting: (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting'")
-        .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
+    // One approval finishes an `any` step: nothing to count.
+    let (approved, open, waiting) = if spec.mode == def::Mode::Any {
+        (0, 0, (0,))
+    } else {
+        let (approved, open) = counts(tx, inst).await?;
+        let waiting: (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'waiting'")
+            .bind(inst.id).bind(inst.round).fetch_one(&mut *tx).await?;
+        (approved, open, waiting)
+    };
     let finished = match spec.mode {
         def::Mode::Any => true,
         def::Mode::All => open == 0 && waiting.0 == 0,

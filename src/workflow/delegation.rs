@@ -204,16 +204,3 @@ pub(super) async fn mark(
         .await?;
     Ok(())
 }
-
-/// Whom a task is for, when it was delegated.
-pub(super) async fn principal_of(
-    conn: &mut sqlx::AnyConnection,
-    task_id: i64,
-) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT on_behalf_of FROM workflow_tasks WHERE id = $1")
-            .bind(task_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.and_then(|r| r.0))
-}

@@ -93,39 +93,44 @@ pub(super) async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Re
     Ok(())
 }
 
+/// Lock the instance a task belongs to and read it, in one statement (none: no such task).
 pub(super) async fn lock_instance_of_task(
     conn: &mut sqlx::AnyConnection,
     task_id: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1)")
-        .bind(task_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<Option<Instance>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE workflow_instances SET updated_at = updated_at \
+         WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1) RETURNING {INSTANCE_COLS}"
+    )))
+    .bind(task_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(instance_from))
 }
 
 pub(super) struct TaskRow {
-    pub(super) instance_id: i64,
     pub(super) round: i64,
     pub(super) assignee_id: i64,
     pub(super) seq: i64,
     pub(super) due_at: Option<i64>,
     pub(super) status: String,
+    /// Whom the task is for when a deputy holds it (委托代理).
+    pub(super) on_behalf_of: Option<i64>,
 }
 
 pub(super) async fn load_task(conn: &mut sqlx::AnyConnection, id: i64) -> Result<TaskRow> {
-    let r = sqlx::query("SELECT instance_id, state, round, assignee_id, seq, due_at, status FROM workflow_tasks WHERE id = $1")
+    let r = sqlx::query("SELECT state, round, assignee_id, seq, due_at, status, on_behalf_of FROM workflow_tasks WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(TaskRow {
-        instance_id: r.get("instance_id"),
         round: r.get("round"),
         assignee_id: r.get("assignee_id"),
         seq: r.get("seq"),
         due_at: r.get("due_at"),
         status: r.get("status"),
+        on_behalf_of: r.get("on_behalf_of"),
     })
 }
 

@@ -218,22 +218,7 @@ impl Engine {
         }
         let to = decide::transition_to(&spec, "withdraw")?;
         let ctx = expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
-        audit::append(
-            &mut tx,
-            audit::Entry {
-                instance_id: inst.id,
-                at: now,
-                actor_id: Some(user.id),
-                workflow_key: &d.key,
-                version: d.version,
-                state: &inst.state,
-                action: "withdraw",
-                to_state: &to,
-                comment,
-                data: "{}",
-            },
-        )
-        .await?;
+        let from_state = inst.state.clone();
         move_to(
             self.definitions.catalog(),
             &mut tx,
@@ -244,6 +229,22 @@ impl Engine {
             &ctx,
             Some(user.id),
             "withdraw",
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            audit::Entry {
+                instance_id: inst.id,
+                at: now,
+                actor_id: Some(user.id),
+                workflow_key: &d.key,
+                version: d.version,
+                state: &from_state,
+                action: "withdraw",
+                to_state: &to,
+                comment,
+                data: "{}",
+            },
         )
         .await?;
         tx.commit().await?;

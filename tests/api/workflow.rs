@@ -1334,3 +1334,44 @@ async fn the_applicant_never_reviews_their_own_request_and_a_reviewer_without_th
     // Running the job again changes nothing.
     assert_eq!(app.state.engine.process_deadlines().await.unwrap(), 0);
 }
+
+/// `labshare workflows bench` (issue 19) drives real decisions: each instance ends approved,
+/// the applicant is not the reviewer, and the hash chain (the head's hash now set by the
+/// entry's insert) stays intact with the audit appended last.
+#[tokio::test]
+async fn the_engine_benchmark_approves_every_instance_with_an_intact_chain() {
+    let app = spawn_app().await;
+    let before: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM workflow_audit")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let r = workflow::bench::run(&app.state.engine, 6, 3).await.unwrap();
+    assert_eq!(r.instances, 6);
+    assert!(r.transitions_per_sec > 0.0 && r.starts_per_sec > 0.0);
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT status, state FROM workflow_instances WHERE workflow_key = 'service_record_report'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter()
+            .all(|(status, state)| status == "completed" && state == "approved"),
+        "{rows:?}"
+    );
+    // A start and an approval per instance, in order, and the head carries the last hash.
+    assert_eq!(
+        audit::verify(&app.db).await.unwrap(),
+        audit::Verdict::Intact {
+            entries: before + 12
+        }
+    );
+    let (head, last): (String, String) = sqlx::query_as(
+        "SELECT h.hash, a.hash FROM workflow_audit_head h, workflow_audit a WHERE h.id = 1 AND a.seq = h.seq",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(head, last);
+}

@@ -1,6 +1,8 @@
 //! Start-up (启动): connect, migrate, make sure the built-in roles exist, load demo data on an
 //! empty database when asked, then serve HTTP until SIGTERM/Ctrl-C (in-flight requests finish).
 
+/// The name of the browser session cookie, for callers outside the web layer (benchmarks).
+pub use crate::web::session::SESSION_COOKIE;
 use std::{future::Future, net::SocketAddr};
 
 use tokio::net::TcpListener;

@@ -192,7 +192,7 @@ pub async fn measure(
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let cookie = format!("{}={cookie}", crate::web::session::SESSION_COOKIE);
+    let cookie = format!("{}={cookie}", crate::server::SESSION_COOKIE);
     let unit = loaded.first_unit;
     let page_of = |path: String| {
         let (client, cookie) = (client.clone(), cookie.clone());

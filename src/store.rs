@@ -27,6 +27,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Where write transactions run: on SQLite a pool of one connection, on PostgreSQL `pool`.
+    write_pool: AnyPool,
     pub backend: Backend,
     /// SQLite writers of this process queue here instead of spinning in SQLite's busy
     /// handler, whose sleeps dominate under concurrency; PostgreSQL needs no such lock.
@@ -92,28 +94,37 @@ impl Db {
             Backend::Postgres => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(15))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(15))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(
+                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
+                .connect_with(options.clone())
+        };
+        let (pool, write_pool) = match backend {
+            // The process's writes take turns anyway: one connection of their own keeps its
+            // page cache warm from one write to the next (another connection's commit would
+            // make SQLite reread every page it touches).
+            Backend::Sqlite => (pool(8).await?, pool(1).await?),
+            Backend::Postgres => {
+                let p = pool(16).await?;
+                (p.clone(), p)
+            }
+        };
         Ok(Db {
             pool,
+            write_pool,
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             published: Arc::default(),
@@ -126,7 +137,7 @@ impl Db {
             Backend::Sqlite => {
                 let turn = self.writer.clone().lock_owned().await;
                 WriteTx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    tx: self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
                 }
             }

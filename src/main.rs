@@ -271,44 +271,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Availability { n, runs },
         } => {
-            let dir = config
-                .data_dir
-                .join(format!("bench-availability-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let result = labshare::money::bookings::availability_bench::run(&dir, n, runs).await;
-            let _ = std::fs::remove_dir_all(&dir);
-            println!("{}", result?);
-            Ok(())
+            in_bench_dir(&config, "availability", |dir| async move {
+                labshare::money::bookings::availability_bench::run(&dir, n, runs).await
+            })
+            .await
         }
         Command::Bench {
             command: BenchCommand::Statistics { records, runs },
         } => {
-            let dir = config
-                .data_dir
-                .join(format!("bench-statistics-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let result = labshare::statsbench::run(&config, &dir, records, runs).await;
-            let _ = std::fs::remove_dir_all(&dir);
-            println!("{}", result?);
-            Ok(())
+            let c = &config;
+            in_bench_dir(c, "statistics", |dir| async move {
+                labshare::statsbench::run(c, &dir, records, runs).await
+            })
+            .await
         }
         Command::Bench {
             command: BenchCommand::Search { n, runs },
         } => {
-            let dir = config
-                .data_dir
-                .join(format!("bench-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let result = labshare::search::bench::run(
-                &dir,
-                &labshare::app::index_config_dir(&config),
-                n,
-                runs,
-            )
-            .await;
-            let _ = std::fs::remove_dir_all(&dir);
-            println!("{}", result?);
-            Ok(())
+            let c = &config;
+            in_bench_dir(c, "search", |dir| async move {
+                labshare::search::bench::run(&dir, &labshare::app::index_config_dir(c), n, runs)
+                    .await
+            })
+            .await
         }
         Command::Reindex => {
             let state = App::build(Base::open(config).await?, server::workflow_catalog()).await?;
@@ -373,4 +358,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Run a benchmark in a fresh directory under the data directory, remove the directory
+/// whatever the outcome, and print the report.
+async fn in_bench_dir<F, Fut, T>(config: &Config, name: &str, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    T: std::fmt::Display,
+{
+    let dir = config
+        .data_dir
+        .join(format!("bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(dir.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", result?);
+    Ok(())
 }

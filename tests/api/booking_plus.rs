@@ -85,17 +85,7 @@ async fn availability_leaves_out_bookings_holidays_and_short_gaps() {
     assert_eq!(s, 200, "{b}");
     let item = &b["items"][0];
     assert_eq!(item["instrument_id"], w.instrument);
-    let free: Vec<(String, String)> = item["free"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["start"].as_str().unwrap()[11..16].to_string(),
-                f["end"].as_str().unwrap()[11..16].to_string(),
-            )
-        })
-        .collect();
+    let free = crate::common::free_hours(item);
     assert_eq!(
         free,
         vec![

@@ -569,17 +569,7 @@ async fn booking_hours_follow_the_settings() {
         .find(|i| i["instrument_id"] == instrument)
         .cloned()
         .unwrap_or_else(|| panic!("{b}"));
-    let free: Vec<(String, String)> = item["free"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["start"].as_str().unwrap()[11..16].to_string(),
-                f["end"].as_str().unwrap()[11..16].to_string(),
-            )
-        })
-        .collect();
+    let free = crate::common::free_hours(&item);
     assert_eq!(
         free,
         vec![("10:00".to_string(), "17:00".to_string())],

@@ -298,6 +298,21 @@ impl TestApp {
     }
 }
 
+/// An availability item's free intervals as (HH:MM, HH:MM) pairs, Beijing time.
+pub fn free_hours(item: &serde_json::Value) -> Vec<(String, String)> {
+    item["free"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["start"].as_str().unwrap()[11..16].to_string(),
+                f["end"].as_str().unwrap()[11..16].to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn csrf_from(html: &str) -> Option<String> {
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker)? + marker.len();

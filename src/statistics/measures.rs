@@ -132,7 +132,7 @@ pub const AGGREGATED_REPORTABLE_MIN_FEN: i64 = 50_000_000;
 
 /// The instrument measures (counts, value, status, type, reported). Pre-aggregated: the
 /// counts by status and type, and their reportable part, from `stat_instrument_counts`;
-/// from the rows: one grouped read of the covering index.
+/// from the rows: the same grouped read of the covering index.
 async fn instrument_measures(
     db: &Db,
     rules: &IndicatorRules,
@@ -141,14 +141,14 @@ async fn instrument_measures(
     pre_aggregated: bool,
 ) -> Result<()> {
     let min = crate::reporting::national::reportable_min_fen();
+    // One row per status and type, with how many of them are reportable (`r`).
+    let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
     let rows = if pre_aggregated && min == AGGREGATED_REPORTABLE_MIN_FEN {
         let (conds, binds) = stat_conds(scope, "", 1);
-        // One row per status and type, its reportable part in `r`.
-        let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
         fetch_all(
             db,
             format!(
-                "SELECT usage_status, instrument_type, CAST(0 AS BIGINT) AS big, {} AS n, {} AS v, {} AS r \
+                "SELECT usage_status, instrument_type, {} AS n, {} AS v, {} AS r \
                  FROM stat_instrument_counts WHERE n <> 0{conds} GROUP BY usage_status, instrument_type",
                 sum("n"),
                 sum("value_fen"),
@@ -163,9 +163,10 @@ async fn instrument_measures(
         fetch_all(
             db,
             format!(
-                "SELECT i.usage_status, i.instrument_type, CAST(CASE WHEN i.value_fen >= $1 THEN 1 ELSE 0 END AS BIGINT) AS big, \
-                 CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(i.value_fen), 0) AS BIGINT) AS v, CAST(0 AS BIGINT) AS r FROM instruments i \
-                 WHERE i.review_status = 'approved'{conds} GROUP BY i.usage_status, i.instrument_type, CASE WHEN i.value_fen >= $1 THEN 1 ELSE 0 END"
+                "SELECT i.usage_status, i.instrument_type, CAST(COUNT(*) AS BIGINT) AS n, {} AS v, {} AS r \
+                 FROM instruments i WHERE i.review_status = 'approved'{conds} GROUP BY i.usage_status, i.instrument_type",
+                sum("i.value_fen"),
+                sum("CASE WHEN i.value_fen >= $1 THEN 1 ELSE 0 END"),
             ),
             binds,
         )
@@ -176,12 +177,8 @@ async fn instrument_measures(
         let n = dec(r.get("n"));
         let status: String = r.get("usage_status");
         let kind: String = r.get("instrument_type");
-        let big: i64 = r.get::<i64, _>("big");
         add("instruments", n);
         add("instrument_value", cents(r.get("v")));
-        if big == 1 {
-            add("instruments_reportable", n);
-        }
         add("instruments_reportable", dec(r.get("r")));
         if rules.normal_statuses.contains(&status) {
             add("instruments_normal", n);

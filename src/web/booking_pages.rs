@@ -204,11 +204,8 @@ async fn grid(State(state): State<AppState>, PageQuery(q): PageQuery<GridQuery>)
     let pages = total.div_ceil(GRID_PAGE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
-    let settings = state.db.published.settings();
-    let (open, close) = (
-        i64::from(settings.booking_open_hour),
-        i64::from(settings.booking_close_hour),
-    );
+    let hours = availability::Hours::published(&state.db.published);
+    let (open, close) = (i64::from(hours.open_hour), i64::from(hours.close_hour));
     let rows: Vec<minijinja::Value> = all
         .into_iter()
         .skip((page - 1) * GRID_PAGE)

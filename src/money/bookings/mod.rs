@@ -118,8 +118,8 @@ fn check_slot(
     now: DateTime<Utc>,
     published: &crate::published::Published,
 ) -> FieldErrors {
-    let settings = published.settings();
-    let (open_hour, close_hour) = (settings.booking_open_hour, settings.booking_close_hour);
+    let hours = availability::Hours::published(published);
+    let (open_hour, close_hour) = (hours.open_hour, hours.close_hour);
     let mut e = FieldErrors::new();
     let (ls, le) = (start.with_timezone(&Shanghai), end.with_timezone(&Shanghai));
     if end <= start {
@@ -170,8 +170,8 @@ fn check_slot(
                 )
             },
         );
-    } else if !published.calendar().is_working_day(ls.date_naive())
-        || !published.calendar().is_working_day(le.date_naive())
+    } else if !hours.calendar.is_working_day(ls.date_naive())
+        || !hours.calendar.is_working_day(le.date_naive())
     {
         e.insert(
             "start".into(),

@@ -7,6 +7,7 @@ pub mod bench;
 mod config;
 mod indexing;
 mod query;
+mod segments;
 pub mod source;
 pub mod sync;
 
@@ -24,7 +25,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tantivy::{
     DocAddress, Index, IndexReader, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term,
-    collector::{Count, FacetCollector, TopDocs},
+    collector::{Count, TopDocs},
     query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, RegexQuery, TermQuery},
     schema::{
         FAST, Facet, FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema,
@@ -61,6 +62,8 @@ pub struct SearchIndex {
     write_lock: tokio::sync::Mutex<()>,
     /// This node's place in the change log.
     sync: sync::Sync,
+    /// What queries read per document, prepared per segment as the reader reloads.
+    segments: Arc<segments::SegmentCache>,
     /// Bumped after every commit that changed documents, once the reader sees them.
     changes: std::sync::atomic::AtomicU64,
 }
@@ -74,7 +77,7 @@ impl SearchIndex {
         std::fs::create_dir_all(dir)?;
         let meta_path = dir.join(META_FILE);
         let built_with = std::fs::read_to_string(&meta_path).unwrap_or_default();
-        let index = match Index::open_in_dir(dir) {
+        let mut index = match Index::open_in_dir(dir) {
             Ok(index) if built_with.contains(&config.fingerprint) => index,
             _ => {
                 for entry in std::fs::read_dir(dir)? {
@@ -92,9 +95,18 @@ impl SearchIndex {
                 index
             }
         };
+        // A query's segments are searched on every core at once: the latency of a broad query
+        // over a million records, not throughput, is what a person waits for.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores > 1 {
+            index.set_multithread_executor(cores.min(4))?;
+        }
+        let segments = Arc::new(segments::SegmentCache::default());
+        let warmer: std::sync::Weak<dyn tantivy::Warmer> = Arc::downgrade(&segments) as _;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .warmers(vec![warmer])
             .try_into()?;
         let cursor = index
             .load_metas()?
@@ -114,6 +126,7 @@ impl SearchIndex {
             write_lock: tokio::sync::Mutex::new(()),
             sync: sync::Sync::new(node_id, cursor),
             changes: std::sync::atomic::AtomicU64::new(0),
+            segments,
         })
     }
 

@@ -244,15 +244,9 @@ impl SearchIndex {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let fc = |name: &str| {
-            let mut c = FacetCollector::for_field(name);
-            c.add_facet(Facet::root());
-            c
+        let facet_set = segments::FacetCounter {
+            cache: &self.segments,
         };
-        let facet_set = (
-            (fc("f_type"), fc("f_category"), fc("f_city")),
-            (fc("f_open"), fc("f_band"), fc("f_unit")),
-        );
         let limit = limit.clamp(1, 100);
         let offset = offset.min(10_000);
         let top = TopDocs::with_limit(limit).and_offset(offset);
@@ -278,14 +272,11 @@ impl SearchIndex {
                 (n, docs, counts)
             }
             _ => {
+                let cache = self.segments.clone();
                 let ranked = top.tweak_score(move |seg: &SegmentReader| {
-                    let prior = seg
-                        .fast_fields()
-                        .f64("prior")
-                        .ok()
-                        .map(|c| c.first_or_default_col(1.0));
-                    move |doc, score: Score| match &prior {
-                        Some(col) => score * col.get_val(doc) as f32,
+                    let data = cache.of(seg).ok();
+                    move |doc, score: Score| match &data {
+                        Some(d) => score * d.prior[doc as usize],
                         None => score,
                     }
                 });
@@ -294,24 +285,11 @@ impl SearchIndex {
                     .map_err(err)?
             }
         };
-        let ((c_type, c_category, c_city), (c_open, c_band, c_unit)) = counts;
         let mut facets = BTreeMap::new();
-        for (key, counts) in [
-            ("type", c_type),
-            ("category", c_category),
-            ("city", c_city),
-            ("open", c_open),
-            ("value", c_band),
-            ("unit", c_unit),
-        ] {
+        for ((_, key), counts) in segments::FIELDS.into_iter().zip(counts) {
             let mut values: Vec<FacetValue> = counts
-                .get(Facet::root())
-                .map(|(fct, count)| {
-                    let value = fct
-                        .to_path()
-                        .last()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
+                .into_iter()
+                .map(|(value, count)| {
                     let label = match key {
                         "type" => self.type_label(&value),
                         "category"

@@ -338,6 +338,50 @@ async fn odd_queries_never_error_and_never_inject_markup() {
     assert_eq!(status, 200);
 }
 
+/// Each facet value's count is the number of matches its filter leaves, for all six facets,
+/// over every record type at once (types without a facet leave it empty) and for a query.
+#[tokio::test]
+async fn every_facet_count_is_what_its_filter_returns() {
+    let app = demo_app().await;
+    for q in ["", "q=%E4%BB%AA", "q=%E7%94%B5%E9%95%9C"] {
+        // (nothing), 仪, 电镜
+        let body = search(&app, q).await;
+        let total = body["total"].as_u64().unwrap();
+        assert!(total > 0, "{q}");
+        let types: u64 = body["facets"]["type"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(types, total, "every record has one type ({q})");
+        for (key, param) in [
+            ("type", "type"),
+            ("category", "category"),
+            ("city", "city"),
+            ("open", "open"),
+            ("value", "value"),
+            ("unit", "unit"),
+        ] {
+            let values = body["facets"][key].as_array().unwrap();
+            assert!(!values.is_empty(), "{key} facet for {q:?}");
+            for v in values.iter().take(4) {
+                let filtered = search(
+                    &app,
+                    &format!("{q}&{param}={}", enc(v["value"].as_str().unwrap())),
+                )
+                .await;
+                assert_eq!(
+                    filtered["total"].as_u64().unwrap(),
+                    v["count"].as_u64().unwrap(),
+                    "{key}={} for {q:?}",
+                    v["value"]
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn snippets_mark_matches_and_filters_narrow_with_facet_counts() {
     let app = demo_app().await;

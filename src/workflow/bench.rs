@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use futures::{StreamExt, TryStreamExt, stream};
+
 use serde_json::json;
 
 use super::Engine;
@@ -63,21 +65,23 @@ pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchR
         .ok_or(crate::error::AppError::NotFound)?;
     let base: i64 = engine.now() * 1000;
     let t0 = Instant::now();
-    let mut started = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(concurrency.max(1)) {
-        let futs = chunk.iter().map(|i| {
+    // `concurrency` decisions are in flight all the time, as requests reach a server: each
+    // one that finishes lets the next begin (batches would wait for their slowest member).
+    let in_flight = concurrency.max(1);
+    let started: Vec<i64> = stream::iter(0..n)
+        .map(|i| {
             engine.start(
                 "service_record_report",
                 "service_record",
-                base + *i as i64,
+                base + i as i64,
                 applicant,
                 json!({}),
             )
-        });
-        for r in futures::future::join_all(futs).await {
-            started.push(r?.instance_id);
-        }
-    }
+        })
+        .buffer_unordered(in_flight)
+        .map_ok(|o| o.instance_id)
+        .try_collect()
+        .await?;
     let start_secs = t0.elapsed().as_secs_f64();
     let mut task_ids = Vec::with_capacity(n);
     for inst in &started {
@@ -89,8 +93,8 @@ pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchR
         task_ids.push(id);
     }
     let t1 = Instant::now();
-    for chunk in task_ids.chunks(concurrency.max(1)) {
-        let futs = chunk.iter().map(|t| {
+    stream::iter(&task_ids)
+        .map(|t| {
             engine.act(
                 Some(&user),
                 *t,
@@ -100,11 +104,10 @@ pub async fn run(engine: &Engine, n: usize, concurrency: usize) -> Result<BenchR
                     data: json!({}),
                 },
             )
-        });
-        for r in futures::future::join_all(futs).await {
-            r?;
-        }
-    }
+        })
+        .buffer_unordered(in_flight)
+        .try_for_each(|_| async { Ok(()) })
+        .await?;
     let act_secs = t1.elapsed().as_secs_f64();
     Ok(BenchReport {
         instances: n,

@@ -297,15 +297,20 @@ pub(super) async fn recuse(
 pub(super) async fn expr_ctx(
     cat: &Catalog,
     conn: &mut sqlx::AnyConnection,
+    d: &Definition,
     inst: &Instance,
     form: &Value,
 ) -> Result<Value> {
     let subject = load_subject(cat, conn, &inst.subject_type, inst.subject_id).await?;
-    let forms: Vec<(String,)> = sqlx::query_as("SELECT form FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'approved'")
-        .bind(inst.id)
-        .bind(inst.round)
-        .fetch_all(&mut *conn)
-        .await?;
+    let forms: Vec<(String,)> = if d.uses_scores {
+        sqlx::query_as("SELECT form FROM workflow_tasks WHERE instance_id = $1 AND round = $2 AND status = 'approved'")
+            .bind(inst.id)
+            .bind(inst.round)
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        Vec::new()
+    };
     let mut scores: Vec<f64> = forms
         .iter()
         .filter_map(|(f,)| serde_json::from_str::<Value>(f).ok())

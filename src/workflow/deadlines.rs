@@ -47,7 +47,8 @@ impl Engine {
             let Some(spec) = d.state(&inst.state).and_then(|s| s.task.clone()) else {
                 continue;
             };
-            let ctx = expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
+            let ctx =
+                expr_ctx(self.definitions.catalog(), &mut tx, &d, &inst, &Value::Null).await?;
             let holders: BTreeSet<i64> = sqlx::query_as::<_, (i64,)>(
                 "SELECT assignee_id FROM workflow_tasks WHERE instance_id = $1 AND round = $2",
             )
@@ -273,7 +274,8 @@ impl Engine {
                 .await?;
                 if let Some(def::AtDeadline::Escalate(role)) = &spec.at_deadline {
                     let ctx =
-                        expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
+                        expr_ctx(self.definitions.catalog(), &mut tx, &d, &inst, &Value::Null)
+                            .await?;
                     // The applicant and a `distinct_from` state's approvers are left out here too.
                     let users = resolve_step_assignees(
                         &mut tx,

@@ -74,7 +74,7 @@ impl Engine {
         )
         .await?;
         let cat = self.definitions.catalog();
-        let mut ctx = expr_ctx(cat, &mut tx, &step.inst, &form).await?;
+        let mut ctx = expr_ctx(cat, &mut tx, &step.def, &step.inst, &form).await?;
         // The deciding task, for rules like "only after the notice period" (公示期满).
         ctx["task"] = json!({
             "due_at": step.task.due_at,
@@ -151,8 +151,9 @@ impl Engine {
     ) -> Result<OpenStep> {
         // Lock order, everywhere: the instance row, then its tasks, then the audit head. Two
         // reviewers deciding sibling tasks at once then queue instead of deadlocking.
-        let locked = lock_instance_of_task(tx, task_id).await?;
-        let task = load_task(tx, task_id).await?;
+        let (task, inst) = lock_task_and_instance(tx, task_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         if let Some(u) = actor
             && u.id != task.assignee_id
         {
@@ -163,7 +164,6 @@ impl Engine {
         if task.status != "open" {
             return Err(task_closed());
         }
-        let inst = locked.ok_or(AppError::NotFound)?;
         if inst.status != "running" || inst.round != task.round {
             return Err(task_closed());
         }

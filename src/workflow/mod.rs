@@ -189,7 +189,7 @@ impl Engine {
     })?;
         let inst = load_instance(&mut *tx, id).await?;
         let cat = self.definitions.catalog();
-        let ctx = expr_ctx(cat, &mut *tx, &inst, &Value::Null).await?;
+        let ctx = expr_ctx(cat, &mut *tx, &d, &inst, &Value::Null).await?;
         if let Some(g) = &d.guard {
             check_guard(g, &ctx)?;
         }

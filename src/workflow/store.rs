@@ -93,19 +93,47 @@ pub(super) async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Re
     Ok(())
 }
 
-/// Lock the instance a task belongs to and read it, in one statement (none: no such task).
-pub(super) async fn lock_instance_of_task(
+/// Read a task with its instance, locking the instance, in one statement (none: no such
+/// task). On PostgreSQL `FOR UPDATE OF i` takes the instance's row lock: after waiting for it
+/// the instance is read as the other decider left it, while the task row may be the one read
+/// before the wait, so a task closed meanwhile is caught by the close's compare-and-swap.
+/// SQLite write transactions are serial (`BEGIN IMMEDIATE`) and need no row lock.
+pub(super) async fn lock_task_and_instance(
     conn: &mut sqlx::AnyConnection,
     task_id: i64,
-) -> Result<Option<Instance>> {
+) -> Result<Option<(TaskRow, Instance)>> {
+    let cols = INSTANCE_COLS
+        .split(", ")
+        .map(|c| format!("i.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE OF i"
+    } else {
+        ""
+    };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE workflow_instances SET updated_at = updated_at \
-         WHERE id = (SELECT instance_id FROM workflow_tasks WHERE id = $1) RETURNING {INSTANCE_COLS}"
+        "SELECT {cols}, {TASK_COLS} FROM workflow_tasks t JOIN workflow_instances i ON i.id = t.instance_id WHERE t.id = $1{lock}"
     )))
     .bind(task_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(instance_from))
+    Ok(row.map(|r| (task_from(&r), instance_from(&r))))
+}
+
+/// The task's columns, each read as `t_<column>`.
+const TASK_COLS: &str = "t.round AS t_round, t.assignee_id AS t_assignee_id, t.seq AS t_seq, \
+     t.due_at AS t_due_at, t.status AS t_status, t.on_behalf_of AS t_on_behalf_of";
+
+fn task_from(r: &sqlx::any::AnyRow) -> TaskRow {
+    TaskRow {
+        round: r.get("t_round"),
+        assignee_id: r.get("t_assignee_id"),
+        seq: r.get("t_seq"),
+        due_at: r.get("t_due_at"),
+        status: r.get("t_status"),
+        on_behalf_of: r.get("t_on_behalf_of"),
+    }
 }
 
 pub(super) struct TaskRow {
@@ -119,19 +147,14 @@ pub(super) struct TaskRow {
 }
 
 pub(super) async fn load_task(conn: &mut sqlx::AnyConnection, id: i64) -> Result<TaskRow> {
-    let r = sqlx::query("SELECT state, round, assignee_id, seq, due_at, status, on_behalf_of FROM workflow_tasks WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(TaskRow {
-        round: r.get("round"),
-        assignee_id: r.get("assignee_id"),
-        seq: r.get("seq"),
-        due_at: r.get("due_at"),
-        status: r.get("status"),
-        on_behalf_of: r.get("on_behalf_of"),
-    })
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TASK_COLS} FROM workflow_tasks t WHERE t.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(task_from(&r))
 }
 
 pub(super) fn task_closed() -> AppError {

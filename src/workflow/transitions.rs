@@ -158,16 +158,25 @@ pub(super) async fn move_to(
         "withdraw" => "withdrawn",
         _ => "decided",
     };
-    hooks::emit(
-        conn,
-        kind,
-        inst.id,
-        None,
-        Some(inst.applicant_id),
-        json!({"state": to, "action": action, "actor_id": actor_id, "workflow": d.key}),
-        now,
-    )
-    .await?;
+    // The applicant hears of the move once: a state whose effects already notify them of
+    // this kind (`notify` with `event: decided`) is not told twice.
+    let declared = d.state(to).is_some_and(|s| {
+        s.effects.iter().any(|e| {
+            e.hook == "notify" && e.with.get("event").and_then(Value::as_str) == Some(kind)
+        })
+    });
+    if !declared {
+        hooks::emit(
+            conn,
+            kind,
+            inst.id,
+            None,
+            Some(inst.applicant_id),
+            json!({"state": to, "action": action, "actor_id": actor_id, "workflow": d.key}),
+            now,
+        )
+        .await?;
+    }
     enter_state(cat, conn, d, inst, to, inst.round, now, ctx).await
 }
 
@@ -217,7 +226,7 @@ impl Engine {
             ));
         }
         let to = decide::transition_to(&spec, "withdraw")?;
-        let ctx = expr_ctx(self.definitions.catalog(), &mut tx, &inst, &Value::Null).await?;
+        let ctx = expr_ctx(self.definitions.catalog(), &mut tx, &d, &inst, &Value::Null).await?;
         let from_state = inst.state.clone();
         move_to(
             self.definitions.catalog(),

@@ -1374,4 +1374,17 @@ async fn the_engine_benchmark_approves_every_instance_with_an_intact_chain() {
     .await
     .unwrap();
     assert_eq!(head, last);
+    // The approved state's effects notify the applicant (`notify`, event `decided`): the
+    // engine adds no second notice of its own for the same move.
+    let decided: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT e.instance_id, CAST(COUNT(*) AS BIGINT) FROM workflow_events e \
+         JOIN workflow_instances i ON i.id = e.instance_id \
+         WHERE i.workflow_key = 'service_record_report' AND e.kind = 'decided' \
+         AND e.user_id = i.applicant_id GROUP BY e.instance_id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(decided.len(), 6);
+    assert!(decided.iter().all(|(_, n)| *n == 1), "{decided:?}");
 }

@@ -73,6 +73,8 @@ pub fn parse(
         }),
         states,
         version: 0,
+        // Expressions can only read the step's scores by naming them.
+        uses_scores: source.contains("scores"),
         source: source.to_string(),
         file: file.to_string(),
     })

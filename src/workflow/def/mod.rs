@@ -188,6 +188,8 @@ pub struct Definition {
     pub states: BTreeMap<String, State>,
     /// Version in the database (0 until recorded).
     pub version: i64,
+    /// Whether any expression may read `scores` (the step's approved forms are then loaded).
+    pub uses_scores: bool,
     pub source: String,
     pub file: String,
 }

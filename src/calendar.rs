@@ -128,7 +128,7 @@ pub async fn load_published(db: &Db) -> Result<BTreeMap<i32, Year>> {
 }
 
 /// The calendar as the transaction `conn` sees it (deadlines computed inside a decision).
-pub async fn in_transaction(conn: &mut sqlx::AnyConnection) -> Result<Calendar> {
+pub async fn in_transaction(conn: &mut crate::store::Conn) -> Result<Calendar> {
     let rows = sqlx::query("SELECT year, holidays, workdays FROM calendar_years")
         .fetch_all(&mut *conn)
         .await?;
@@ -273,7 +273,7 @@ pub async fn publish(db: &Db, year: i32, days: &Year, by: i64, now: i64) -> Resu
 }
 
 /// Active users holding a permission (e.g. `system.config`).
-pub async fn holders_of(conn: &mut sqlx::AnyConnection, permission: &str) -> Result<Vec<i64>> {
+pub async fn holders_of(conn: &mut crate::store::Conn, permission: &str) -> Result<Vec<i64>> {
     let rows: Vec<(i64,)> = sqlx::query_as(
         "SELECT DISTINCT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id \
          JOIN role_permissions rp ON rp.role_id = ur.role_id \

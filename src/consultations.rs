@@ -105,7 +105,7 @@ fn validate(n: &NewConsultation) -> Result<(String, String, String, i64)> {
 
 /// The experts (user ids) a consultation goes to: its assignee, else the pool's experts of
 /// its field.
-async fn experts_for(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Vec<i64>> {
+async fn experts_for(conn: &mut crate::store::Conn, id: i64) -> Result<Vec<i64>> {
     let rows: Vec<(i64,)> = sqlx::query_as(
         "SELECT DISTINCT e.user_id FROM consultations c JOIN experts e ON e.user_id IS NOT NULL \
          AND e.status = '在库' AND ((c.assigned_user_id IS NULL AND e.fields LIKE '%' || c.field || '%') \
@@ -119,7 +119,7 @@ async fn experts_for(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Vec<i64>
 
 #[allow(clippy::too_many_arguments)]
 async fn tell(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     mailer: &Mailer,
     public_url: &str,
     users: &[i64],
@@ -193,7 +193,7 @@ pub async fn create(
     Ok(id)
 }
 
-async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Consultation> {
+async fn load(conn: &mut crate::store::Conn, id: i64) -> Result<Consultation> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE c.id = $1")))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -202,11 +202,7 @@ async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Consultation> {
 }
 
 /// Whether `user` is an expert this consultation goes to.
-async fn is_its_expert(
-    conn: &mut sqlx::AnyConnection,
-    user: &CurrentUser,
-    id: i64,
-) -> Result<bool> {
+async fn is_its_expert(conn: &mut crate::store::Conn, user: &CurrentUser, id: i64) -> Result<bool> {
     if !user.can(Permission::ExpertConsult) {
         return Ok(false);
     }
@@ -228,7 +224,7 @@ pub async fn get(
     user: Option<&CurrentUser>,
     id: i64,
 ) -> Result<(Consultation, Vec<Message>, Rights)> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let c = load(&mut conn, id).await?;
     let rights = match user {
         Some(u) => Rights {
@@ -246,7 +242,7 @@ pub async fn get(
     Ok((c, messages, rights))
 }
 
-async fn messages(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Vec<Message>> {
+async fn messages(conn: &mut crate::store::Conn, id: i64) -> Result<Vec<Message>> {
     Ok(sqlx::query_as(
         "SELECT m.id, m.author_id, u.display_name AS author_name, m.kind, m.body, m.created_at \
          FROM consultation_messages m JOIN users u ON u.id = m.author_id \
@@ -356,7 +352,7 @@ pub async fn answer(app: &crate::app::App, user: &CurrentUser, id: i64, body: &s
 }
 
 async fn add_message(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     author: i64,
     kind: &str,

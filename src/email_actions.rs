@@ -27,7 +27,7 @@ pub const MAX_BAD_ATTEMPTS: i64 = 20;
 
 /// Issue a token for (task, user, action); returns the raw token for the link.
 pub async fn issue(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     task_id: i64,
     user_id: i64,
     action: &str,

@@ -136,7 +136,7 @@ fn render(env: &Environment<'static>, name: &str, ctx: &minijinja::Value) -> Res
 
 /// Queue a mail inside the caller's transaction; it is delivered after commit.
 pub async fn enqueue(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     to_addr: &str,
     to_user_id: Option<i64>,
     kind: &str,

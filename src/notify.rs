@@ -45,7 +45,7 @@ pub struct Notice<'a> {
 }
 
 /// The user's mail mode for a kind: `immediate` (default), `digest` or `off`.
-pub async fn mode(conn: &mut sqlx::AnyConnection, user_id: i64, kind: &str) -> Result<String> {
+pub async fn mode(conn: &mut crate::store::Conn, user_id: i64, kind: &str) -> Result<String> {
     if mandatory(kind) {
         return Ok("immediate".into());
     }
@@ -62,7 +62,7 @@ pub async fn mode(conn: &mut sqlx::AnyConnection, user_id: i64, kind: &str) -> R
 /// `extra_mail` is an already-rendered mail to send instead of the generic one (task mails
 /// with action links).
 pub async fn notify(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     mailer: &mail::Mailer,
     public_url: &str,
     user_id: i64,

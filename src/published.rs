@@ -88,7 +88,7 @@ pub async fn refresh(db: &Db) -> Result<()> {
 /// Record a change in the audit trail and move the published revision, inside the
 /// publishing transaction.
 pub async fn record_change(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     kind: &str,
     subject: &str,
     before: &str,

@@ -439,7 +439,7 @@ pub async fn update(
 /// Write an approved change request's values over an approved record, inside the deciding
 /// transaction; 0 when the record is no longer approved.
 pub async fn apply_approved(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     kind: Kind,
     id: i64,
     raw: &BTreeMap<String, String>,
@@ -455,7 +455,7 @@ pub fn check(kind: Kind, raw: &BTreeMap<String, String>) -> Result<()> {
 
 /// The one UPDATE of a record's fields, for records in `statuses` (a constant SQL list).
 async fn write_fields(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     kind: Kind,
     id: i64,
     raw: &BTreeMap<String, String>,

@@ -119,7 +119,7 @@ impl crate::instruments::InstrumentInput {
 }
 
 /// The settings as the transaction `conn` sees them (upload limits checked while storing).
-pub async fn load_in(conn: &mut sqlx::AnyConnection) -> Result<Settings> {
+pub async fn load_in(conn: &mut crate::store::Conn) -> Result<Settings> {
     let body: Option<String> =
         sqlx::query_scalar("SELECT body FROM platform_settings WHERE id = 1")
             .fetch_optional(&mut *conn)

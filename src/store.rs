@@ -9,9 +9,10 @@
 
 use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use sqlx::{
-    AnyPool, Executor,
-    any::{AnyConnectOptions, AnyPoolOptions},
+    AnyPool, Either, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo},
     migrate::Migrator,
 };
 
@@ -24,11 +25,14 @@ pub enum Backend {
     Postgres,
 }
 
+mod sqlite_writer;
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
-    /// Where write transactions run: on SQLite a pool of one connection, on PostgreSQL `pool`.
-    write_pool: AnyPool,
+    /// SQLite only: the connection write transactions run on, on the caller's thread
+    /// (`sqlite_writer`). PostgreSQL writes run on `pool`.
+    sqlite_writer: Option<Arc<sqlite_writer::Slot>>,
     pub backend: Backend,
     /// Write transactions of this process take a turn here first. SQLite has one turn: its
     /// writers queue here instead of spinning in SQLite's busy handler, whose sleeps dominate
@@ -41,31 +45,157 @@ pub struct Db {
     pub published: Arc<crate::published::Published>,
 }
 
+/// A connection as the application's SQL sees it: `&mut Conn` is a `sqlx` executor over the
+/// `Any` driver (`query(…).execute(&mut *conn)`), whichever of these it is.
+#[derive(Debug)]
+pub enum Conn {
+    /// A pool connection (`Db::acquire`), for reads that need one connection throughout.
+    Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
+    /// A PostgreSQL write transaction.
+    Transaction(sqlx::Transaction<'static, sqlx::Any>),
+    /// An SQLite write transaction, run on the caller's thread.
+    Sqlite(sqlite_writer::Writer),
+}
+
+impl Conn {
+    /// "PostgreSQL" or "SQLite", as sqlx names them.
+    pub fn backend_name(&self) -> &str {
+        match self {
+            Conn::Pooled(c) => c.backend_name(),
+            Conn::Transaction(t) => t.backend_name(),
+            Conn::Sqlite(_) => "SQLite",
+        }
+    }
+}
+
+impl<'c> Executor<'c> for &'c mut Conn {
+    type Database = sqlx::Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        mut query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + sqlx::Execute<'q, sqlx::Any>,
+    {
+        match self {
+            Conn::Pooled(c) => (&mut **c).fetch_many(query),
+            Conn::Transaction(t) => (&mut **t).fetch_many(query),
+            Conn::Sqlite(w) => {
+                let results = match query.take_arguments() {
+                    Ok(args) => {
+                        let persistent = query.persistent();
+                        w.run(query.sql().as_str(), args, persistent, None)
+                    }
+                    Err(e) => vec![Err(sqlx::Error::Encode(e))],
+                };
+                Box::pin(async move {
+                    // A long run of statements still lets the thread's other tasks in.
+                    tokio::task::consume_budget().await;
+                    futures::stream::iter(results)
+                })
+                .flatten_stream()
+                .boxed()
+            }
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        mut query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + sqlx::Execute<'q, sqlx::Any>,
+    {
+        match self {
+            Conn::Pooled(c) => (&mut **c).fetch_optional(query),
+            Conn::Transaction(t) => (&mut **t).fetch_optional(query),
+            Conn::Sqlite(w) => {
+                let result = query
+                    .take_arguments()
+                    .map_err(sqlx::Error::Encode)
+                    .and_then(|args| {
+                        let persistent = query.persistent();
+                        let mut row = None;
+                        for r in w.run(query.sql().as_str(), args, persistent, Some(1)) {
+                            if let Either::Right(r) = r? {
+                                row = Some(r);
+                            }
+                        }
+                        Ok(row)
+                    });
+                Box::pin(async move {
+                    tokio::task::consume_budget().await;
+                    result
+                })
+            }
+        }
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn::Pooled(c) => (&mut **c).prepare_with(sql, parameters),
+            Conn::Transaction(t) => (&mut **t).prepare_with(sql, parameters),
+            Conn::Sqlite(w) => Box::pin(std::future::ready(w.prepare(sql))),
+        }
+    }
+
+    fn describe<'e>(
+        self,
+        sql: sqlx::SqlStr,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<sqlx::Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn::Pooled(c) => (&mut **c).describe(sql),
+            Conn::Transaction(t) => (&mut **t).describe(sql),
+            // Compile-time query checking describes through sqlx's own connections.
+            Conn::Sqlite(_) => Box::pin(std::future::ready(Err(sqlx::Error::AnyDriverError(
+                "describe runs on sqlx's SQLite driver, not inside a write transaction".into(),
+            )))),
+        }
+    }
+}
+
 /// A write transaction, the one way to change the database (`Db::begin_write`). On SQLite
 /// it is taken up front with `BEGIN IMMEDIATE`, so a read-then-write never fails on a stale
 /// snapshot ("database is locked") and other processes on the same file wait their turn.
 /// Dropped without `commit`, it rolls back.
 pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    conn: Conn,
     _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        match self.conn {
+            Conn::Transaction(tx) => tx.commit().await,
+            Conn::Sqlite(w) => w.commit(),
+            Conn::Pooled(_) => Ok(()),
+        }
     }
 }
 
@@ -78,6 +208,7 @@ impl Db {
         } else {
             Backend::Sqlite
         };
+        let mut sqlite_file = None;
         let url = match backend {
             Backend::Sqlite => {
                 let path = url
@@ -89,6 +220,7 @@ impl Db {
                 {
                     std::fs::create_dir_all(parent)?;
                 }
+                sqlite_file = Some(file.to_string());
                 if url.contains('?') {
                     url.to_string()
                 } else {
@@ -116,19 +248,21 @@ impl Db {
                 })
                 .connect_with(options.clone())
         };
-        let (pool, write_pool) = match backend {
-            // The process's writes take turns anyway: one connection of their own keeps its
-            // page cache warm from one write to the next (another connection's commit would
-            // make SQLite reread every page it touches).
-            Backend::Sqlite => (pool(8).await?, pool(1).await?),
-            Backend::Postgres => {
-                let p = pool(16).await?;
-                (p.clone(), p)
-            }
+        let pool = pool(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .await?;
+        // The process's writes take turns anyway: one connection of their own keeps its page
+        // cache warm from one write to the next (another connection's commit would make SQLite
+        // reread every page it touches). Opened after the pool, which created the file.
+        let sqlite_writer = match &sqlite_file {
+            Some(file) => Some(Arc::new(sqlite_writer::Slot::open(file)?)),
+            None => None,
         };
         Ok(Db {
             pool,
-            write_pool,
+            sqlite_writer,
             backend,
             writers: Arc::new(tokio::sync::Semaphore::new(match backend {
                 Backend::Sqlite => 1,
@@ -149,11 +283,16 @@ impl Db {
             .acquire_owned()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let tx = match self.backend {
-            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write_pool.begin().await?,
+        let conn = match &self.sqlite_writer {
+            Some(slot) => Conn::Sqlite(slot.begin().await?),
+            None => Conn::Transaction(self.pool.begin().await?),
         };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx { conn, _turn: turn })
+    }
+
+    /// One pool connection, for reads that run several statements on one connection.
+    pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn::Pooled(self.pool.acquire().await?))
     }
 
     /// Apply the backend's migrations.

@@ -63,7 +63,7 @@ fn labelled(mut v: Vec<Interest>) -> Vec<Interest> {
     v
 }
 
-async fn managers(conn: &mut sqlx::AnyConnection, unit_id: i64) -> Result<Vec<i64>> {
+async fn managers(conn: &mut crate::store::Conn, unit_id: i64) -> Result<Vec<i64>> {
     let rows: Vec<(i64,)> = sqlx::query_as(
         "SELECT user_id FROM unit_members WHERE unit_id = $1 AND role = 'manager' ORDER BY user_id",
     )

@@ -174,7 +174,7 @@ pub async fn create(db: &Db, mut new: NewUnit, creator: i64, now: i64) -> Result
 }
 
 pub async fn add_member(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     user_id: i64,
     role: &str,

@@ -193,7 +193,7 @@ pub async fn store(
 /// Check and write the file, and record it inside the caller's transaction; returns the
 /// upload's id. (A rolled-back transaction leaves only an unreferenced file on disk.)
 pub async fn store_in(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     data_dir: &Path,
     original_name: &str,
     bytes: &[u8],

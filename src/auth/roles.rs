@@ -87,7 +87,7 @@ pub async fn set_user_roles(db: &Db, user_id: i64, keys: &[String]) -> Result<()
 }
 
 async fn save_permissions(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     role_id: i64,
     perms: &[String],
 ) -> Result<()> {

@@ -149,7 +149,7 @@ pub async fn load(db: &Db, clock: &Clock) -> Result<Report> {
             } else {
                 "manager"
             };
-            let mut conn = db.pool.acquire().await?;
+            let mut conn = db.acquire().await?;
             crate::units::add_member(&mut conn, unit_ids[*ix], id, member_role, now).await?;
         }
         report.users += 1;

@@ -158,7 +158,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
         .map(|t| t.year() as i64)
         .unwrap_or(2026);
     let (policy_id, policy) = money::current(db).await?;
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     vouchers::grant(
         &mut conn,
         enterprise,
@@ -179,7 +179,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             "SELECT id FROM instruments WHERE unit_id = $1 AND review_status = 'approved' ORDER BY id LIMIT 3",
         )
         .bind(owner)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         if instruments.len() < 3 {
             continue;
@@ -224,7 +224,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             .bind(year)
             .bind(start - 5 * 86_400)
             .bind(end)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await?;
             vouchers::reserve(
                 &mut conn,
@@ -261,11 +261,11 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             .bind(end)
             .bind(year)
             .bind(sv.rating)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await?;
             sqlx::query("UPDATE instruments SET service_count = service_count + 1 WHERE id = $1")
                 .bind(instrument)
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await?;
             // The older voucher services of 许昌学院 were redeemed already.
             if voucher_fen > 0 && owner_name == "许昌学院" && n < 4 {
@@ -285,14 +285,14 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             .bind(manager_id)
             .bind(decided - 20 * 86_400)
             .bind(decided)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await?;
             for (booking, voucher) in redeemable {
                 sqlx::query("INSERT INTO redemption_items (redemption_id, booking_id, voucher_fen) VALUES ($1, $2, $3)")
                     .bind(rid)
                     .bind(booking)
                     .bind(voucher)
-                    .execute(&mut *conn)
+                    .execute(&mut conn)
                     .await?;
                 vouchers::redeem(&mut conn, enterprise, year, voucher, booking, decided).await?;
             }
@@ -313,7 +313,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
             "SELECT id FROM instruments WHERE unit_id = $1 AND review_status = 'approved' ORDER BY id LIMIT 1",
         )
         .bind(owner)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut conn)
         .await?;
         let Some(instrument) = instrument else {
             continue;
@@ -342,7 +342,7 @@ pub async fn load(db: &Db, now: i64) -> Result<usize> {
         .bind(voucher_fen)
         .bind((voucher_fen > 0).then_some(year))
         .bind(now)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await?;
         vouchers::reserve(
             &mut conn,

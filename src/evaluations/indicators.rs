@@ -50,7 +50,7 @@ fn hours(x100: i64) -> Decimal {
 
 /// Compute a unit's indicators for `year` from service records, redemptions and ratings.
 pub async fn indicators(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
 ) -> Result<Indicators> {

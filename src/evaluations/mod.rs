@@ -130,11 +130,11 @@ impl From<EvaluationRow> for Evaluation {
 
 /// One evaluation with its experts (and, while scoring, the aggregate so far).
 pub async fn get(db: &Db, policy: &Policy, id: i64) -> Result<Evaluation> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let row: EvaluationRow =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.id = $1")))
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut conn)
             .await?
             .ok_or(AppError::NotFound)?;
     let mut e = Evaluation::from(row);
@@ -149,7 +149,7 @@ pub async fn get(db: &Db, policy: &Policy, id: i64) -> Result<Evaluation> {
     .bind(id)
     .bind(e.instance_id.unwrap_or(0))
     .bind(round)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn)
     .await?;
     if e.score.is_none() {
         let scores = expert_scores(&mut conn, e.instance_id).await?;

@@ -82,7 +82,7 @@ pub struct ExpertScore {
 
 /// The latest expert-review round of the instance (0 before any).
 pub(super) async fn review_round(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instance_id: Option<i64>,
 ) -> Result<i64> {
     let (round,): (Option<i64>,) = sqlx::query_as(
@@ -96,7 +96,7 @@ pub(super) async fn review_round(
 
 /// The scores of the latest review round, one per expert who approved.
 pub async fn expert_scores(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instance_id: Option<i64>,
 ) -> Result<Vec<ExpertScore>> {
     let round = review_round(conn, instance_id).await?;
@@ -150,7 +150,7 @@ pub fn score_form(items: &BTreeMap<String, Decimal>, total: Decimal) -> Value {
 /// The effect of reaching `published`: check the admin's grade against the score, store the
 /// outcome and the grade the settlement uses. Runs inside the deciding transaction.
 pub async fn finalise(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     evaluation_id: i64,
     instance_id: i64,
     now: i64,

@@ -171,7 +171,7 @@ pub async fn update(db: &Db, id: i64, v: &ValidInstrument, now: i64) -> Result<(
 /// Write an approved change request's values over an approved record (变更审核通过), inside
 /// the deciding transaction; 0 when the record is no longer approved.
 pub async fn apply_approved(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     v: &ValidInstrument,
     now: i64,
@@ -182,7 +182,7 @@ pub async fn apply_approved(
 /// The one UPDATE of an instrument's reviewed fields, for records in `statuses` (a constant
 /// SQL list); returns the rows changed.
 async fn write_fields(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     v: &ValidInstrument,
     now: i64,

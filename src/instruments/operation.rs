@@ -36,10 +36,10 @@ pub struct Operation {
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Operation> {
-    get_in(&mut *db.pool.acquire().await?, id).await
+    get_in(&mut db.acquire().await?, id).await
 }
 
-async fn get_in(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Operation> {
+async fn get_in(conn: &mut crate::store::Conn, id: i64) -> Result<Operation> {
     sqlx::query_as(
         "SELECT id, usage_status, bookable, review_status, retired_at, retired_reason \
          FROM instruments WHERE id = $1",
@@ -198,7 +198,7 @@ fn retired() -> AppError {
 
 /// Refuse a new booking of an instrument that was retired (409 `instrument_retired`) or does
 /// not take bookings now (409 `not_bookable`).
-pub async fn refuse_booking(conn: &mut sqlx::AnyConnection, id: i64) -> Result<()> {
+pub async fn refuse_booking(conn: &mut crate::store::Conn, id: i64) -> Result<()> {
     let row: Option<(String, i64)> =
         sqlx::query_as("SELECT review_status, bookable FROM instruments WHERE id = $1")
             .bind(id)

@@ -259,11 +259,7 @@ pub async fn set_grade_by_hand(db: &Db, g: UnitGrade<'_>, now: i64) -> Result<()
 }
 
 /// Replace the unit's grade for the year and log the change (who, old, new, why).
-pub async fn record_grade(
-    conn: &mut sqlx::AnyConnection,
-    g: UnitGrade<'_>,
-    now: i64,
-) -> Result<()> {
+pub async fn record_grade(conn: &mut crate::store::Conn, g: UnitGrade<'_>, now: i64) -> Result<()> {
     let old: Option<String> =
         sqlx::query_scalar("SELECT grade FROM unit_grades WHERE unit_id = $1 AND year = $2")
             .bind(g.unit_id)
@@ -307,7 +303,7 @@ pub async fn record_grade(
 
 /// The policy in force and its version id.
 pub async fn current(db: &Db) -> Result<(i64, Policy)> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     if let Some(found) = stored(&mut conn).await? {
         return Ok(found);
     }
@@ -321,13 +317,13 @@ pub async fn current(db: &Db) -> Result<(i64, Policy)> {
 
 /// The policy in force, read on a connection already in use (e.g. inside a workflow hook's
 /// transaction). The default policy is stored at startup, so one is always there.
-pub async fn current_in(conn: &mut sqlx::AnyConnection) -> Result<(i64, Policy)> {
+pub async fn current_in(conn: &mut crate::store::Conn) -> Result<(i64, Policy)> {
     stored(conn)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no policy version stored")))
 }
 
-async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Option<(i64, Policy)>> {
+async fn stored(conn: &mut crate::store::Conn) -> Result<Option<(i64, Policy)>> {
     let row: Option<(i64, String)> =
         sqlx::query_as("SELECT id, content FROM policy_versions ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *conn)

@@ -318,7 +318,7 @@ pub async fn attach(
 /// Store a file and link it to redemption `id` inside the caller's transaction (kind and
 /// access already checked); returns the link's id.
 async fn attach_in(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     data_dir: &Path,
     user_id: i64,
     id: i64,

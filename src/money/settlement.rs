@@ -143,7 +143,7 @@ impl Settlement {
 
 /// Incomes per instrument for `year`: voucher amounts of service records completed that year
 /// whose redemption has been approved.
-async fn incomes(conn: &mut sqlx::AnyConnection, year: i64) -> Result<Vec<(i64, i64, i64)>> {
+async fn incomes(conn: &mut crate::store::Conn, year: i64) -> Result<Vec<(i64, i64, i64)>> {
     Ok(sqlx::query_as(
         "SELECT sr.managing_unit_id AS unit_id, sr.instrument_id, CAST(SUM(sr.voucher_fen) AS BIGINT) AS income \
          FROM service_records sr JOIN redemption_items ri ON ri.booking_id = sr.booking_id \
@@ -158,7 +158,7 @@ async fn incomes(conn: &mut sqlx::AnyConnection, year: i64) -> Result<Vec<(i64, 
 
 /// Compute the year's settlement from approved redemptions and final grades (no grade: 0).
 pub async fn compute(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     policy: &Policy,
     year: i64,
 ) -> Result<Vec<UnitLine>> {
@@ -242,7 +242,7 @@ pub async fn create(
 /// (Re)compute settlement `id` from the current inputs — approved redemptions, final grades
 /// and the policy in force — replacing its lines, and open the units' confirmation afresh:
 /// every unit `pending`, its managers the confirmers. The same inputs give the same figures.
-pub async fn recompute(conn: &mut sqlx::AnyConnection, id: i64, now: i64) -> Result<()> {
+pub async fn recompute(conn: &mut crate::store::Conn, id: i64, now: i64) -> Result<()> {
     let year: i64 = sqlx::query_scalar("SELECT year FROM settlements WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -337,7 +337,7 @@ pub async fn recompute(conn: &mut sqlx::AnyConnection, id: i64, now: i64) -> Res
 /// once every manager of the unit has confirmed (会签 among co-managers); a rejection is an
 /// objection (异议) and needs a reason.
 pub async fn record_decision(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     d: &crate::workflow::hooks::DecisionInfo,
     now: i64,

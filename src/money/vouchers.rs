@@ -23,7 +23,7 @@ pub struct Balance {
 }
 
 /// Lock the (unit, year) account for the rest of the transaction; false if it has no account.
-async fn lock(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) -> Result<bool> {
+async fn lock(conn: &mut crate::store::Conn, unit_id: i64, year: i64) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE voucher_accounts SET lock_version = lock_version + 1 WHERE unit_id = $1 AND year = $2",
     )
@@ -35,7 +35,7 @@ async fn lock(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) -> Result
     Ok(n == 1)
 }
 
-async fn available_fen(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) -> Result<i64> {
+async fn available_fen(conn: &mut crate::store::Conn, unit_id: i64, year: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(delta_fen), 0) AS BIGINT) FROM voucher_ledger WHERE unit_id = $1 AND year = $2",
     )
@@ -47,7 +47,7 @@ async fn available_fen(conn: &mut sqlx::AnyConnection, unit_id: i64, year: i64) 
 
 #[allow(clippy::too_many_arguments)] // one ledger row's columns
 async fn entry(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     kind: &str,
@@ -77,7 +77,7 @@ async fn entry(
 /// Record that a booking's reserved vouchers were redeemed (兑付通过): the amount leaves the
 /// reservation for good; the available balance does not change.
 pub async fn redeem(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     amount_fen: i64,
@@ -101,7 +101,7 @@ pub async fn redeem(
 /// Grant a unit its yearly quota (once per year; a second grant changes nothing).
 /// Returns the quota granted, or `None` if the account already existed.
 pub async fn grant(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     quota: Yuan,
@@ -138,7 +138,7 @@ pub async fn grant(
 
 /// Reserve vouchers for a booking; refuses with `voucher_quota_exceeded` past the balance.
 pub async fn reserve(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     amount: Yuan,
@@ -180,7 +180,7 @@ pub async fn reserve(
 
 /// Release a booking's reservation (cancellation).
 pub async fn release(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     amount: Yuan,
@@ -207,7 +207,7 @@ pub async fn release(
 
 /// Expire what is still available in a closed year (yearly close); returns the fen expired.
 pub async fn expire(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     year: i64,
     now: i64,
@@ -243,7 +243,7 @@ pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
     .bind(year)
     .fetch_optional(&db.pool)
     .await?;
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let available = available_fen(&mut conn, unit_id, year).await?;
     let expired: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM voucher_ledger \
@@ -251,7 +251,7 @@ pub async fn balance(db: &Db, unit_id: i64, year: i64) -> Result<Balance> {
     )
     .bind(unit_id)
     .bind(year)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut conn)
     .await?;
     let quota = quota.unwrap_or(0);
     Ok(Balance {

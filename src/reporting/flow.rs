@@ -19,7 +19,7 @@ pub const WORKFLOW_SUBJECTS: &[crate::workflow::hooks::Subject] =
     }];
 
 pub(super) fn workflow_label(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
 ) -> futures::future::BoxFuture<'_, Result<Option<String>>> {
     Box::pin(crate::workflow::hooks::label_by(

@@ -8,7 +8,7 @@ use super::*;
 /// least the national threshold, or service records completed in the quarter; records already
 /// accepted upstream, or in another batch under review or push, are left out.
 pub(super) async fn sources(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     batch_id: i64,
     unit_id: i64,
     kind: &str,
@@ -161,7 +161,7 @@ pub(crate) fn service_source(r: &sqlx::any::AnyRow) -> Map<String, Value> {
 
 /// (Re)build a draft batch's items from the records as they are now.
 pub(super) async fn build_items(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     batch_id: i64,
     site: &Site,
 ) -> Result<()> {

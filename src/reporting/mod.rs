@@ -380,7 +380,7 @@ pub async fn submit(
     Ok(started)
 }
 
-async fn read_items(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Vec<Item>> {
+async fn read_items(conn: &mut crate::store::Conn, id: i64) -> Result<Vec<Item>> {
     let rows = sqlx::query(
         "SELECT record_id, national_json, problems_json, upstream_status, upstream_reason \
          FROM report_items WHERE batch_id = $1 ORDER BY record_id",
@@ -425,11 +425,11 @@ fn batch_from(r: &sqlx::any::AnyRow) -> Batch {
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Batch> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     get_in(&mut conn, id).await
 }
 
-pub(crate) async fn get_in(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Batch> {
+pub(crate) async fn get_in(conn: &mut crate::store::Conn, id: i64) -> Result<Batch> {
     let sql = format!(
         "SELECT {BATCH_COLUMNS} FROM report_batches b JOIN units u ON u.id = b.unit_id WHERE b.id = $1"
     );

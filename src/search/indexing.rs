@@ -5,7 +5,7 @@
 use super::*;
 
 /// Queue a record for (re)indexing; call it inside the write transaction that changed it.
-pub async fn enqueue(conn: &mut sqlx::AnyConnection, doc_type: &str, id: i64) -> Result<()> {
+pub async fn enqueue(conn: &mut crate::store::Conn, doc_type: &str, id: i64) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     sqlx::query("INSERT INTO search_outbox (doc_type, doc_id, created_at) VALUES ($1, $2, $3)")
         .bind(doc_type)

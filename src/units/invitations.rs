@@ -42,7 +42,7 @@ pub fn role_label(role: &str) -> &'static str {
 
 /// Record a membership change: the membership log, and the decision log's hash chain.
 async fn record(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     user_id: i64,
     action: &str,
@@ -97,7 +97,7 @@ async fn find_user(db: &Db, who: &str) -> Result<Option<i64>> {
 }
 
 async fn is_member(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     user_id: i64,
 ) -> Result<Option<String>> {
@@ -260,7 +260,7 @@ pub async fn answer(
 }
 
 /// Number of managers a unit has.
-async fn managers(conn: &mut sqlx::AnyConnection, unit_id: i64) -> Result<i64> {
+async fn managers(conn: &mut crate::store::Conn, unit_id: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT CAST(COUNT(*) AS BIGINT) FROM unit_members WHERE unit_id = $1 AND role = 'manager'",
     )

@@ -52,7 +52,7 @@ async fn describe(state: &AppState, link: &Link) -> Result<serde_json::Value, Ap
         .definitions
         .version(&state.db, &inst.workflow_key, inst.version)
         .await?;
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.acquire().await?;
     let subject = state
         .engine
         .definitions

@@ -93,7 +93,7 @@ async fn open(
 
 async fn settings(State(state): State<AppState>, SignedIn(user): SignedIn) -> PageResult {
     let mut kinds = Vec::new();
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.acquire().await?;
     for (key, label, mandatory) in notify::KINDS {
         let mode = notify::mode(&mut conn, user.id, key).await?;
         kinds.push(

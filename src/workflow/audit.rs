@@ -58,7 +58,7 @@ fn digest(
 /// Append inside the caller's transaction. The head row is updated first, which serialises
 /// concurrent appends on both backends; the entry's insert sets the head's hash (a trigger).
 /// Callers append last, just before they commit, so the head is held as briefly as possible.
-pub async fn append(conn: &mut sqlx::AnyConnection, e: Entry<'_>) -> Result<()> {
+pub async fn append(conn: &mut crate::store::Conn, e: Entry<'_>) -> Result<()> {
     let row = sqlx::query(
         "UPDATE workflow_audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
     )

@@ -26,7 +26,7 @@ pub fn eval(expr: &str, ctx: &Value) -> Result<minijinja::Value> {
 /// The subject's row as JSON (any column), for guards and expressions.
 pub(super) async fn load_subject(
     cat: &Catalog,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     subject_type: &str,
     id: i64,
 ) -> Result<Value> {
@@ -72,7 +72,7 @@ pub(super) fn today(now: i64) -> String {
 /// never the applicant (职责分离) except in a step that is the applicant's by design
 /// (`assignees: applicant`, e.g. 申请人修改).
 pub(super) async fn resolve_assignees(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     who: &def::Assignees,
     inst: &Instance,
     ctx: &Value,
@@ -83,7 +83,7 @@ pub(super) async fn resolve_assignees(
 /// `resolve_assignees` for a step, also leaving out whoever approved in the states its
 /// `distinct_from` names (四眼原则).
 pub(super) async fn resolve_step_assignees(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     who: &def::Assignees,
     distinct_from: &[String],
     inst: &Instance,
@@ -103,7 +103,7 @@ pub(super) async fn resolve_step_assignees(
 /// Filter `ids` down to those who may hold a task of the step: recusal (回避), not the
 /// applicant, not an approver of a `distinct_from` state. Keeps the order.
 pub(super) async fn eligible_only(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     who: &def::Assignees,
     distinct_from: &[String],
     inst: &Instance,
@@ -125,7 +125,7 @@ pub(super) async fn eligible_only(
 
 /// Who approved a task of this instance in any of `states` (any round).
 pub(super) async fn approvers_in(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instance_id: i64,
     states: &[String],
 ) -> Result<BTreeSet<i64>> {
@@ -147,7 +147,7 @@ pub(super) async fn approvers_in(
 /// role or permission, a member of the unit in that role, the named user, the applicant).
 /// Expressions name users from the subject's data and are not re-checked.
 pub(super) async fn satisfies_rule(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     who: &def::Assignees,
     inst: &Instance,
     user_id: i64,
@@ -205,7 +205,7 @@ pub(super) async fn satisfies_rule(
 
 /// The users the rule names, before recusal and separation of duties.
 async fn candidates(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     who: &def::Assignees,
     inst: &Instance,
     ctx: &Value,
@@ -274,7 +274,7 @@ async fn candidates(
 /// (`as_of`): a membership accepted later does not change who reviews (it cannot be used to
 /// steer recusal).
 pub(super) async fn recuse(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     ids: Vec<i64>,
     unit_id: Option<i64>,
     as_of: i64,
@@ -296,7 +296,7 @@ pub(super) async fn recuse(
 /// Expression context: subject, instance data, form data, scores.
 pub(super) async fn expr_ctx(
     cat: &Catalog,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     d: &Definition,
     inst: &Instance,
     form: &Value,
@@ -356,7 +356,7 @@ pub(super) fn check_guard(tr: &def::Transition, ctx: &Value) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn user_by_ref(conn: &mut sqlx::AnyConnection, data: &Value) -> Result<i64> {
+pub(super) async fn user_by_ref(conn: &mut crate::store::Conn, data: &Value) -> Result<i64> {
     if let Some(id) = data.get("user_id").and_then(Value::as_i64) {
         let found: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM users WHERE id = $1 AND is_active = 1")

@@ -28,7 +28,7 @@ impl Engine {
         for (task_id, instance_id) in open {
             // Cheap check on a read connection; only a stale task takes the write path.
             {
-                let mut conn = self.db.pool.acquire().await?;
+                let mut conn = self.db.acquire().await?;
                 if self.still_eligible(&mut conn, task_id, instance_id).await? != Some(false) {
                     continue;
                 }
@@ -175,7 +175,7 @@ impl Engine {
     /// gone).
     async fn still_eligible(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::store::Conn,
         task_id: i64,
         instance_id: i64,
     ) -> Result<Option<bool>> {

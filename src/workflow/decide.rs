@@ -145,7 +145,7 @@ impl Engine {
     /// instance's current round.
     async fn open_step(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut crate::store::Conn,
         actor: Option<&CurrentUser>,
         task_id: i64,
     ) -> Result<OpenStep> {
@@ -199,7 +199,7 @@ fn permitted_action(spec: &def::Task, actor: Option<&CurrentUser>, action: &str)
 /// applicant's own step (`not_eligible`), and must not have approved a `distinct_from` state
 /// of this instance (403 `same_decider`).
 async fn check_decider(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     spec: &def::Task,
     inst: &Instance,
     user_id: i64,
@@ -227,7 +227,7 @@ async fn check_decider(
 /// Close the task with the decision first: this UPDATE is the compare-and-swap for
 /// concurrent deciders. Comments and add-signer leave it open.
 async fn close_task(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     task_id: i64,
     action: &str,
     comment: &str,
@@ -261,7 +261,7 @@ async fn close_task(
 #[allow(clippy::too_many_arguments)]
 async fn run_decision_hooks(
     cat: &Catalog,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     step: &OpenStep,
     spec: &def::Task,
     actor_id: Option<i64>,
@@ -320,7 +320,7 @@ fn check_requirement(spec: &def::Task, action: &str, ctx: &Value) -> Result<()> 
 /// 转办 / 加签: a new task for the named user (recusal and duplicates checked). In a
 /// sequence an added signer comes right after the current one.
 async fn add_assignee(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     step: &OpenStep,
     spec: &def::Task,
     action: &str,
@@ -402,7 +402,7 @@ async fn add_assignee(
 
 /// A rejection ends the step unless a quorum step can still reach its approvals.
 async fn reject_target(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     spec: &def::Task,
     inst: &Instance,
 ) -> Result<Option<String>> {
@@ -432,7 +432,7 @@ fn return_target(spec: &def::Task, inst: &Instance) -> Result<String> {
 /// An approval finishes the step when the step's mode says so (any / all / sequential /
 /// quorum); a sequence opens its next signer; a quorum that can no longer be reached rejects.
 async fn approve_target(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     step: &OpenStep,
     spec: &def::Task,
     ctx: &Value,
@@ -481,7 +481,7 @@ async fn approve_target(
 
 /// In a sequential step, open the next waiting signer's task.
 async fn open_next_signer(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     step: &OpenStep,
     spec: &def::Task,
     now: i64,

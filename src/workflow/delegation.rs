@@ -145,7 +145,7 @@ pub async fn end_delegation(db: &Db, user_id: i64, id: i64, now: i64) -> Result<
 }
 
 /// The deputy in force for `user_id` at `now`, if any.
-async fn deputy_of(conn: &mut sqlx::AnyConnection, user_id: i64, now: i64) -> Result<Option<i64>> {
+async fn deputy_of(conn: &mut crate::store::Conn, user_id: i64, now: i64) -> Result<Option<i64>> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT d.deputy_id FROM delegations d JOIN users u ON u.id = d.deputy_id \
          WHERE d.user_id = $1 AND d.ended_at IS NULL AND d.starts_at <= $2 AND d.ends_at > $2 AND u.is_active = 1 ORDER BY d.id DESC LIMIT 1",
@@ -159,7 +159,7 @@ async fn deputy_of(conn: &mut sqlx::AnyConnection, user_id: i64, now: i64) -> Re
 
 /// The step's assignees after delegation: (assignee, whom the task is for).
 pub(super) async fn substitute(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     users: Vec<i64>,
     who: &def::Assignees,
     distinct_from: &[String],
@@ -193,7 +193,7 @@ pub(super) async fn substitute(
 
 /// Record whom a task is for.
 pub(super) async fn mark(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     task_id: i64,
     principal: i64,
 ) -> Result<()> {

@@ -143,7 +143,7 @@ impl Engine {
         if fields.is_empty() {
             return Ok(vec![]);
         }
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let row = match load_subject(
             self.definitions.catalog(),
             &mut conn,

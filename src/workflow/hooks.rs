@@ -25,7 +25,7 @@ pub enum UnitOf {
 
 /// The subject's name for people (task lists, mails); `None` when the row is gone.
 pub type LabelFn =
-    for<'c> fn(&'c mut sqlx::AnyConnection, i64) -> BoxFuture<'c, Result<Option<String>>>;
+    for<'c> fn(&'c mut crate::store::Conn, i64) -> BoxFuture<'c, Result<Option<String>>>;
 
 /// A subject type a flow can run on, declared by the domain module that owns the table:
 /// where its status lives, how its unit is found and how it is named. The engine reads
@@ -45,7 +45,7 @@ impl Subject {
     /// The subject's unit, or NotFound when the row does not exist.
     pub(super) async fn unit_of(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::store::Conn,
         id: i64,
     ) -> Result<Option<i64>> {
         let sql = match self.unit {
@@ -73,7 +73,7 @@ impl Subject {
 
 /// A label read by one query of the owning module (`SELECT <text> … WHERE id = $1`).
 pub async fn label_by(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     sql: &'static str,
     id: i64,
 ) -> Result<Option<String>> {
@@ -161,7 +161,7 @@ impl Catalog {
     /// The subject's name for people, `#id` when unknown.
     pub async fn label(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::store::Conn,
         kind: &str,
         id: i64,
     ) -> Result<String> {
@@ -175,7 +175,7 @@ impl Catalog {
 
 /// What a hook sees.
 pub struct HookCtx<'c> {
-    pub conn: &'c mut sqlx::AnyConnection,
+    pub conn: &'c mut crate::store::Conn,
     pub instance_id: i64,
     pub subject_type: String,
     /// The subject's declaration, when its module registered one.
@@ -367,7 +367,7 @@ fn run_notify<'a, 'c>(ctx: &'a mut HookCtx<'c>) -> BoxFuture<'a, Result<()>> {
 
 /// Write one event row for the notifications module.
 pub async fn emit(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     kind: &str,
     instance_id: i64,
     task_id: Option<i64>,

@@ -129,7 +129,7 @@ impl Engine {
     /// its flow started as one change (nothing to clean up when either fails).
     pub async fn start_in(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut crate::store::Conn,
         key: &str,
         subject_type: &str,
         subject_id: i64,

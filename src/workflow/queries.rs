@@ -67,7 +67,7 @@ impl Engine {
             .unwrap_or_default();
         let subject_type: String = r.get("subject_type");
         let subject_id: i64 = r.get("subject_id");
-        let mut conn = self.db.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let subject_label = self
             .definitions
             .catalog()

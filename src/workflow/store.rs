@@ -40,7 +40,7 @@ pub(super) fn instance_from(r: &sqlx::any::AnyRow) -> Instance {
     }
 }
 
-pub(super) async fn load_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Instance> {
+pub(super) async fn load_instance(conn: &mut crate::store::Conn, id: i64) -> Result<Instance> {
     let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {INSTANCE_COLS} FROM workflow_instances WHERE id = $1"
     )))
@@ -52,13 +52,13 @@ pub(super) async fn load_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Re
 }
 
 pub async fn get_instance(db: &Db, id: i64) -> Result<Instance> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     load_instance(&mut conn, id).await
 }
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn insert_task(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instance: i64,
     state: &str,
     round: i64,
@@ -85,7 +85,7 @@ pub(super) async fn insert_task(
 }
 
 /// Take the instance's row lock (a no-op update: portable, unlike `FOR UPDATE`).
-pub(super) async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Result<()> {
+pub(super) async fn lock_instance(conn: &mut crate::store::Conn, id: i64) -> Result<()> {
     sqlx::query("UPDATE workflow_instances SET updated_at = updated_at WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -99,7 +99,7 @@ pub(super) async fn lock_instance(conn: &mut sqlx::AnyConnection, id: i64) -> Re
 /// before the wait, so a task closed meanwhile is caught by the close's compare-and-swap.
 /// SQLite write transactions are serial (`BEGIN IMMEDIATE`) and need no row lock.
 pub(super) async fn lock_task_and_instance(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     task_id: i64,
 ) -> Result<Option<(TaskRow, Instance)>> {
     let cols = INSTANCE_COLS
@@ -146,7 +146,7 @@ pub(super) struct TaskRow {
     pub(super) on_behalf_of: Option<i64>,
 }
 
-pub(super) async fn load_task(conn: &mut sqlx::AnyConnection, id: i64) -> Result<TaskRow> {
+pub(super) async fn load_task(conn: &mut crate::store::Conn, id: i64) -> Result<TaskRow> {
     let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {TASK_COLS} FROM workflow_tasks t WHERE t.id = $1"
     )))
@@ -162,7 +162,7 @@ pub(super) fn task_closed() -> AppError {
 }
 
 /// (approved, open) in the current round.
-pub(super) async fn counts(conn: &mut sqlx::AnyConnection, inst: &Instance) -> Result<(i64, i64)> {
+pub(super) async fn counts(conn: &mut crate::store::Conn, inst: &Instance) -> Result<(i64, i64)> {
     let r = sqlx::query(
         "SELECT CAST(SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS a, \
          CAST(SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS BIGINT) AS o FROM workflow_tasks WHERE instance_id = $1 AND round = $2",
@@ -179,7 +179,7 @@ pub(super) async fn counts(conn: &mut sqlx::AnyConnection, inst: &Instance) -> R
 
 /// Approvals a quorum step needs; `None` for other modes.
 pub(super) async fn quorum_needed(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     spec: &def::Task,
     inst: &Instance,
 ) -> Result<Option<i64>> {

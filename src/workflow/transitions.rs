@@ -8,7 +8,7 @@ use super::*;
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn enter_state(
     cat: &Catalog,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     d: &Definition,
     inst: &Instance,
     state: &str,
@@ -117,7 +117,7 @@ pub(super) async fn enter_state(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn move_to(
     cat: &Catalog,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     d: &Definition,
     inst: &mut Instance,
     to: &str,

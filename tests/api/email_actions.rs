@@ -137,7 +137,7 @@ async fn expired_tampered_and_transferred_links_change_nothing() {
     let (task_id, reviewer): (i64, i64) = sqlx::query_as(
         "SELECT t.id, t.assignee_id FROM workflow_tasks t JOIN users u ON u.id = t.assignee_id WHERE u.username = 'reviewer' AND t.status = 'open'",
     ).fetch_one(&app.db.pool).await.unwrap();
-    let mut conn = app.db.pool.acquire().await.unwrap();
+    let mut conn = app.db.acquire().await.unwrap();
     let fresh =
         labshare::email_actions::issue(&mut conn, task_id, reviewer, "approve", 1, app.now())
             .await

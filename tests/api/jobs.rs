@@ -29,7 +29,7 @@ async fn yearly_close_closes_2026_exactly_once() {
         .unwrap();
     let (pid, _) = labshare::money::current(&app.db).await.unwrap();
     {
-        let mut conn = app.db.pool.acquire().await.unwrap();
+        let mut conn = app.db.acquire().await.unwrap();
         labshare::money::vouchers::grant(
             &mut conn,
             unit,

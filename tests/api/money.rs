@@ -70,7 +70,7 @@ pub(crate) async fn grant(w: &World, year: i64) {
         .fetch_one(&w.app.db.pool)
         .await
         .unwrap();
-    let mut conn = w.app.db.pool.acquire().await.unwrap();
+    let mut conn = w.app.db.acquire().await.unwrap();
     money::vouchers::grant(
         &mut conn,
         w.user_unit,

@@ -122,7 +122,7 @@ async fn cached_pages_are_never_stale_after_a_write() {
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-    let mut tx = app.db.pool.begin().await.unwrap();
+    let mut tx = app.db.begin_write().await.unwrap();
     let new_id: i64 = sqlx::query_scalar(
         "INSERT INTO instruments (unit_id, name, model, manufacturer, category_code, value_fen, \
          review_status, created_at, updated_at) VALUES ($1, '缓存验证台', 'PC-1', '测试厂', '010100', \

@@ -268,7 +268,7 @@ async fn indexed_app() -> TestApp {
         ("场发射扫描电子显微镜", "Sigma 300"),
         ("X射线衍射仪", "D8 Advance"),
     ];
-    let mut tx = app.db.pool.begin().await.unwrap();
+    let mut tx = app.db.begin_write().await.unwrap();
     for (name, model) in names {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO instruments (unit_id, name, model, category_code, value_fen, review_status, open_to_public, created_at, updated_at) \

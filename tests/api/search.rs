@@ -483,7 +483,7 @@ async fn an_approved_instrument_is_searchable_within_a_second_and_leaves_when_wi
     let app = demo_app().await;
     let unit = instrument_unit(&app).await;
     let now = app.now();
-    let mut tx = app.db.pool.begin().await.unwrap();
+    let mut tx = app.db.begin_write().await.unwrap();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO instruments (unit_id, name, model, manufacturer, category_code, value_fen, \
          review_status, created_at, updated_at) VALUES ($1, '冷冻电子显微镜', 'Krios G4', \
@@ -505,7 +505,7 @@ async fn an_approved_instrument_is_searchable_within_a_second_and_leaves_when_wi
     assert_eq!(body["items"][0]["id"], id);
 
     // Withdrawn: it leaves the index.
-    let mut tx = app.db.pool.begin().await.unwrap();
+    let mut tx = app.db.begin_write().await.unwrap();
     sqlx::query("UPDATE instruments SET review_status = 'rejected' WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)

@@ -830,7 +830,7 @@ async fn arrange(app: &TestApp) -> Fixture {
         0,
     )
     .await;
-    let mut conn = app.db.pool.acquire().await.unwrap();
+    let mut conn = app.db.acquire().await.unwrap();
     let email_token =
         labshare::email_actions::issue(&mut conn, task, bureau_id, "approve", 0, app.now())
             .await

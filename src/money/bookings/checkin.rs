@@ -145,7 +145,7 @@ pub async fn check_out(db: &Db, user: &CurrentUser, id: i64, now: i64) -> Result
 
 /// 422 `booking_suspended` while the unit serves a no-show suspension.
 pub async fn ensure_not_suspended(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     unit_id: i64,
     now: i64,
 ) -> Result<()> {

@@ -98,7 +98,7 @@ struct InstrumentRules {
     multi_day: bool,
 }
 
-async fn instrument_rules(conn: &mut sqlx::AnyConnection, id: i64) -> Result<InstrumentRules> {
+async fn instrument_rules(conn: &mut crate::store::Conn, id: i64) -> Result<InstrumentRules> {
     sqlx::query_as(
         "SELECT unit_id, review_status, open_to_public, slot_minutes, min_lead_hours, max_days_ahead, \
          max_duration_hours, customs_supervised, multi_day FROM instruments WHERE id = $1",
@@ -216,7 +216,7 @@ pub async fn create_as(
     if purpose.is_empty() {
         errors.insert("purpose".into(), "请填写使用目的".into());
     }
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let rules = instrument_rules(&mut conn, new.instrument_id).await?;
     crate::instruments::operation::refuse_booking(&mut conn, new.instrument_id).await?;
     if rules.review_status != "approved" {
@@ -231,7 +231,7 @@ pub async fn create_as(
     let cert: Option<String> =
         sqlx::query_scalar("SELECT certification_status FROM units WHERE id = $1")
             .bind(new.unit_id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut conn)
             .await?;
     if cert.as_deref() != Some("certified") {
         return Err(AppError::unprocessable(
@@ -331,7 +331,7 @@ pub(crate) struct Row_ {
 
 /// Lock the booking row for the transaction before reading it: a no-op write takes the row
 /// lock on PostgreSQL and the write lock on SQLite (so no stale snapshot can be upgraded).
-pub(crate) async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Row_> {
+pub(crate) async fn load(conn: &mut crate::store::Conn, id: i64) -> Result<Row_> {
     sqlx::query("UPDATE bookings SET updated_at = updated_at WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -368,7 +368,7 @@ pub fn status_label(s: &str) -> &'static str {
 
 /// Compare-and-swap the status; false when someone else changed it first.
 pub(crate) async fn transition(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     from: &str,
     to: &str,

@@ -12,7 +12,7 @@ use crate::{
     store::Db,
 };
 
-async fn managing_unit(conn: &mut sqlx::AnyConnection, instrument_id: i64) -> Result<i64> {
+async fn managing_unit(conn: &mut crate::store::Conn, instrument_id: i64) -> Result<i64> {
     sqlx::query_scalar("SELECT unit_id FROM instruments WHERE id = $1")
         .bind(instrument_id)
         .fetch_optional(&mut *conn)
@@ -113,7 +113,7 @@ pub async fn grant(
 }
 
 async fn one(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instrument_id: i64,
     user_id: i64,
 ) -> Result<Qualification> {
@@ -130,7 +130,7 @@ async fn one(
 
 /// The instrument's qualified users (for its managing unit), by expiry.
 pub async fn list(db: &Db, user: &CurrentUser, instrument_id: i64) -> Result<Vec<Qualification>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let unit = managing_unit(&mut conn, instrument_id).await?;
     user.require_unit(unit)?;
     Ok(sqlx::query_as(
@@ -139,18 +139,18 @@ pub async fn list(db: &Db, user: &CurrentUser, instrument_id: i64) -> Result<Vec
          WHERE q.instrument_id = $1 ORDER BY q.expires_on, q.id LIMIT 500",
     )
     .bind(instrument_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn)
     .await?)
 }
 
 /// Whether the instrument requires a qualification (outside a transaction).
 pub async fn is_required(db: &Db, instrument_id: i64) -> Result<bool> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     required(&mut conn, instrument_id).await
 }
 
 /// Whether the instrument requires a qualification.
-pub async fn required(conn: &mut sqlx::AnyConnection, instrument_id: i64) -> Result<bool> {
+pub async fn required(conn: &mut crate::store::Conn, instrument_id: i64) -> Result<bool> {
     let r: Option<i64> =
         sqlx::query_scalar("SELECT requires_qualification FROM instruments WHERE id = $1")
             .bind(instrument_id)
@@ -162,7 +162,7 @@ pub async fn required(conn: &mut sqlx::AnyConnection, instrument_id: i64) -> Res
 /// 422 `qualification_required` unless the instrument needs none or the user holds one valid
 /// on `day` (the booking's date).
 pub async fn ensure_qualified(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     instrument_id: i64,
     user_id: i64,
     day: NaiveDate,
@@ -250,7 +250,7 @@ pub async fn settings(db: &Db, instrument_id: i64) -> Result<Settings> {
 
 /// Refuse unless the user manages the instrument's unit.
 pub async fn ensure_manages(db: &Db, user: &CurrentUser, instrument_id: i64) -> Result<()> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.acquire().await?;
     let unit = managing_unit(&mut conn, instrument_id).await?;
     user.require_unit(unit)
 }

@@ -8,7 +8,7 @@ use super::*;
 /// vouchers need a platform decision on the booking (`allow_vouchers_despite_shared_member`);
 /// otherwise 422 `self_dealing`.
 pub(super) async fn refuse_self_dealing(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     id: i64,
     unit_id: i64,
     managing_unit_id: i64,

@@ -101,7 +101,7 @@ async fn declare_and_start(
 /// the unit the aggregate once published.
 async fn view_json(state: &AppState, user: &CurrentUser, e: &Evaluation) -> Result<Value> {
     let access = evaluations::access(&state.db, user, e).await?;
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.acquire().await?;
     let scores = evaluations::expert_scores(&mut conn, e.instance_id).await?;
     drop(conn);
     let mut v = serde_json::to_value(e).map_err(anyhow::Error::from)?;

@@ -274,7 +274,7 @@ impl Duration {
     /// (published years read from it), so a year published on any node counts at once.
     pub async fn after_in(
         self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::store::Conn,
         from: i64,
     ) -> crate::error::Result<i64> {
         Ok(match self {

@@ -27,6 +27,10 @@ pub enum Backend {
 
 mod sqlite_writer;
 
+/// What every SQLite connection is set to, the pool's and the writer's alike.
+const SQLITE_SETTINGS: &str =
+    "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
@@ -237,11 +241,8 @@ impl Db {
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            conn.execute(
-                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                            )
-                            .await?;
+                            conn.execute(SQLITE_SETTINGS).await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
                         }
                         Ok(())
                     })

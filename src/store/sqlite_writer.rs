@@ -109,11 +109,7 @@ impl Slot {
         let since = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(1);
         loop {
-            match writer
-                .conn()
-                .prepare_cached("BEGIN IMMEDIATE")
-                .and_then(|mut s| s.raw_execute())
-            {
+            match execute_cached(writer.conn(), "BEGIN IMMEDIATE") {
                 Ok(_) => return Ok(writer),
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::DatabaseBusy
@@ -128,6 +124,11 @@ impl Slot {
     }
 }
 
+/// A statement without parameters or rows, prepared once per connection.
+fn execute_cached(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.raw_execute()
+}
+
 fn connect(path: &str) -> Result<rusqlite::Connection, sqlx::Error> {
     let conn = rusqlite::Connection::open(path).map_err(error)?;
     // Only `BEGIN IMMEDIATE` can meet another writer, and `Slot::begin` waits for that
@@ -135,9 +136,9 @@ fn connect(path: &str) -> Result<rusqlite::Connection, sqlx::Error> {
     conn.busy_timeout(std::time::Duration::ZERO)
         .map_err(error)?;
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = {CHECKPOINT_INLINE_PAGES}; \
+        "{} PRAGMA wal_autocheckpoint = {CHECKPOINT_INLINE_PAGES}; \
          PRAGMA journal_size_limit = {};",
+        super::SQLITE_SETTINGS,
         CHECKPOINT_INLINE_PAGES * 4096
     ))
     .map_err(error)?;
@@ -173,10 +174,7 @@ impl Writer {
     }
 
     pub fn commit(mut self) -> Result<(), sqlx::Error> {
-        self.conn()
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.raw_execute())
-            .map_err(error)?;
+        execute_cached(self.conn(), "COMMIT").map_err(error)?;
         let commits = self
             .slot
             .commits

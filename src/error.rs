@@ -42,9 +42,22 @@ pub enum AppError {
     #[error("请求格式不正确：{0}")]
     BadRequest(String),
     #[error("数据库错误")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("服务器内部错误")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    /// A deferred compare-and-swap that lost its race (`store::Unexpected`) is the caller's
+    /// conflict; any other database error is a database error.
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && let Some(lost) = db.try_downcast_ref::<crate::store::Unexpected>()
+        {
+            return AppError::conflict(lost.expect.code, lost.expect.message);
+        }
+        AppError::Database(err)
+    }
 }
 
 impl AppError {

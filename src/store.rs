@@ -9,7 +9,7 @@
 
 use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, StreamExt, TryFutureExt, future::BoxFuture, stream::BoxStream};
 use sqlx::{
     AnyPool, Either, Executor,
     any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo},
@@ -25,7 +25,10 @@ pub enum Backend {
     Postgres,
 }
 
+mod deferred;
 mod sqlite_writer;
+
+pub use deferred::{Expect, Touch, Unexpected};
 
 /// What every SQLite connection is set to, the pool's and the writer's alike.
 const SQLITE_SETTINGS: &str =
@@ -55,10 +58,23 @@ pub struct Db {
 pub enum Conn {
     /// A pool connection (`Db::acquire`), for reads that need one connection throughout.
     Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
-    /// A PostgreSQL write transaction.
-    Transaction(sqlx::Transaction<'static, sqlx::Any>),
+    /// A PostgreSQL write transaction, with the writes it holds back (`Conn::defer`).
+    Transaction(PgWrite),
     /// An SQLite write transaction, run on the caller's thread.
     Sqlite(sqlite_writer::Writer),
+}
+
+/// A PostgreSQL write transaction and the writes it holds back.
+#[derive(Debug)]
+pub struct PgWrite {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    pending: deferred::Pending,
+}
+
+impl PgWrite {
+    async fn flush(&mut self) -> Result<(), sqlx::Error> {
+        self.pending.flush(&mut self.tx).await
+    }
 }
 
 impl Conn {
@@ -66,8 +82,44 @@ impl Conn {
     pub fn backend_name(&self) -> &str {
         match self {
             Conn::Pooled(c) => c.backend_name(),
-            Conn::Transaction(t) => t.backend_name(),
+            Conn::Transaction(t) => t.tx.backend_name(),
             Conn::Sqlite(_) => "SQLite",
+        }
+    }
+
+    /// Run a write whose result the caller does not need now: one INSERT, UPDATE or DELETE
+    /// without `RETURNING`, changing the tables `touches` names (triggers included), and,
+    /// with `expect`, exactly that many rows — another count aborts the transaction with
+    /// [`Unexpected`]. In a PostgreSQL write transaction the write is held back and sent with
+    /// the writes after it as one statement, before anything else runs on the transaction and
+    /// before it commits (`deferred`); elsewhere it runs at once. So its errors may surface at
+    /// the transaction's next statement or at its commit, never later.
+    pub async fn defer(
+        &mut self,
+        mut query: sqlx::query::Query<'_, sqlx::Any, sqlx_core::any::AnyArguments>,
+        touches: &[Touch],
+        expect: Option<Expect>,
+    ) -> Result<(), sqlx::Error> {
+        let args = sqlx::Execute::take_arguments(&mut query)
+            .map_err(sqlx::Error::Encode)?
+            .unwrap_or_default();
+        let sql = sqlx::Execute::sql(query);
+        deferred::check_shape(sql.as_str())?;
+        match self {
+            Conn::Transaction(w) => {
+                if w.pending.clashes(touches) {
+                    w.flush().await?;
+                }
+                w.pending
+                    .push(sql.as_str().to_string(), args, touches, expect);
+                Ok(())
+            }
+            conn => {
+                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql.as_str().to_string()), args)
+                    .execute(&mut *conn)
+                    .await?;
+                expect.map_or(Ok(()), |e| e.check(done.rows_affected()))
+            }
         }
     }
 }
@@ -85,7 +137,19 @@ impl<'c> Executor<'c> for &'c mut Conn {
     {
         match self {
             Conn::Pooled(c) => (&mut **c).fetch_many(query),
-            Conn::Transaction(t) => (&mut **t).fetch_many(query),
+            Conn::Transaction(w) => {
+                if w.pending.is_empty() {
+                    return (&mut *w.tx).fetch_many(query);
+                }
+                // The held writes go first, so this statement sees them.
+                Box::pin(async move {
+                    w.flush().await?;
+                    let tx = &mut w.tx;
+                    Ok::<_, sqlx::Error>((&mut **tx).fetch_many(query))
+                })
+                .try_flatten_stream()
+                .boxed()
+            }
             Conn::Sqlite(w) => {
                 let results = match query.take_arguments() {
                     Ok(args) => {
@@ -115,7 +179,16 @@ impl<'c> Executor<'c> for &'c mut Conn {
     {
         match self {
             Conn::Pooled(c) => (&mut **c).fetch_optional(query),
-            Conn::Transaction(t) => (&mut **t).fetch_optional(query),
+            Conn::Transaction(w) => {
+                if w.pending.is_empty() {
+                    return (&mut *w.tx).fetch_optional(query);
+                }
+                Box::pin(async move {
+                    w.flush().await?;
+                    let tx = &mut w.tx;
+                    (&mut **tx).fetch_optional(query).await
+                })
+            }
             Conn::Sqlite(w) => {
                 let result = query
                     .take_arguments()
@@ -148,7 +221,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
     {
         match self {
             Conn::Pooled(c) => (&mut **c).prepare_with(sql, parameters),
-            Conn::Transaction(t) => (&mut **t).prepare_with(sql, parameters),
+            Conn::Transaction(w) => (&mut *w.tx).prepare_with(sql, parameters),
             Conn::Sqlite(w) => Box::pin(std::future::ready(w.prepare(sql))),
         }
     }
@@ -162,7 +235,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
     {
         match self {
             Conn::Pooled(c) => (&mut **c).describe(sql),
-            Conn::Transaction(t) => (&mut **t).describe(sql),
+            Conn::Transaction(w) => (&mut *w.tx).describe(sql),
             // Compile-time query checking describes through sqlx's own connections.
             Conn::Sqlite(_) => Box::pin(std::future::ready(Err(sqlx::Error::AnyDriverError(
                 "describe runs on sqlx's SQLite driver, not inside a write transaction".into(),
@@ -196,7 +269,10 @@ impl std::ops::DerefMut for WriteTx {
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.conn {
-            Conn::Transaction(tx) => tx.commit().await,
+            Conn::Transaction(mut w) => {
+                w.flush().await?;
+                w.tx.commit().await
+            }
             Conn::Sqlite(w) => w.commit(),
             Conn::Pooled(_) => Ok(()),
         }
@@ -286,7 +362,10 @@ impl Db {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let conn = match &self.sqlite_writer {
             Some(slot) => Conn::Sqlite(slot.begin().await?),
-            None => Conn::Transaction(self.pool.begin().await?),
+            None => Conn::Transaction(PgWrite {
+                tx: self.pool.begin().await?,
+                pending: deferred::Pending::default(),
+            }),
         };
         Ok(WriteTx { conn, _turn: turn })
     }

@@ -4,7 +4,10 @@
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{error::Result, store::Db};
+use crate::{
+    error::Result,
+    store::{Db, Touch},
+};
 
 pub struct Entry<'a> {
     pub instance_id: i64,
@@ -56,9 +59,33 @@ fn digest(
 }
 
 /// Append inside the caller's transaction. The head row is updated first, which serialises
-/// concurrent appends on both backends; the entry's insert sets the head's hash (a trigger).
+/// concurrent appends on both backends; on SQLite the entry's insert sets the head's hash (a
+/// trigger, migration 0023).
 /// Callers append last, just before they commit, so the head is held as briefly as possible.
+///
+/// On PostgreSQL the server extends the chain when the transaction commits (a deferred
+/// trigger, migration 0024): the entry is one INSERT that takes no lock, held back with the
+/// decision's other writes (`Conn::defer`), and the head is held only inside COMMIT.
 pub async fn append(conn: &mut crate::store::Conn, e: Entry<'_>) -> Result<()> {
+    if conn.backend_name() == "PostgreSQL" {
+        let insert = sqlx::query(
+            "INSERT INTO workflow_audit (instance_id, at, actor_id, workflow_key, version, state, action, to_state, comment, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.instance_id)
+        .bind(e.at)
+        .bind(e.actor_id)
+        .bind(e.workflow_key.to_string())
+        .bind(e.version)
+        .bind(e.state.to_string())
+        .bind(e.action.to_string())
+        .bind(e.to_state.to_string())
+        .bind(e.comment.to_string())
+        .bind(e.data.to_string());
+        conn.defer(insert, &[Touch::Insert("workflow_audit")], None)
+            .await?;
+        return Ok(());
+    }
     let row = sqlx::query(
         "UPDATE workflow_audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
     )

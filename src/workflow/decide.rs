@@ -52,7 +52,7 @@ impl Engine {
         let action = permitted_action(&spec, actor, &decision.action)?;
         if let Some(u) = actor {
             // A deputy decides under the assignee rule of whom the task is for (委托代理).
-            check_decider(&mut tx, &spec, &step.inst, u.id, step.task.on_behalf_of).await?;
+            check_decider(&mut tx, &spec, &step.inst, u, step.task.on_behalf_of).await?;
         }
         let form = if decision.data.is_null() {
             json!({})
@@ -108,6 +108,7 @@ impl Engine {
                 &d,
                 &mut step.inst,
                 &to,
+                Some(task_id),
                 now,
                 &ctx,
                 actor_id,
@@ -116,7 +117,7 @@ impl Engine {
             .await?;
         }
         // The audit head is the one row every decision writes: appended last, it is held
-        // (on PostgreSQL) only for the append and the commit.
+        // only for the append and the commit (on PostgreSQL only inside COMMIT: `audit`).
         audit::append(
             &mut tx,
             audit::Entry {
@@ -202,13 +203,21 @@ async fn check_decider(
     tx: &mut crate::store::Conn,
     spec: &def::Task,
     inst: &Instance,
-    user_id: i64,
+    user: &CurrentUser,
     on_behalf_of: Option<i64>,
 ) -> Result<()> {
+    let user_id = user.id;
     let own_step = matches!(spec.assignees, def::Assignees::Applicant(_));
-    if (!own_step && user_id == inst.applicant_id)
-        || !satisfies_rule(tx, &spec.assignees, inst, on_behalf_of.unwrap_or(user_id)).await?
-    {
+    // A rule on the decider's own global roles or permissions is read from the account as
+    // this request loaded it (`auth::load_user`: active accounts only, roles and grants read
+    // fresh for every request), which is what the rule's query would find; other rules, and a
+    // deputy's principal, are asked of the database.
+    let satisfied = match (&spec.assignees, on_behalf_of) {
+        (def::Assignees::Permission(p), None) => user.global_permissions.contains(p),
+        (def::Assignees::Role(r), None) => user.roles.contains(r),
+        (rule, principal) => satisfies_rule(tx, rule, inst, principal.unwrap_or(user_id)).await?,
+    };
+    if (!own_step && user_id == inst.applicant_id) || !satisfied {
         return Err(AppError::Forbidden {
             code: "not_eligible",
         });
@@ -242,18 +251,21 @@ async fn close_task(
         "withdraw" => "withdrawn",
         _ => return Ok(()),
     };
-    let done = sqlx::query("UPDATE workflow_tasks SET status = $1, action = $2, comment = $3, form = $4, decided_at = $5 WHERE id = $6 AND status = 'open'")
+    // Held back on PostgreSQL (`Conn::defer`): a lost race aborts the decision as `task_closed`
+    // when the transaction next speaks to the database.
+    let close = sqlx::query("UPDATE workflow_tasks SET status = $1, action = $2, comment = $3, form = $4, decided_at = $5 WHERE id = $6 AND status = 'open'")
         .bind(closing_status)
         .bind(action)
         .bind(comment)
         .bind(form.to_string())
         .bind(now)
-        .bind(task_id)
-        .execute(conn)
-        .await?;
-    if done.rows_affected() != 1 {
-        return Err(task_closed());
-    }
+        .bind(task_id);
+    conn.defer(
+        close,
+        &[Touch::Row("workflow_tasks", task_id)],
+        Some(STILL_OPEN),
+    )
+    .await?;
     Ok(())
 }
 

@@ -53,7 +53,7 @@ use crate::{
     auth::CurrentUser,
     clock::Clock,
     error::{AppError, Result},
-    store::Db,
+    store::{Db, Touch},
 };
 
 /// The approval engine: the definitions plus the database and clock it runs them on. It

@@ -157,8 +157,15 @@ pub(super) async fn load_task(conn: &mut crate::store::Conn, id: i64) -> Result<
     Ok(task_from(&r))
 }
 
+/// The compare-and-swap on a task or its instance lost its race: someone else decided first.
+pub(super) const STILL_OPEN: crate::store::Expect = crate::store::Expect {
+    rows: 1,
+    code: "task_closed",
+    message: "该待办已被处理，请刷新后查看最新状态",
+};
+
 pub(super) fn task_closed() -> AppError {
-    AppError::conflict("task_closed", "该待办已被处理，请刷新后查看最新状态")
+    AppError::conflict(STILL_OPEN.code, STILL_OPEN.message)
 }
 
 /// (approved, open) in the current round.

@@ -121,6 +121,7 @@ pub(super) async fn move_to(
     d: &Definition,
     inst: &mut Instance,
     to: &str,
+    decided: Option<i64>,
     now: i64,
     ctx: &Value,
     actor_id: Option<i64>,
@@ -128,26 +129,33 @@ pub(super) async fn move_to(
 ) -> Result<()> {
     let terminal = d.state(to).is_some_and(|s| s.terminal);
     let status = if terminal { "completed" } else { "running" };
-    let done = sqlx::query(
+    // Both held back on PostgreSQL (`Conn::defer`); the instance's compare-and-swap still
+    // aborts the move as `task_closed` if it lost.
+    let advance = sqlx::query(
         "UPDATE workflow_instances SET state = $1, prev_state = $2, status = $3, round = round + 1, updated_at = $4 \
          WHERE id = $5 AND round = $6 AND state = $2",
     )
     .bind(to)
-    .bind(&inst.state)
+    .bind(inst.state.clone())
     .bind(status)
     .bind(now)
     .bind(inst.id)
-    .bind(inst.round)
-    .execute(&mut *conn)
+    .bind(inst.round);
+    conn.defer(
+        advance,
+        &[Touch::Update("workflow_instances")],
+        Some(STILL_OPEN),
+    )
     .await?;
-    if done.rows_affected() != 1 {
-        return Err(task_closed());
-    }
-    sqlx::query("UPDATE workflow_tasks SET status = 'cancelled', decided_at = $1 WHERE instance_id = $2 AND round = $3 AND status IN ('open', 'waiting')")
+    // The round's other open tasks are cancelled. The task just decided (`decided`, closed by
+    // the decision) is left out by id, so the cancel can travel with its close.
+    let decided = decided.unwrap_or(0);
+    let cancel = sqlx::query("UPDATE workflow_tasks SET status = 'cancelled', decided_at = $1 WHERE instance_id = $2 AND round = $3 AND status IN ('open', 'waiting') AND id <> $4")
         .bind(now)
         .bind(inst.id)
         .bind(inst.round)
-        .execute(&mut *conn)
+        .bind(decided);
+    conn.defer(cancel, &[Touch::AllBut("workflow_tasks", decided)], None)
         .await?;
     inst.prev_state = Some(inst.state.clone());
     inst.state = to.to_string();
@@ -234,6 +242,7 @@ impl Engine {
             &d,
             &mut inst,
             &to,
+            None,
             now,
             &ctx,
             Some(user.id),

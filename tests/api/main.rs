@@ -11,6 +11,7 @@ mod calendar;
 mod cli;
 mod consult_transfer;
 mod content;
+mod deferred;
 mod demo;
 mod email_actions;
 mod evaluations;

@@ -1388,3 +1388,59 @@ async fn the_engine_benchmark_approves_every_instance_with_an_intact_chain() {
     assert_eq!(decided.len(), 6);
     assert!(decided.iter().all(|(_, n)| *n == 1), "{decided:?}");
 }
+
+/// The audit chain is one chain whoever extends it: on PostgreSQL the server numbers and
+/// hashes each entry (migration 0024), on SQLite the engine does, and `audit verify` checks
+/// both with the engine's own digest — here on entries without an actor, with Chinese text,
+/// quotes and an empty comment.
+#[tokio::test]
+async fn the_audit_chain_verifies_whoever_hashed_its_entries() {
+    let app = spawn_app().await;
+    let before = match audit::verify(&app.db).await.unwrap() {
+        audit::Verdict::Intact { entries } => entries,
+        broken => panic!("{broken:?}"),
+    };
+    let entries = [
+        (
+            None,
+            "同意，材料齐全。",
+            "{\"意见\":\"通过\",\"score\":9.5}",
+        ),
+        (Some(1), "", "{}"),
+        (None, "引号 ' 与 \" 以及 $1", "{\"note\":\"✓\"}"),
+    ];
+    for (actor_id, comment, data) in entries {
+        let mut tx = app.db.begin_write().await.unwrap();
+        audit::append(
+            &mut tx,
+            audit::Entry {
+                instance_id: 424242,
+                at: app.now(),
+                actor_id,
+                workflow_key: "unit_certification",
+                version: 3,
+                state: "审核",
+                action: "approve",
+                to_state: "已通过",
+                comment,
+                data,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        audit::verify(&app.db).await.unwrap(),
+        audit::Verdict::Intact {
+            entries: before + 3
+        }
+    );
+    let (head, last, seq): (String, String, i64) = sqlx::query_as(
+        "SELECT h.hash, a.hash, h.seq FROM workflow_audit_head h, workflow_audit a WHERE h.id = 1 AND a.seq = h.seq",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((head, seq), (last, before + 3));
+}

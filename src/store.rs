@@ -103,19 +103,18 @@ impl Conn {
         let args = sqlx::Execute::take_arguments(&mut query)
             .map_err(sqlx::Error::Encode)?
             .unwrap_or_default();
-        let sql = sqlx::Execute::sql(query);
-        deferred::check_shape(sql.as_str())?;
+        let sql = sqlx::Execute::sql(query).as_str().to_string();
+        deferred::check_shape(&sql)?;
         match self {
             Conn::Transaction(w) => {
                 if w.pending.clashes(touches) {
                     w.flush().await?;
                 }
-                w.pending
-                    .push(sql.as_str().to_string(), args, touches, expect);
+                w.pending.push(sql, args, touches, expect);
                 Ok(())
             }
             conn => {
-                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql.as_str().to_string()), args)
+                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
                     .execute(&mut *conn)
                     .await?;
                 expect.map_or(Ok(()), |e| e.check(done.rows_affected()))

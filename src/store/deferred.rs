@@ -204,13 +204,12 @@ impl Pending {
         &mut self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<(), sqlx::Error> {
-        let writes = std::mem::take(&mut self.0);
+        let mut writes = std::mem::take(&mut self.0);
         match writes.len() {
             0 => Ok(()),
+            // One write needs no CTE around it.
             1 => {
-                let Some(w) = writes.into_iter().next() else {
-                    return Ok(());
-                };
+                let w = writes.remove(0);
                 let done = conn
                     .execute(sqlx::query_with(sqlx::AssertSqlSafe(w.sql), w.args))
                     .await?;

@@ -75,13 +75,13 @@ pub async fn append(conn: &mut crate::store::Conn, e: Entry<'_>) -> Result<()> {
         .bind(e.instance_id)
         .bind(e.at)
         .bind(e.actor_id)
-        .bind(e.workflow_key.to_string())
+        .bind(e.workflow_key)
         .bind(e.version)
-        .bind(e.state.to_string())
-        .bind(e.action.to_string())
-        .bind(e.to_state.to_string())
-        .bind(e.comment.to_string())
-        .bind(e.data.to_string());
+        .bind(e.state)
+        .bind(e.action)
+        .bind(e.to_state)
+        .bind(e.comment)
+        .bind(e.data);
         conn.defer(insert, &[Touch::Insert("workflow_audit")], None)
             .await?;
         return Ok(());

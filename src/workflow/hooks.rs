@@ -380,7 +380,7 @@ pub async fn emit(
 ) -> Result<()> {
     // Nothing in the transaction needs the row back: held back on PostgreSQL (`Conn::defer`).
     let insert = sqlx::query("INSERT INTO workflow_events (kind, instance_id, task_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(kind.to_string())
+        .bind(kind)
         .bind(instance_id)
         .bind(task_id)
         .bind(user_id)

@@ -136,7 +136,7 @@ pub(super) async fn move_to(
          WHERE id = $5 AND round = $6 AND state = $2",
     )
     .bind(to)
-    .bind(inst.state.clone())
+    .bind(&inst.state)
     .bind(status)
     .bind(now)
     .bind(inst.id)

@@ -34,6 +34,9 @@ pub use deferred::{Expect, Touch, Unexpected};
 const SQLITE_SETTINGS: &str =
     "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
+/// A pool connection idle this long is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
@@ -313,6 +316,17 @@ impl Db {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(15))
+                // sqlx pings every connection it hands out: a round trip before each
+                // statement on the pool and each transaction (on SQLite a hop to its
+                // thread). One used within the last second is alive; only one idle longer
+                // is pinged, and replaced if that fails (`docs/benchmarks.md`, fifth pass).
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok())
+                    })
+                })
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {

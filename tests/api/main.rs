@@ -27,6 +27,7 @@ mod page_cache;
 mod pages;
 mod permissions;
 mod platform_config;
+mod pool;
 mod properties;
 mod records;
 mod redemptions;
